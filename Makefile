@@ -1,0 +1,28 @@
+# The two commands: `make demo` (set up, then run the whole graph on generated data) and `make test`.
+VENV := .venv
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: setup demo test test-fast lint ui
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/whisper-assets demo
+
+test: setup lint
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check whisper_assets whisper_assets_tests bench
+	$(VENV)/bin/ruff format --check whisper_assets whisper_assets_tests bench
+
+ui: setup
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

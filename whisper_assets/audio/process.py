@@ -1,0 +1,66 @@
+"""Turn decoded audio into Whisper's input format: 16 kHz mono, optionally loudness-normalized and trimmed."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import soundfile as sf
+import soxr
+
+TARGET_RATE = 16_000
+_PEAK_CEILING = 10 ** (-1 / 20)  # -1 dBFS: loudness gain never pushes peaks past this.
+_MIN_LOUDNESS_SECONDS = 0.4  # BS.1770 gating blocks are 400 ms long.
+
+
+def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Downmix (frames, channels) float samples and resample them to 16 kHz with soxr's high quality filter."""
+    mono = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
+    if rate == TARGET_RATE:
+        return np.ascontiguousarray(mono)
+    return soxr.resample(mono, rate, TARGET_RATE, quality="HQ")
+
+
+def trim_edge_silence(samples: np.ndarray, threshold_db: float, rate: int = TARGET_RATE) -> np.ndarray:
+    """Drop leading and trailing 10 ms frames whose RMS is below threshold_db relative to the loudest frame."""
+    frame = rate // 100
+    usable = len(samples) // frame * frame
+    if usable == 0:
+        return samples
+    rms = np.sqrt(np.mean(samples[:usable].reshape(-1, frame) ** 2, axis=1) + 1e-20)
+    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > threshold_db)
+    if loud.size == 0:
+        return samples
+    start = max(0, (loud[0] - 1) * frame)  # keep one quiet frame of context on each side
+    end = min(len(samples), (loud[-1] + 2) * frame)
+    return samples[start:end]
+
+
+def normalize_loudness(samples: np.ndarray, target_lufs: float, rate: int = TARGET_RATE) -> np.ndarray:
+    """Apply one gain so integrated loudness (ITU-R BS.1770) hits target_lufs, without clipping peaks."""
+    if len(samples) < _MIN_LOUDNESS_SECONDS * rate:
+        return samples
+    loudness = pyloudnorm.Meter(rate).integrated_loudness(samples.astype(np.float64))
+    if not np.isfinite(loudness):  # digital silence
+        return samples
+    gain = 10 ** ((target_lufs - loudness) / 20)
+    peak = float(np.max(np.abs(samples))) * gain
+    if peak > _PEAK_CEILING:
+        gain *= _PEAK_CEILING / peak
+    return (samples * gain).astype(np.float32)
+
+
+def write_pcm16(path: Path, samples: np.ndarray, rate: int = TARGET_RATE) -> None:
+    """Write a 16-bit WAV atomically: readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.wav")
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,119 @@
+"""`whisper-assets` command line: the embedded demo and quick DuckDB queries."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from whisper_assets.settings import CONFIG_ENV_VAR, load_settings
+
+DEMO_ROOT = Path("demo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="whisper-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="generate demo uploads and materialize the whole graph")
+    demo.add_argument(
+        "--root", type=Path, default=DEMO_ROOT, help="where the demo's data lives (default: demo/)"
+    )
+    query = commands.add_parser("query", help="run SQL against the DuckDB catalog of all tables")
+    query.add_argument("sql")
+    query.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args.root)
+    return run_query(args.sql, args.config)
+
+
+def run_demo(root: Path) -> int:
+    import dagster as dg
+
+    from whisper_assets.defs.curation import splits
+    from whisper_assets.defs.ingest import ingest_assets
+    from whisper_assets.defs.partitions import source_partitions
+    from whisper_assets.defs.resources import PlatformSettings
+    from whisper_assets.demo import espeak_available, generate_demo
+
+    root = root.resolve()
+    config = generate_demo(root)
+    settings = load_settings(config)
+    voice = "espeak-ng speech" if espeak_available() else "synthetic signals (install espeak-ng for speech)"
+    print(f"Generated demo uploads with {voice} under {settings.uploads_root}")
+
+    if "DAGSTER_HOME" in os.environ:
+        instance = dg.DagsterInstance.get()
+    else:
+        print("DAGSTER_HOME is not set: using a temporary instance (runs will not show in the UI).")
+        instance = dg.DagsterInstance.ephemeral()
+    resources = {"platform": PlatformSettings(config_path=str(config))}
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    names = [s.name for s in settings.sources]
+    instance.add_dynamic_partitions(source_partitions.name, names)
+    for name in names:
+        print(f"Materializing {name} ...")
+        dg.materialize(
+            ingest_assets, partition_key=name, instance=instance, resources=resources, run_config=quiet
+        )
+    dg.materialize(
+        [*ingest_assets, splits], selection=[splits], instance=instance, resources=resources, run_config=quiet
+    )
+    print_summary(settings)
+    print(
+        "\nOpen the Dagster UI on these runs with:\n"
+        f"  {CONFIG_ENV_VAR}={config} make ui\n"
+        "then browse Assets -> inventory / processed_audio / splits, or Automation for the sensors."
+    )
+    return 0
+
+
+def print_summary(settings) -> None:
+    from whisper_assets.tables import query
+
+    catalog = settings.catalog_path
+    sections = {
+        "Files per source": "SELECT source, count(*) AS files, count(rejection_reason) AS rejected, "
+        "round(sum(duration) / 60, 2) AS minutes FROM inventory GROUP BY source ORDER BY source",
+        "Rejected or excluded, with reasons": """
+            SELECT source, rel_path, 'inventory' AS stage, rejection_reason AS reason FROM inventory
+              WHERE rejection_reason IS NOT NULL
+            UNION ALL SELECT source, rel_path, 'dedup', 'duplicate (' || duplicate_kind || ') of ' || canonical_id
+              FROM dedup_report WHERE NOT is_canonical
+            UNION ALL SELECT source, rel_path, 'transcripts', rejection_reason FROM normalized_transcripts
+              WHERE NOT accepted
+            UNION ALL SELECT source, rel_path, 'processed_audio', reason FROM processed_audio WHERE status <> 'ok'
+            ORDER BY source, rel_path""",
+        "Splits": "SELECT split, count(*) AS items, round(sum(duration), 1) AS seconds, "
+        "string_agg(DISTINCT language, ',') AS languages FROM splits GROUP BY split ORDER BY split",
+    }
+    for title, sql in sections.items():
+        columns, rows = query(catalog, sql)
+        print(f"\n{title}:")
+        _print_rows(columns, rows)
+    print(f"\nManifests: {settings.manifests_root / 'splits'}/{{train,validation,test}}.jsonl")
+    print(f"DuckDB catalog: {catalog}")
+
+
+def run_query(sql: str, config: str | None) -> int:
+    from whisper_assets.tables import query
+
+    settings = load_settings(config)
+    if not settings.catalog_path.exists():
+        print(f"no catalog at {settings.catalog_path}: materialize `splits` first", file=sys.stderr)
+        return 1
+    _print_rows(*query(settings.catalog_path, sql))
+    return 0
+
+
+def _print_rows(columns: list[str], rows: list[tuple]) -> None:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [min(60, max([len(c), *(len(r[i]) for r in cells)])) for i, c in enumerate(columns)]
+    print("  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print("  " + "  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Inventory: one row per file of a source, with what the audio is and why it cannot be used, if so."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from whisper_assets.audio.decode import AudioDecodeError, probe
+from whisper_assets.audio.fingerprint import file_sha256
+from whisper_assets.parallel import parallel_map
+from whisper_assets.sources.folder import FolderEntry, scan_folder
+
+INVENTORY_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("rel_path", pa.string()),
+        ("abs_path", pa.string()),
+        ("bytes", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("sha256", pa.string()),
+        ("duration", pa.float64()),
+        ("sample_rate", pa.int32()),
+        ("channels", pa.int32()),
+        ("codec", pa.string()),
+        ("container", pa.string()),
+        ("lossless", pa.bool_()),
+        ("is_audio", pa.bool_()),
+        ("transcript_present", pa.bool_()),
+        ("transcript_raw", pa.string()),
+        ("transcript_origin", pa.string()),
+        ("transcript_encoding", pa.string()),
+        ("language", pa.string()),
+        ("speaker", pa.string()),
+        ("readable", pa.bool_()),
+        ("audio_error", pa.string()),
+        ("rejection_reason", pa.string()),
+    ]
+)
+# Fields read from the audio bytes: reused while (path, size, mtime) are unchanged.
+_AUDIO_FIELDS = (
+    "sha256", "duration", "sample_rate", "channels", "codec", "container", "lossless", "readable", "audio_error",
+)  # fmt: skip
+
+
+def item_id(source: str, rel_path: str) -> str:
+    """Stable id of a file in a source: survives re-runs and other files coming and going."""
+    return f"{source}-{hashlib.blake2s(rel_path.encode(), digest_size=6).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class InventoryResult:
+    rows: list[dict]
+    probed: int
+    reused: int
+
+
+def build_inventory(
+    source: str, folder: Path, language: str, previous: list[dict], workers: int = 0
+) -> InventoryResult:
+    """Scan `folder` and describe every file; audio unchanged since `previous` is not read again."""
+    entries = scan_folder(folder, language)
+    cache = {(r["rel_path"], r["bytes"], r["mtime_ns"]): r for r in previous if r.get("is_audio")}
+    to_probe = [e for e in entries if e.is_audio and (e.rel_path, e.size, e.mtime_ns) not in cache]
+    probed = dict(zip((e.rel_path for e in to_probe), parallel_map(
+        _read_audio_fields, [str(folder / e.rel_path) for e in to_probe], workers
+    ), strict=True))  # fmt: skip
+    rows = []
+    for entry in entries:
+        if entry.is_audio:
+            cached = cache.get((entry.rel_path, entry.size, entry.mtime_ns))
+            audio = {k: cached[k] for k in _AUDIO_FIELDS} if cached else probed[entry.rel_path]
+        else:
+            audio = {"readable": False}
+        rows.append(_row(source, folder, language, entry, audio))
+    return InventoryResult(rows=rows, probed=len(to_probe), reused=len(entries) - len(to_probe))
+
+
+def _read_audio_fields(path: str) -> dict:
+    """Probe one file (module-level so worker processes can run it). Never raises for bad audio."""
+    fields: dict = {"sha256": file_sha256(path)}
+    try:
+        info = probe(path)
+    except AudioDecodeError as exc:
+        return fields | {"readable": False, "audio_error": str(exc)}
+    return fields | {
+        "duration": info.duration,
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "codec": info.codec,
+        "container": info.container,
+        "lossless": info.lossless,
+        "readable": True,
+        "audio_error": None,
+    }
+
+
+def _row(source: str, folder: Path, language: str, entry: FolderEntry, audio: dict) -> dict:
+    reason = audio.get("audio_error") or entry.problem
+    return {
+        "id": item_id(source, entry.rel_path),
+        "source": source,
+        "rel_path": entry.rel_path,
+        "abs_path": str(folder / entry.rel_path.split("#", 1)[0]),
+        "bytes": entry.size,
+        "mtime_ns": entry.mtime_ns,
+        "is_audio": entry.is_audio,
+        "transcript_present": entry.transcript is not None,
+        "transcript_raw": entry.transcript,
+        "transcript_origin": entry.transcript_origin,
+        "transcript_encoding": entry.transcript_encoding,
+        "language": entry.language or language,
+        "speaker": entry.speaker,
+        **{k: audio.get(k) for k in _AUDIO_FIELDS},
+        "rejection_reason": reason,
+    }

@@ -1,0 +1,113 @@
+"""Prepare audio for training: 16 kHz mono 16-bit files, content-addressed so finished work is never redone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import soundfile as sf
+
+from whisper_assets.audio.decode import AudioDecodeError, decode
+from whisper_assets.audio.process import (
+    TARGET_RATE,
+    normalize_loudness,
+    to_mono_16k,
+    trim_edge_silence,
+    write_pcm16,
+)
+from whisper_assets.parallel import parallel_map
+from whisper_assets.settings import AudioPolicy
+
+PROCESSED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("rel_path", pa.string()),
+        ("audio", pa.string()),
+        ("duration", pa.float64()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("reused", pa.bool_()),
+    ]
+)
+STATUS_OK = "ok"
+STATUS_TOO_SHORT = "too_short"
+STATUS_NEEDS_SEGMENTATION = "needs_segmentation"
+STATUS_FAILED = "failed"
+_PROCESSING_VERSION = 1  # bump when the processing code changes its output for the same parameters
+
+
+@dataclass(frozen=True)
+class ProcessJob:
+    id: str
+    source: str
+    rel_path: str
+    input_path: str
+    output_path: str
+    policy: AudioPolicy
+
+
+def output_key(sha256: str, policy: AudioPolicy) -> str:
+    """Content address of a processed file: the input bytes plus every parameter that shapes the output."""
+    params = {
+        "version": _PROCESSING_VERSION,
+        "rate": TARGET_RATE,
+        "loudness_lufs": policy.loudness_lufs,
+        "trim_silence": policy.trim_silence,
+        "trim_threshold_db": policy.trim_threshold_db if policy.trim_silence else None,
+    }
+    blob = sha256 + json.dumps(params, sort_keys=True)
+    return hashlib.blake2s(blob.encode(), digest_size=16).hexdigest()
+
+
+def output_path(processed_root: Path, source: str, key: str) -> Path:
+    return processed_root / source / key[:2] / f"{key}.wav"
+
+
+def process_items(jobs: Sequence[ProcessJob], workers: int = 0) -> list[dict]:
+    """Process every job (skipping outputs that exist); one row per job, failures included."""
+    return list(parallel_map(_process_one, jobs, workers))
+
+
+def _process_one(job: ProcessJob) -> dict:
+    out = Path(job.output_path)
+    reused = out.exists()
+    try:
+        if reused:
+            duration = sf.info(str(out)).duration
+        else:
+            samples, rate = decode(job.input_path)
+            audio = to_mono_16k(samples, rate)
+            if job.policy.trim_silence:
+                audio = trim_edge_silence(audio, job.policy.trim_threshold_db)
+            if job.policy.loudness_lufs is not None:
+                audio = normalize_loudness(audio, job.policy.loudness_lufs)
+            write_pcm16(out, audio)
+            duration = len(audio) / TARGET_RATE
+    except (AudioDecodeError, OSError, sf.LibsndfileError) as exc:
+        return _result(job, None, STATUS_FAILED, f"processing failed: {exc}", reused=False)
+    if duration < job.policy.min_seconds:
+        status, reason = STATUS_TOO_SHORT, f"{duration:.2f} s is shorter than {job.policy.min_seconds:g} s"
+    elif duration > job.policy.max_seconds:
+        status = STATUS_NEEDS_SEGMENTATION
+        reason = f"{duration:.1f} s is longer than {job.policy.max_seconds:g} s: excluded until segmented"
+    else:
+        status, reason = STATUS_OK, None
+    return _result(job, duration, status, reason, reused=reused)
+
+
+def _result(job: ProcessJob, duration: float | None, status: str, reason: str | None, reused: bool) -> dict:
+    return {
+        "id": job.id,
+        "source": job.source,
+        "rel_path": job.rel_path,
+        "audio": job.output_path if status != STATUS_FAILED else None,
+        "duration": duration,
+        "status": status,
+        "reason": reason,
+        "reused": reused,
+    }

@@ -1,0 +1,77 @@
+"""Hash-stable train/validation/test splits, speaker-disjoint where speakers are known.
+
+Each item's split is a pure function of its group key and the salt: blake2s(salt, key) mapped onto [0, 1) and
+cut at the cumulative ratios. Adding items therefore never moves an existing one, and every item of a group (a
+speaker, or one piece of content) lands in the same split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from whisper_assets.settings import SplitSettings
+
+SPLITS = ("train", "validation", "test")
+MANIFEST_FIELDS = ("id", "audio", "transcript", "duration", "language", "speaker", "source")
+
+
+def group_key(source: str, speaker: str | None, content_hash: str) -> str:
+    """Speakers are namespaced by source (speaker "1" of two sources is two people); else the content."""
+    return f"speaker:{source}:{speaker}" if speaker else f"content:{content_hash}"
+
+
+def assign_split(key: str, settings: SplitSettings) -> str:
+    digest = hashlib.blake2s(f"{settings.salt}\x00{key}".encode(), digest_size=8).digest()
+    position = int.from_bytes(digest, "big") / 2**64
+    cumulative = 0.0
+    for name in SPLITS:
+        cumulative += getattr(settings, name)
+        if position < cumulative:
+            return name
+    return SPLITS[-1]  # ratios summing to 1 - epsilon
+
+
+def split_items(items: Iterable[dict], settings: SplitSettings) -> dict[str, list[dict]]:
+    """Assign each item (with a `group` key) to a split; items are sorted by id inside each split."""
+    out: dict[str, list[dict]] = {name: [] for name in SPLITS}
+    for item in items:
+        out[assign_split(item["group"], settings)].append(item)
+    for rows in out.values():
+        rows.sort(key=lambda r: r["id"])
+    return out
+
+
+def leaks(splits: dict[str, Sequence[dict]]) -> dict[str, list[str]]:
+    """Speakers and content hashes found in more than one split (must be empty)."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for name, rows in splits.items():
+        for row in rows:
+            if row.get("speaker"):
+                seen[f"speaker:{row['source']}:{row['speaker']}"].add(name)
+            seen[f"content:{row['content_hash']}"].add(name)
+    return {key: sorted(names) for key, names in seen.items() if len(names) > 1}
+
+
+def hours_by(rows: Sequence[dict], field: str) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        totals[str(row[field])] += row["duration"] / 3600
+    return {k: round(v, 4) for k, v in sorted(totals.items())}
+
+
+def write_manifest(path: Path, rows: Sequence[dict]) -> str:
+    """Write one JSONL manifest atomically; return its sha256 (a digest later stages record)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({k: row[k] for k in MANIFEST_FIELDS}, ensure_ascii=False) for row in rows]
+    payload = ("\n".join(lines) + "\n" if lines else "").encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+    os.replace(tmp, path)
+    return hashlib.sha256(payload).hexdigest()

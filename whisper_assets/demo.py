@@ -1,0 +1,171 @@
+"""Generate the embedded demo: two upload sources (English, Serbian) with every kind of awkward input.
+
+Speech comes from espeak-ng when it is installed (the set-up installs it); otherwise from a deterministic
+speech-like signal, so the demo and everything downstream still run, only with less realistic audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import yaml
+
+from whisper_assets.audio.encode import write_audio
+
+EN_SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call Stella and ask her to bring these things with her.",
+    "She sells sea shells by the sea shore.",
+    "A rainbow is a division of white light into many beautiful colors.",
+    "Open the window and let the fresh air in.",
+    "The meeting starts at nine in the morning.",
+    "We need more data to train a better model.",
+    "Reading aloud helps you remember new words.",
+    "The train to the airport leaves every twenty minutes.",
+    "Turn left at the second traffic light.",
+    "Coffee tastes better when it is freshly ground.",
+    "My favorite season is autumn.",
+]
+SR_SENTENCES = [
+    ("Dobar dan, kako ste danas?", "ana"),
+    ("Ljubav je najvažnija stvar na svetu.", "ana"),
+    ("Njegova kuća je na kraju ulice.", "ana"),
+    ("Džep mu je bio pun sitnog novca.", "marko"),
+    ("Đaci su čekali ispred škole.", "marko"),
+    ("Sutra ćemo ići na more.", "marko"),
+    ("Molim vas, govorite malo sporije.", "jelena"),
+    ("Voz polazi u osam sati.", "jelena"),
+    ("Čaša vode na stolu je hladna.", "jelena"),
+    ("Hvala vam na pomoći.", "ivan"),
+    ("Ovo je moja omiljena pesma.", "ivan"),
+    ("Vidimo se sutra ujutro.", "ivan"),
+]
+SR_CYRILLIC = ("Љубав и њежност, џез и ђак.", "Ljubav i njeznost, dzez i djak.")
+SPEAKER_VOICES = {"ana": "sr+f2", "marko": "sr", "jelena": "sr+f4", "ivan": "sr+m3"}
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def synthesize(text: str, voice: str = "en-us") -> tuple[np.ndarray, int]:
+    """Speak `text` with espeak-ng (22.05 kHz mono), or make a speech-like stand-in without it."""
+    if espeak_available():
+        wav = subprocess.run(
+            ["espeak-ng", "--stdout", "-v", voice, "-s", "150", text], capture_output=True, check=True
+        ).stdout
+        samples, rate = sf.read(io.BytesIO(wav), dtype="float32")
+        return samples, rate
+    return speech_like(text), 16_000
+
+
+def speech_like(text: str, rate: int = 16_000) -> np.ndarray:
+    """A deterministic voiced signal shaped by the text: one harmonic 'syllable' per character."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    rng = np.random.default_rng(seed)
+    syllable = int(0.07 * rate)
+    t = np.arange(syllable) / rate
+    window = np.hanning(syllable)
+    parts = [np.zeros(int(0.2 * rate))]
+    for char in text:
+        if char == " ":
+            parts.append(np.zeros(syllable // 2))
+            continue
+        f0 = 100 + (ord(char) % 32) * 6
+        tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+        parts.append(window * tone * 0.2 + rng.normal(0, 0.003, syllable))
+    parts.append(np.zeros(int(0.2 * rate)))
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _stereo(samples: np.ndarray) -> np.ndarray:
+    return np.stack([samples, 0.8 * samples], axis=1)
+
+
+def generate_demo(root: Path) -> Path:
+    """Write the demo uploads and a settings file under root; return the settings file's path."""
+    uploads = root / "uploads"
+    en, sr = uploads / "demo-en", uploads / "demo-sr"
+    for folder in (en, sr):
+        if folder.exists():
+            shutil.rmtree(folder)
+
+    # English: same-name .txt sidecars, a nested folder and a JSONL manifest for the odd formats.
+    clips = [synthesize(text) for text in EN_SENTENCES]
+    for i, ((samples, rate), text) in enumerate(zip(clips[:8], EN_SENTENCES[:8], strict=True)):
+        folder = en if i < 5 else en / "session 2"
+        write_audio(folder / f"utt{i:02d}.wav", samples, rate)
+        (folder / f"utt{i:02d}.txt").write_text(text + "\n", encoding="utf-8")
+    (en / "utt03.txt").write_text("[music] " + EN_SENTENCES[3] + " (laughs)\n", encoding="utf-8")
+    samples, rate = clips[8]
+    write_audio(en / "stereo 44k.mp3", _stereo(soxr.resample(samples, rate, 44_100)), 44_100)
+    (en / "stereo 44k.txt").write_text(EN_SENTENCES[8], encoding="utf-8")
+    write_audio(en / "reencoded" / "utt00.mp3", *clips[0])  # content duplicate of utt00.wav
+    (en / "reencoded" / "utt00.txt").write_text(EN_SENTENCES[0], encoding="utf-8")
+    shutil.copy(en / "utt01.wav", en / "copy of utt01.wav")  # exact duplicate
+    (en / "copy of utt01.txt").write_text(EN_SENTENCES[1], encoding="utf-8")
+    write_audio(en / "empty transcript.wav", *clips[9])
+    (en / "empty transcript.txt").write_text("", encoding="utf-8")
+    (en / "broken.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4)  # corrupt
+    (en / "broken.txt").write_text("this file is corrupt", encoding="utf-8")
+    samples, rate = clips[2]
+    write_audio(en / "blip.wav", samples[int(0.2 * rate) : int(0.5 * rate)], rate)  # 0.3 s
+    (en / "blip.txt").write_text("she", encoding="utf-8")
+    parts, said = [], []
+    for (samples, rate), text in zip(clips * 4, EN_SENTENCES * 4, strict=True):  # about 40 s of speech
+        if sum(len(p) for p in parts) >= 40 * rate:
+            break
+        parts.append(samples)
+        said.append(text)
+    write_audio(en / "long interview.flac", np.concatenate(parts), rate)
+    (en / "long interview.txt").write_text(" ".join(said), encoding="utf-8")
+    write_audio(en / "voice memo.webm", *clips[10])
+    write_audio(en / "phone call.m4a", *clips[11])
+    manifest = [
+        {"id": "memo", "audio": "voice memo.webm", "transcript": EN_SENTENCES[10], "speaker": "pat"},
+        {"id": "call", "audio": "phone call.m4a", "transcript": EN_SENTENCES[11], "speaker": "sam"},
+    ]
+    (en / "extra.jsonl").write_text("\n".join(json.dumps(m) for m in manifest) + "\n", encoding="utf-8")
+    (en / "notes.pdf").write_bytes(b"%PDF-1.4 not audio")
+
+    # Serbian: metadata.csv with speakers, a Cyrillic transcript, a cp1250 sidecar and an annotation.
+    rows = ["file_name,transcription,speaker_id"]
+    for i, (text, speaker) in enumerate(SR_SENTENCES):
+        samples, rate = synthesize(text, SPEAKER_VOICES[speaker])
+        write_audio(sr / f"{speaker}_{i:02d}.flac", samples, rate)
+        rows.append(f'{speaker}_{i:02d}.flac,"{text}",{speaker}')
+    samples, rate = synthesize(SR_CYRILLIC[1], "sr")
+    write_audio(sr / "cyrillic.flac", samples, rate)
+    rows.append(f'cyrillic.flac,"{SR_CYRILLIC[0]}",marko')
+    (sr / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    samples, rate = synthesize("Čuvajte se hladnoće, šalje vam pozdrav đak.", "sr")
+    write_audio(sr / "extra" / "windows_transcript.wav", samples, rate)
+    (sr / "extra" / "windows_transcript.txt").write_bytes(
+        "Čuvajte se hladnoće, [smeh] šalje vam pozdrav đak.".encode("cp1250")
+    )
+
+    settings = {
+        "data_root": ".",
+        "default_language": "en",
+        "sources": [
+            {"name": "demo-en", "language": "en", "license": "CC0-1.0", "provenance": "espeak-ng, generated"},
+            {
+                "name": "demo-sr",
+                "language": "sr",
+                "license": "CC0-1.0",
+                "provenance": "espeak-ng, generated",
+                "transcripts": {"script": "latin"},
+            },
+        ],
+    }
+    config = root / "whisper_assets.yaml"
+    config.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return config

@@ -1,0 +1,228 @@
+"""Project settings: one YAML file naming the data root and the dataset sources.
+
+The file is `whisper_assets.yaml` beside the project unless `WHISPER_ASSETS_CONFIG` names another. Relative
+paths in it are resolved against the file's own folder, so a settings file travels with its data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV_VAR = "WHISPER_ASSETS_CONFIG"
+DEFAULT_CONFIG_NAME = "whisper_assets.yaml"
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """Invalid settings: the message names the key and how to fix it."""
+
+
+class Script(StrEnum):
+    """Target script for Serbian/Bosnian transcripts, which are written in either alphabet."""
+
+    KEEP = "keep"
+    LATIN = "latin"
+    CYRILLIC = "cyrillic"
+
+
+class NumberPolicy(StrEnum):
+    """What to do with digits in transcripts: keep them, or reject the item so a person spells them out."""
+
+    KEEP = "keep"
+    REJECT = "reject"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TranscriptPolicy(_Strict):
+    """How transcripts of one source are normalized before training."""
+
+    script: Script = Script.KEEP
+    strip_annotations: bool = True
+    lowercase: bool = False
+    remove_punctuation: bool = False
+    numbers: NumberPolicy = NumberPolicy.KEEP
+    max_chars_per_second: float = Field(25.0, gt=0)
+
+
+class AudioPolicy(_Strict):
+    """How audio is prepared: fixed 16 kHz mono 16-bit output, the rest configurable."""
+
+    loudness_lufs: float | None = Field(None, le=0, description="Normalize to this integrated loudness.")
+    trim_silence: bool = False
+    trim_threshold_db: float = Field(-45.0, lt=0)
+    min_seconds: float = Field(1.0, ge=0)
+    max_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> AudioPolicy:
+        if self.min_seconds >= self.max_seconds:
+            raise ValueError("audio.min_seconds must be below audio.max_seconds")
+        return self
+
+
+class FolderSource(_Strict):
+    """Recordings dropped under `uploads/<name>/` (or `location`): audio + .txt, metadata.csv or JSONL."""
+
+    name: str
+    kind: Literal["folder"] = "folder"
+    location: str | None = Field(None, description="Folder to read; default `<uploads_root>/<name>`.")
+    language: str = "en"
+    license: str = "unknown"
+    provenance: str = ""
+    transcripts: TranscriptPolicy = TranscriptPolicy()
+    audio: AudioPolicy = AudioPolicy()
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not SLUG_PATTERN.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a slug: use lowercase letters, digits, '-' or '_' (no commas or pipes, "
+                "which break partition backfills), at most 63 characters"
+            )
+        return name
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, language: str) -> str:
+        if not re.fullmatch(r"[a-z]{2,3}", language):
+            raise ValueError(f"{language!r} is not a language code: use a Whisper code such as 'en' or 'hr'")
+        return language
+
+
+class SplitSettings(_Strict):
+    """Hash-stable train/validation/test assignment."""
+
+    salt: str = "whisper-assets"
+    train: float = Field(0.8, ge=0)
+    validation: float = Field(0.1, ge=0)
+    test: float = Field(0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> SplitSettings:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must sum to 1 (train + validation + test = {total:g})")
+        return self
+
+
+class Settings(_Strict):
+    """Everything the platform needs to know about where data lives and what to do with it."""
+
+    data_root: Path = Path(".")
+    default_language: str = "en"
+    sources: list[FolderSource] = []
+    splits: SplitSettings = SplitSettings()
+    unreadable_warn_share: float = Field(0.1, ge=0, le=1)
+    move_duplicates: bool = Field(False, description="Move non-canonical duplicates to uploads/duplicates/.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        names = [s.name for s in self.sources]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    # Layout under the data root -------------------------------------------------------------------------
+    @property
+    def uploads_root(self) -> Path:
+        return self.data_root / "uploads"
+
+    @property
+    def duplicates_root(self) -> Path:
+        return self.uploads_root / "duplicates"
+
+    @property
+    def processed_root(self) -> Path:
+        return self.data_root / "data" / "processed"
+
+    @property
+    def cache_root(self) -> Path:
+        return self.data_root / "data" / "cache"
+
+    @property
+    def tables_root(self) -> Path:
+        return self.data_root / "tables"
+
+    @property
+    def manifests_root(self) -> Path:
+        return self.data_root / "manifests"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_root / "catalog.duckdb"
+
+    # Sources ----------------------------------------------------------------------------------------------
+    def source(self, name: str) -> FolderSource:
+        """The configured source, or one inferred with defaults for a folder that appeared under uploads/."""
+        for source in self.sources:
+            if source.name == name:
+                return source
+        if (self.uploads_root / name).is_dir():
+            return FolderSource(name=name, language=self.default_language)
+        raise SettingsError(
+            f"unknown dataset source {name!r}: add it under `sources:` in the settings file or create "
+            f"{self.uploads_root / name}/"
+        )
+
+    def source_folder(self, source: FolderSource) -> Path:
+        return Path(source.location) if source.location else self.uploads_root / source.name
+
+    def discover_sources(self) -> list[FolderSource]:
+        """Configured sources plus every slug-named folder under uploads/ (inferred with defaults)."""
+        known = {s.name: s for s in self.sources}
+        if self.uploads_root.is_dir():
+            for child in sorted(self.uploads_root.iterdir()):
+                is_candidate = child.is_dir() and child != self.duplicates_root and child.name not in known
+                if is_candidate and SLUG_PATTERN.fullmatch(child.name):
+                    known[child.name] = FolderSource(name=child.name, language=self.default_language)
+        return list(known.values())
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV_VAR, DEFAULT_CONFIG_NAME)).resolve()
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate the settings file; a missing default file means all defaults."""
+    config_path = Path(path).resolve() if path else default_config_path()
+    if not config_path.exists():
+        if path or CONFIG_ENV_VAR in os.environ:
+            raise SettingsError(f"settings file {config_path} does not exist (set {CONFIG_ENV_VAR} to fix)")
+        raw: dict = {}
+    else:
+        try:
+            raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{config_path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{config_path} must hold a mapping of settings at the top level")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(_explain(config_path, exc)) from exc
+    data_root = (
+        settings.data_root if settings.data_root.is_absolute() else config_path.parent / settings.data_root
+    )
+    return settings.model_copy(update={"data_root": data_root.resolve()})
+
+
+def _explain(config_path: Path, exc: ValidationError) -> str:
+    lines = [f"invalid settings in {config_path}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key: remove it or check its spelling"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)

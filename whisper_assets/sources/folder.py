@@ -1,0 +1,226 @@
+"""Read an upload folder: audio files with their transcripts from sidecars, metadata.csv or JSONL manifests.
+
+Transcript precedence for one audio file: a JSONL manifest entry, then a metadata.csv row, then a same-name
+`.norm.txt`, then `.txt`. Every other file becomes an entry too, marked with why it cannot be used, so nothing
+dropped into a folder disappears silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from whisper_assets.audio.decode import is_audio_path
+from whisper_assets.text.encoding import TranscriptEncodingError, decode_transcript
+
+METADATA_CSV = "metadata.csv"
+MANIFEST_SUFFIXES = (".jsonl",)
+SIDECAR_SUFFIXES = (".norm.txt", ".txt")
+IGNORED_NAMES = frozenset({"README.md", "LICENSE", "LICENSE.txt", ".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+@dataclass
+class FolderEntry:
+    """One file of a source folder, with the transcript and labels found for it."""
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+    is_audio: bool
+    transcript: str | None = None
+    transcript_origin: str | None = None
+    transcript_encoding: str | None = None
+    language: str | None = None
+    speaker: str | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    rel_path: str
+    size: int
+    mtime_ns: int
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every regular file under root in a stable order, skipping hidden files and folders."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def list_tree(root: Path) -> list[TreeFile]:
+    """(relative path, size, mtime) of every file: the cheap signature sensors and caches compare."""
+    files = []
+    for path in walk_files(root):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed while we listed
+            continue
+        files.append(TreeFile(_rel(path, root), stat.st_size, stat.st_mtime_ns))
+    return files
+
+
+def scan_folder(root: Path, language: str) -> list[FolderEntry]:
+    """All entries of a source folder; audio entries carry their transcript when one was found."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"source folder {root} does not exist")
+    tree = {f.rel_path: f for f in list_tree(root)}
+    audio = {rel: _entry(f, is_audio=True) for rel, f in tree.items() if is_audio_path(rel)}
+    others: list[FolderEntry] = []
+    claimed: set[str] = set()
+
+    for rel, file in tree.items():
+        name = PurePosixPath(rel).name
+        if rel in audio or name in IGNORED_NAMES:
+            continue
+        if name == METADATA_CSV or rel.endswith(MANIFEST_SUFFIXES):
+            claimed.add(rel)
+            reader = _read_metadata_csv if name == METADATA_CSV else _read_jsonl_manifest
+            others.extend(reader(root, rel, file, audio, language))
+
+    for rel, entry in audio.items():
+        if entry.transcript_origin is not None:
+            continue
+        stem = rel.rsplit(".", 1)[0]
+        for suffix in SIDECAR_SUFFIXES:
+            sidecar = stem + suffix
+            if sidecar in tree:
+                claimed.add(sidecar)
+                _set_transcript(entry, (root / sidecar).read_bytes(), sidecar, language)
+                break
+    # Sidecars of other audio files (a .txt beside a .norm.txt) are claimed too.
+    audio_stems = {rel.rsplit(".", 1)[0] for rel in audio}
+    for rel, file in tree.items():
+        if rel in audio or rel in claimed or PurePosixPath(rel).name in IGNORED_NAMES:
+            continue
+        if rel.endswith(SIDECAR_SUFFIXES):
+            stem = rel.removesuffix(".norm.txt").removesuffix(".txt")
+            if stem in audio_stems:
+                continue
+            others.append(_entry(file, is_audio=False, problem="transcript without a matching audio file"))
+        else:
+            suffix = PurePosixPath(rel).suffix or "(no extension)"
+            others.append(_entry(file, is_audio=False, problem=f"unsupported file type {suffix}"))
+    return sorted([*audio.values(), *others], key=lambda e: e.rel_path)
+
+
+def _entry(file: TreeFile, *, is_audio: bool, problem: str | None = None) -> FolderEntry:
+    return FolderEntry(file.rel_path, file.size, file.mtime_ns, is_audio, problem=problem)
+
+
+def _set_transcript(entry: FolderEntry, data: bytes | str, origin: str, language: str) -> None:
+    entry.transcript_origin = origin
+    if isinstance(data, str):
+        entry.transcript, entry.transcript_encoding = data, "utf-8"
+        return
+    try:
+        decoded = decode_transcript(data, entry.language or language)
+    except TranscriptEncodingError as exc:
+        entry.problem = f"transcript {origin}: {exc}"
+        return
+    entry.transcript, entry.transcript_encoding = decoded.text, decoded.encoding
+
+
+def _resolve_audio(root: Path, manifest_rel: str, audio_ref: str) -> str | None:
+    """Relative path (inside root) of an audio file named in a manifest, or None when it points outside."""
+    base = (root / manifest_rel).parent
+    target = (base / audio_ref).resolve()
+    try:
+        return target.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _manifest_problem_entry(file: TreeFile, line: int, message: str) -> FolderEntry:
+    entry = _entry(file, is_audio=False, problem=f"line {line}: {message}")
+    entry.rel_path = f"{file.rel_path}#L{line}"
+    return entry
+
+
+def _claim(
+    audio: dict[str, FolderEntry],
+    root: Path,
+    file: TreeFile,
+    line: int,
+    audio_ref: object,
+    transcript: object,
+    speaker: object,
+    language: object,
+) -> FolderEntry | None:
+    """Attach one manifest row to its audio entry; return a problem entry if the row cannot be used."""
+    if not isinstance(audio_ref, str) or not audio_ref:
+        return _manifest_problem_entry(file, line, "no audio file named")
+    rel = _resolve_audio(root, file.rel_path, audio_ref)
+    if rel is None:
+        return _manifest_problem_entry(
+            file, line, f"audio path {audio_ref!r} points outside the source folder"
+        )
+    if rel not in audio:
+        return _manifest_problem_entry(file, line, f"audio file {audio_ref!r} does not exist")
+    entry = audio[rel]
+    if entry.transcript_origin is not None and entry.transcript_origin.endswith(MANIFEST_SUFFIXES):
+        return None  # a JSONL entry wins over metadata.csv
+    entry.speaker = str(speaker) if speaker not in (None, "") else None
+    entry.language = str(language) if language not in (None, "") else None
+    text = transcript if isinstance(transcript, str) else None
+    entry.transcript_origin = file.rel_path
+    entry.transcript, entry.transcript_encoding = text, "utf-8" if text is not None else None
+    return None
+
+
+def _read_metadata_csv(
+    root: Path, rel: str, file: TreeFile, audio: dict[str, FolderEntry], language: str
+) -> list[FolderEntry]:
+    try:
+        decoded = decode_transcript((root / rel).read_bytes(), language)
+    except TranscriptEncodingError as exc:
+        return [_entry(file, is_audio=False, problem=f"metadata.csv: {exc}")]
+    reader = csv.DictReader(io.StringIO(decoded.text))
+    if not reader.fieldnames or not {"file_name", "transcription"} <= set(reader.fieldnames):
+        return [_entry(file, is_audio=False, problem="metadata.csv needs columns file_name,transcription")]
+    problems = []
+    for line, row in enumerate(reader, start=2):
+        problem = _claim(
+            audio, root, file, line, row.get("file_name"), row.get("transcription"),
+            row.get("speaker_id"), row.get("language"),
+        )  # fmt: skip
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _read_jsonl_manifest(
+    root: Path, rel: str, file: TreeFile, audio: dict[str, FolderEntry], _language: str
+) -> list[FolderEntry]:
+    problems = []
+    with open(root / rel, encoding="utf-8", errors="replace") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                problems.append(_manifest_problem_entry(file, line, f"invalid JSON ({exc.msg})"))
+                continue
+            if not isinstance(row, dict):
+                problems.append(_manifest_problem_entry(file, line, "each line must be a JSON object"))
+                continue
+            problem = _claim(
+                audio, root, file, line, row.get("audio"), row.get("transcript"),
+                row.get("speaker"), row.get("language"),
+            )  # fmt: skip
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()

@@ -1,0 +1,72 @@
+"""Tabular outputs: one Parquet file per asset and partition, and DuckDB views over them all.
+
+Parquet files are written atomically and read by anyone; the DuckDB catalog holds only views (no data), so its
+single writer is whatever refreshes the views, and readers open it read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TABLE_FILE = "part.parquet"
+
+
+def table_path(tables_root: Path, table: str, partition: str | None = None) -> Path:
+    folder = tables_root / table / (f"source={partition}" if partition else "all")
+    return folder / TABLE_FILE
+
+
+def write_rows(path: Path, rows: Sequence[dict], schema: pa.Schema) -> None:
+    """Write rows atomically with a fixed schema (so an empty table still has its columns)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".parquet.tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist() if path.exists() else []
+
+
+def read_table_all(tables_root: Path, table: str) -> list[dict]:
+    """Rows of every partition of a table."""
+    rows: list[dict] = []
+    for path in sorted((tables_root / table).glob(f"*/{TABLE_FILE}")):
+        rows.extend(read_rows(path))
+    return rows
+
+
+def refresh_catalog(catalog_path: Path, tables_root: Path, tables: Iterable[str]) -> list[str]:
+    """(Re)create one DuckDB view per table over its Parquet files; return the view names."""
+    created = []
+    with duckdb.connect(str(catalog_path)) as con:
+        for table in tables:
+            pattern = (tables_root / table / "*" / TABLE_FILE).resolve()
+            if not any((tables_root / table).glob(f"*/{TABLE_FILE}")):
+                continue
+            con.execute(
+                f"CREATE OR REPLACE VIEW {table} AS "
+                f"SELECT * FROM read_parquet('{pattern.as_posix()}', union_by_name = true)"
+            )
+            created.append(table)
+    return created
+
+
+def query(catalog_path: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run a read-only query against the catalog: column names and rows."""
+    with duckdb.connect(str(catalog_path), read_only=True) as con:
+        result = con.execute(sql)
+        return [d[0] for d in result.description], result.fetchall()
