@@ -20,7 +20,9 @@ RATE = 16_000
 def write_clip() -> Callable[..., Path]:
     """Write a speech-like clip for `text` as any format; stereo and other rates on request."""
 
-    def write(path: Path, text: str, rate: int = RATE, stereo: bool = False, seconds: float | None = None) -> Path:
+    def write(
+        path: Path, text: str, rate: int = RATE, stereo: bool = False, seconds: float | None = None
+    ) -> Path:
         samples = speech_like(text)
         if seconds is not None:
             reps = int(np.ceil(seconds * RATE / len(samples)))
@@ -43,7 +45,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
     def make(**overrides) -> Settings:
         config = tmp_path / "whisper_assets.yaml"
-        config.write_text(yaml.safe_dump({"data_root": ".", **overrides}, allow_unicode=True), encoding="utf-8")
+        config.write_text(
+            yaml.safe_dump({"data_root": ".", **overrides}, allow_unicode=True), encoding="utf-8"
+        )
         return load_settings(config)
 
     return make

@@ -35,7 +35,7 @@ def test_relative_data_root_resolves_against_the_settings_file(tmp_path):
     ],
 )
 def test_invalid_settings_name_the_key_and_the_fix(tmp_path, yaml_text, expected):
-    with pytest.raises(SettingsError, match="invalid settings|mapping|YAML") as error:
+    with pytest.raises(SettingsError, match=r"invalid settings|mapping|YAML") as error:
         load_settings(write(tmp_path, yaml_text))
     assert expected in str(error.value)
 

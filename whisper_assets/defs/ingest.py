@@ -240,6 +240,5 @@ ingest_assets = [inventory, dedup_report, normalized_transcripts, processed_audi
 ingest_job = dg.define_asset_job(
     "ingest_source",
     selection=dg.AssetSelection.assets(*ingest_assets),
-    partitions_def=source_partitions,
     description="Bring one dataset source from raw files to processed 16 kHz audio.",
 )

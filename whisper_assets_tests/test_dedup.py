@@ -1,0 +1,65 @@
+import shutil
+
+import soundfile as sf
+
+from whisper_assets.audio.decode import probe
+from whisper_assets.audio.fingerprint import file_sha256
+from whisper_assets.curation.dedup import (
+    DedupCandidate,
+    audio_identities,
+    find_duplicates,
+    identity_cache_path,
+)
+
+
+def candidates(paths_by_source, cache_root):
+    rows = []
+    for source, paths in paths_by_source.items():
+        for path in paths:
+            rows.append((source, path, file_sha256(path), probe(path)))
+    identities = audio_identities({sha: str(p) for _, p, sha, _ in rows}, cache_root)
+    return [
+        DedupCandidate(f"{s}-{p.name}", s, p.name, sha, info.lossless, info.sample_rate, identities[sha])
+        for s, p, sha, info in rows
+    ]
+
+
+def by_id(rows):
+    return {r["id"]: r for r in rows}
+
+
+def test_reencoded_and_copied_audio_are_duplicates_with_a_deterministic_canonical(tmp_path, write_clip):
+    original = write_clip(tmp_path / "a.wav", "the quick brown fox", rate=22_050)
+    mp3 = write_clip(tmp_path / "b.mp3", "the quick brown fox", rate=22_050)
+    flac = tmp_path / "c.flac"  # a lossless conversion, as sox or ffmpeg would make it
+    pcm, rate = sf.read(original, dtype="int16")
+    sf.write(flac, pcm, rate)
+    copy = tmp_path / "d.wav"
+    shutil.copy(original, copy)
+    other = write_clip(tmp_path / "e.wav", "something else entirely", rate=22_050)
+    rows = by_id(find_duplicates(candidates({"s": [mp3, original, flac, copy, other]}, tmp_path / "cache")))
+
+    assert rows["s-a.wav"]["is_canonical"]  # lossless before lossy, then path order
+    assert rows["s-d.wav"]["duplicate_kind"] == "exact"
+    assert rows["s-c.flac"]["duplicate_kind"] == "content"  # identical PCM, different bytes
+    assert rows["s-c.flac"]["pcm_sha256"] == rows["s-a.wav"]["pcm_sha256"]
+    assert rows["s-b.mp3"]["duplicate_kind"] == "content"  # lossy: fingerprint match
+    assert rows["s-b.mp3"]["similarity"] > 0.8
+    assert {rows[k]["canonical_id"] for k in ("s-b.mp3", "s-c.flac", "s-d.wav")} == {"s-a.wav"}
+    assert rows["s-e.wav"]["is_canonical"] and rows["s-e.wav"]["cluster_size"] == 1
+
+
+def test_duplicates_are_found_across_sources_and_identity_is_cached(tmp_path, write_clip):
+    a = write_clip(tmp_path / "one" / "x.wav", "shared sentence", rate=16_000)
+    b = write_clip(tmp_path / "two" / "y.mp3", "shared sentence", rate=44_100, stereo=True)
+    rows = by_id(find_duplicates(candidates({"src-a": [a], "src-b": [b]}, tmp_path / "cache")))
+    assert rows["src-b-y.mp3"]["canonical_id"] == "src-a-x.wav"
+    assert identity_cache_path(tmp_path / "cache", file_sha256(b)).exists()
+
+
+def test_undecodable_audio_is_reported_not_raised(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 100)
+    identities = audio_identities({"abc": str(bad)}, tmp_path / "cache")
+    assert identities["abc"].error.startswith("decode failed")
+    assert not identity_cache_path(tmp_path / "cache", "abc").exists()  # retried next time

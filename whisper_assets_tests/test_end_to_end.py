@@ -1,0 +1,129 @@
+"""Slow end-to-end tests: the real `dagster` CLI, the webserver's GraphQL API and the demo command."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def dagster_home(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def open_instance(dagster_home: Path) -> dg.DagsterInstance:
+    from dagster._core.instance.ref import InstanceRef  # no public constructor for "the instance in this dir"
+
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home)))
+
+
+def run_env(dagster_home, config):
+    return {**os.environ, "DAGSTER_HOME": str(dagster_home), "WHISPER_ASSETS_CONFIG": str(config)}
+
+
+def test_dagster_cli_materializes_a_source_partition_and_splits(dagster_home, make_settings, write_clip):
+    settings = make_settings(sources=[{"name": "cli-src"}])
+    for i, text in enumerate(["first clip of speech", "second clip of speech", "third clip of speech"]):
+        write_clip(settings.uploads_root / "cli-src" / f"{i}.flac", text)
+        (settings.uploads_root / "cli-src" / f"{i}.txt").write_text(text, encoding="utf-8")
+    env = run_env(dagster_home, settings.data_root / "whisper_assets.yaml")
+    with open_instance(dagster_home) as instance:
+        instance.add_dynamic_partitions("dataset_sources", ["cli-src"])
+
+    base = [str(BIN / "dagster"), "asset", "materialize", "-m", "whisper_assets.definitions"]
+    select = "inventory,dedup_report,normalized_transcripts,processed_audio"
+    for args in ([*base, "--select", select, "--partition", "cli-src"], [*base, "--select", "splits"]):
+        done = subprocess.run(args, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    lines = sum(len((settings.manifests_root / "splits" / f"{n}.jsonl").read_text().splitlines())
+                for n in ("train", "validation", "test"))  # fmt: skip
+    assert lines == 3
+    with open_instance(dagster_home) as instance:
+        records = instance.fetch_materializations(dg.AssetKey("processed_audio"), limit=5).records
+        assert [r.partition_key for r in records] == ["cli-src"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_webserver_serves_the_asset_graph_over_graphql(dagster_home, make_settings):
+    settings = make_settings()
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(BIN / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(PROJECT / "workspace.yaml"),
+        ],
+        env=run_env(dagster_home, settings.data_root / "whisper_assets.yaml"),
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, so it can be stopped with its children
+    )
+    try:
+        query = b'{"query": "{ assetNodes { assetKey { path } dependencyKeys { path } } }"}'
+        deadline, nodes = time.monotonic() + 120, None
+        while nodes is None and time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql",
+                    data=query,
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    nodes = json.load(response)["data"]["assetNodes"]
+                    if not nodes:  # code location still loading
+                        nodes = None
+                        time.sleep(1)
+            except OSError:
+                time.sleep(1)
+        assert nodes is not None, "webserver did not answer within 120 s"
+        graph = {n["assetKey"]["path"][0]: sorted(d["path"][0] for d in n["dependencyKeys"]) for n in nodes}
+        assert graph["splits"] == ["processed_audio"]
+        assert graph["processed_audio"] == ["dedup_report", "normalized_transcripts"]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    done = subprocess.run(
+        [str(BIN / "whisper-assets"), "demo", "--root", str(tmp_path / "demo")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for expected in ("not a decodable audio file", "empty transcript", "shorter than 1 s",
+                     "excluded until segmented", "unsupported file type .pdf", "duplicate (content)",
+                     "duplicate (exact)"):  # fmt: skip
+        assert expected in out, out
+    train = (tmp_path / "demo" / "manifests" / "splits" / "train.jsonl").read_text().splitlines()
+    languages = {json.loads(line)["language"] for line in train}
+    assert languages == {"en", "sr"}
+    with open_instance(dagster_home) as instance:
+        assert instance.get_dynamic_partitions("dataset_sources") == ["demo-en", "demo-sr"]

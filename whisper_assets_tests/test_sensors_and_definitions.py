@@ -1,0 +1,86 @@
+import dagster as dg
+
+from whisper_assets.definitions import defs
+from whisper_assets.defs.partitions import source_partitions
+from whisper_assets.defs.resources import PlatformSettings
+from whisper_assets.defs.sensors import new_uploads
+
+
+def evaluate(instance, settings, cursor=None):
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"platform": PlatformSettings(config_path=str(settings.data_root / "whisper_assets.yaml"))},
+    )
+    return new_uploads(context)
+
+
+def apply_partition_requests(instance, result):
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def test_new_folder_adds_a_partition_and_requests_one_run_per_change(make_settings, write_clip):
+    settings = make_settings(sources=[{"name": "configured"}])
+    (settings.uploads_root / "configured").mkdir(parents=True)
+    write_clip(settings.uploads_root / "dropped" / "a.wav", "hello")
+    with dg.instance_for_test() as instance:
+        first = evaluate(instance, settings)
+        assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["configured", "dropped"]]
+        assert sorted(r.partition_key for r in first.run_requests) == ["configured", "dropped"]
+        assert len({r.run_key for r in first.run_requests}) == 2
+        assert len(first.cursor) < 300  # small: a fingerprint per source, no file lists
+        apply_partition_requests(instance, first)
+
+        unchanged = evaluate(instance, settings, first.cursor)
+        assert unchanged.run_requests == [] and unchanged.dynamic_partitions_requests == []
+
+        write_clip(settings.uploads_root / "dropped" / "b.wav", "another")
+        changed = evaluate(instance, settings, unchanged.cursor)
+        assert [r.partition_key for r in changed.run_requests] == ["dropped"]
+        assert changed.run_requests[0].run_key != first.run_requests[1].run_key
+        assert set(instance.get_dynamic_partitions(source_partitions.name)) == {"configured", "dropped"}
+
+
+def test_a_huge_drop_is_scanned_across_ticks(make_settings, monkeypatch):
+    settings = make_settings()
+    folder = settings.uploads_root / "big"
+    folder.mkdir(parents=True)
+    for i in range(30):
+        (folder / f"{i}.txt").write_text("x")
+    monkeypatch.setattr("whisper_assets.sources.watch._PAGE", 10)
+    monkeypatch.setattr("whisper_assets.defs.sensors.SCAN_BUDGET_SECONDS", 0.0)
+    with dg.instance_for_test() as instance:
+        cursor, ticks, requests = None, 0, []
+        while not requests:
+            result = evaluate(instance, settings, cursor)
+            cursor, requests, ticks = result.cursor, result.run_requests, ticks + 1
+            apply_partition_requests(instance, result)
+        assert ticks == 3 and [r.partition_key for r in requests] == ["big"]
+        assert evaluate(instance, settings, cursor).run_requests == []
+
+
+def test_definitions_load_with_the_expected_graph():
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    deps = {key.to_user_string(): sorted(k.to_user_string() for k in graph.get(key).parent_keys)
+            for key in graph.get_all_asset_keys()}  # fmt: skip
+    assert deps == {
+        "inventory": [],
+        "dedup_report": ["inventory"],
+        "normalized_transcripts": ["dedup_report"],
+        "processed_audio": ["dedup_report", "normalized_transcripts"],
+        "splits": ["processed_audio"],
+    }
+    for key in ("inventory", "dedup_report", "normalized_transcripts", "processed_audio"):
+        assert graph.get(dg.AssetKey(key)).partitions_def == source_partitions
+    assert graph.get(dg.AssetKey("splits")).pools == {"duckdb"}
+    sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
+    assert sensors["new_uploads"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["curation_automation"].default_status == dg.DefaultSensorStatus.RUNNING
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == {
+        ("inventory", "unreadable_share"),
+        ("splits", "no_leakage"),
+        ("splits", "no_empty_transcripts"),
+    }

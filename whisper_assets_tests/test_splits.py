@@ -1,0 +1,61 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from whisper_assets.curation.splits import SPLITS, assign_split, group_key, leaks, split_items
+from whisper_assets.settings import SplitSettings
+
+SPLIT_SETTINGS = SplitSettings()
+
+items_strategy = st.lists(
+    st.tuples(
+        st.text("abcdef0123456789", min_size=8, max_size=8), st.sampled_from([None, "ana", "bob", "cy"])
+    ),
+    min_size=1,
+    max_size=60,
+    unique_by=lambda t: t[0],
+)
+
+
+def make_items(pairs, source="s"):
+    return [
+        {
+            "id": f"{source}-{h}",
+            "speaker": spk,
+            "source": source,
+            "content_hash": h,
+            "group": group_key(source, spk, h),
+        }
+        for h, spk in pairs
+    ]
+
+
+@settings(max_examples=60)
+@given(items_strategy, items_strategy)
+def test_adding_items_never_moves_existing_ones(first, more):
+    before = split_items(make_items(first), SPLIT_SETTINGS)
+    after = split_items(make_items(first) + make_items(more, source="t"), SPLIT_SETTINGS)
+    placed_before = {r["id"]: name for name, rows in before.items() for r in rows}
+    placed_after = {r["id"]: name for name, rows in after.items() for r in rows}
+    assert all(placed_after[i] == name for i, name in placed_before.items())
+
+
+@settings(max_examples=60)
+@given(items_strategy)
+def test_speakers_and_contents_never_cross_splits(pairs):
+    assert leaks(split_items(make_items(pairs), SPLIT_SETTINGS)) == {}
+
+
+def test_leak_detection_reports_a_speaker_in_two_splits():
+    rows = {"train": [{"speaker": "ana", "source": "s", "content_hash": "1"}],
+            "validation": [{"speaker": "ana", "source": "s", "content_hash": "2"}], "test": []}  # fmt: skip
+    assert leaks(rows) == {"speaker:s:ana": ["train", "validation"]}
+
+
+def test_ratios_are_respected_and_salt_changes_assignment():
+    keys = [f"content:{i}" for i in range(5000)]
+    counts = {name: 0 for name in SPLITS}
+    for key in keys:
+        counts[assign_split(key, SPLIT_SETTINGS)] += 1
+    assert 3850 < counts["train"] < 4150 and 400 < counts["validation"] < 600 and 400 < counts["test"] < 600
+    salted = SplitSettings(salt="another")
+    assert sum(assign_split(k, SPLIT_SETTINGS) != assign_split(k, salted) for k in keys) > 500
