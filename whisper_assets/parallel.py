@@ -11,7 +11,7 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-_MIN_ITEMS_PER_WORKER = 4  # below this, starting worker processes costs more than it saves
+_MIN_ITEMS_PER_WORKER = 8  # a spawned worker costs ~1 s of imports: worth it only with enough files
 
 
 def default_workers() -> int:

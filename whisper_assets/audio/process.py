@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 import soundfile as sf
 import soxr
 
@@ -18,7 +17,12 @@ _MIN_LOUDNESS_SECONDS = 0.4  # BS.1770 gating blocks are 400 ms long.
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     """Downmix (frames, channels) float samples and resample them to 16 kHz with soxr's high quality filter."""
-    mono = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples.astype(np.float32)
+    if samples.ndim == 2:  # a matrix-vector product: ~30x faster than mean(axis=1) on interleaved frames
+        mono = samples.astype(np.float32, copy=False) @ np.full(
+            samples.shape[1], 1 / samples.shape[1], np.float32
+        )
+    else:
+        mono = samples.astype(np.float32, copy=False)
     if rate == TARGET_RATE:
         return np.ascontiguousarray(mono)
     return soxr.resample(mono, rate, TARGET_RATE, quality="HQ")
@@ -43,6 +47,8 @@ def normalize_loudness(samples: np.ndarray, target_lufs: float, rate: int = TARG
     """Apply one gain so integrated loudness (ITU-R BS.1770) hits target_lufs, without clipping peaks."""
     if len(samples) < _MIN_LOUDNESS_SECONDS * rate:
         return samples
+    import pyloudnorm  # imports scipy.signal (~1 s): only paid by sources that ask for loudness normalization
+
     loudness = pyloudnorm.Meter(rate).integrated_loudness(samples.astype(np.float64))
     if not np.isfinite(loudness):  # digital silence
         return samples

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from whisper_assets.audio.decode import AudioDecodeError, decode
@@ -128,18 +129,7 @@ def find_duplicates(candidates: Sequence[DedupCandidate]) -> list[dict]:
             if key[1]:
                 union(i, first_by_key.setdefault(key, i))
 
-    prints = [(c.identity.fingerprint, i) for i, c in enumerate(candidates)]
-    ordered = sorted((p.voiced_seconds, i, p) for p, i in prints if p is not None)
-    best_similarity: dict[int, float] = {}
-    for a, (seconds_a, i, print_a) in enumerate(ordered):
-        for seconds_b, j, print_b in ordered[a + 1 :]:
-            if seconds_b - seconds_a > max(_DURATION_SLACK_SECONDS, _DURATION_SLACK_SHARE * seconds_a):
-                break
-            similarity = print_a.similarity(print_b)
-            if similarity >= DUPLICATE_SIMILARITY:
-                union(i, j)
-                for k in (i, j):
-                    best_similarity[k] = max(best_similarity.get(k, 0.0), similarity)
+    best_similarity = _match_fingerprints(candidates, union)
 
     clusters: dict[int, list[int]] = {}
     for i in range(len(candidates)):
@@ -169,6 +159,32 @@ def find_duplicates(candidates: Sequence[DedupCandidate]) -> list[dict]:
                 }
             )
     return sorted(rows, key=lambda r: (r["source"], r["rel_path"]))
+
+
+def _match_fingerprints(candidates: Sequence[DedupCandidate], union) -> dict[int, float]:
+    """Union candidates whose fingerprints agree; compare only pairs of similar voiced duration."""
+    indexed = [(c.identity.fingerprint, i) for i, c in enumerate(candidates)]
+    indexed = sorted(((p.voiced_seconds, i, p) for p, i in indexed if p is not None), key=lambda t: t[:2])
+    if not indexed:
+        return {}
+    seconds = np.array([t[0] for t in indexed])
+    bits = np.stack([t[2].bits for t in indexed])
+    best: dict[int, float] = {}
+    for a, (start, i, _) in enumerate(indexed):
+        end = int(
+            np.searchsorted(
+                seconds, start + max(_DURATION_SLACK_SECONDS, _DURATION_SLACK_SHARE * start), "right"
+            )
+        )
+        if end <= a + 1:
+            continue
+        similarity = (bits[a + 1 : end] == bits[a]).mean(axis=1)
+        for offset in np.flatnonzero(similarity >= DUPLICATE_SIMILARITY):
+            j, value = indexed[a + 1 + offset][1], float(similarity[offset])
+            union(i, j)
+            for k in (i, j):
+                best[k] = max(best.get(k, 0.0), value)
+    return best
 
 
 def could_match(duration: float, others: Sequence[float]) -> bool:

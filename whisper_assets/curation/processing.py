@@ -69,8 +69,10 @@ def output_path(processed_root: Path, source: str, key: str) -> Path:
 
 
 def process_items(jobs: Sequence[ProcessJob], workers: int = 0) -> list[dict]:
-    """Process every job (skipping outputs that exist); one row per job, failures included."""
-    return list(parallel_map(_process_one, jobs, workers))
+    """Process every job, in job order; outputs that exist are only measured, in this process."""
+    todo = [job for job in jobs if not Path(job.output_path).exists()]
+    done = dict(zip((job.id for job in todo), parallel_map(_process_one, todo, workers), strict=True))
+    return [done[job.id] if job.id in done else _process_one(job) for job in jobs]
 
 
 def _process_one(job: ProcessJob) -> dict:
