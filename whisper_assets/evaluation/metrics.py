@@ -1,0 +1,102 @@
+"""WER and CER three ways (orthographic, normalized, script-folded), per utterance and aggregated.
+
+Aggregates are corpus-level: total errors over total reference words (or characters), not a mean of
+per-utterance rates, so long utterances weigh what they should.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+import jiwer
+
+from whisper_assets.text.normalize import remove_punctuation
+from whisper_assets.text.transliterate import cyrillic_to_latin
+
+VIEWS = ("orthographic", "normalized", "folded")
+SCRIPT_FOLDED_LANGUAGES = frozenset({"sr", "bs", "sh", "cnr"})
+_WHITESPACE = re.compile(r"\s+")
+_DURATION_BUCKETS = ((2.0, "<2s"), (5.0, "2-5s"), (10.0, "5-10s"), (float("inf"), "10-30s"))
+
+
+def view_text(text: str, view: str, language: str) -> str:
+    """The text as compared in one view: as written; lowercased without punctuation; and script-folded."""
+    text = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    if view == "orthographic":
+        return text
+    text = remove_punctuation(text).lower()  # diacritics are kept: č and c are different letters
+    if view == "folded" and language in SCRIPT_FOLDED_LANGUAGES:
+        text = cyrillic_to_latin(text)
+    return text
+
+
+def duration_bucket(seconds: float) -> str:
+    return next(label for limit, label in _DURATION_BUCKETS if seconds < limit)
+
+
+def hallucination_flags(reference: str, hypothesis: str) -> list[str]:
+    """Signs of a decoder running away: a repeated n-gram loop, or output far longer than the reference."""
+    flags = []
+    words = hypothesis.split()
+    for n in (1, 2, 3, 4):
+        grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        if grams and max(grams.values()) >= max(4, 8 // n) and len(words) >= 4 * n:
+            flags.append(f"repeated_{n}gram")
+            break
+    if len(words) > 2 * len(reference.split()) + 5:
+        flags.append("too_long")
+    return flags
+
+
+def score_utterance(reference: str, hypothesis: str, language: str) -> dict:
+    """Error counts in every view for one utterance (an empty reference counts every output word as an error)."""
+    row: dict = {"hallucination": hallucination_flags(reference, hypothesis)}
+    for view in VIEWS:
+        ref, hyp = view_text(reference, view, language), view_text(hypothesis, view, language)
+        ref_words, ref_chars = len(ref.split()), len(ref)
+        if ref_words == 0:
+            word_errors, char_errors = len(hyp.split()), len(hyp)
+        else:
+            word_errors = _errors(jiwer.process_words(ref, hyp or " "))
+            char_errors = _errors(jiwer.process_characters(ref, hyp or " "))
+        row |= {f"{view}_word_errors": word_errors, f"{view}_ref_words": ref_words,
+                f"{view}_char_errors": char_errors, f"{view}_ref_chars": ref_chars}  # fmt: skip
+    row["wer"] = _rate(row["normalized_word_errors"], row["normalized_ref_words"])
+    row["cer"] = _rate(row["normalized_char_errors"], row["normalized_ref_chars"])
+    return row
+
+
+def aggregate(rows: Iterable[dict]) -> dict:
+    """Corpus-level WER and CER in every view, plus counts."""
+    totals: dict[str, float] = defaultdict(float)
+    count = flagged = 0
+    for row in rows:
+        count += 1
+        flagged += bool(row["hallucination"])
+        for view in VIEWS:
+            for part in ("word_errors", "ref_words", "char_errors", "ref_chars"):
+                totals[f"{view}_{part}"] += row[f"{view}_{part}"]
+    out: dict = {"utterances": count, "hallucinations": flagged}
+    for view in VIEWS:
+        out[f"wer_{view}"] = _rate(totals[f"{view}_word_errors"], totals[f"{view}_ref_words"])
+        out[f"cer_{view}"] = _rate(totals[f"{view}_char_errors"], totals[f"{view}_ref_chars"])
+    return out
+
+
+def breakdown(rows: Sequence[dict], field: str) -> dict[str, dict]:
+    """Aggregates per value of a field (language, source, speaker, duration_bucket)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[str(row.get(field) or "unknown")].append(row)
+    return {key: aggregate(group) for key, group in sorted(groups.items())}
+
+
+def _errors(output) -> int:
+    return output.substitutions + output.deletions + output.insertions
+
+
+def _rate(errors: float, total: float) -> float:
+    return round(errors / total, 4) if total else 0.0
