@@ -87,7 +87,14 @@ def naive(paths: list[Path], out: Path) -> None:
 def ours(paths: list[Path], out: Path) -> None:
     policy = AudioPolicy()
     jobs = [
-        ProcessJob(p.stem, "bench", p.name, str(p), str(output_path(out, "bench", output_key(file_sha256(p), policy))), policy)
+        ProcessJob(
+            p.stem,
+            "bench",
+            p.name,
+            str(p),
+            str(output_path(out, "bench", output_key(file_sha256(p), policy))),
+            policy,
+        )
         for p in paths
     ]
     rows = process_items(jobs)
@@ -120,7 +127,9 @@ def main() -> None:
     args = parser.parse_args()
     paths = generate(OUT / "input", args.hours)
     hours = sum(sf.info(str(p)).duration for p in paths) / 3600
-    print(f"{len(paths)} files, {hours:.2f} h of audio ({', '.join(FORMATS)}; 44.1 kHz stereo), {os.cpu_count()} cores")
+    print(
+        f"{len(paths)} files, {hours:.2f} h of audio ({', '.join(FORMATS)}; 44.1 kHz stereo), {os.cpu_count()} cores"
+    )
 
     librosa.load(paths[0], sr=16_000, mono=True)  # warm-up: librosa imports its parts lazily on first use
     results = {}

@@ -31,11 +31,13 @@ def main(argv: list[str] | None = None) -> int:
 def run_demo(root: Path) -> int:
     import dagster as dg
 
-    from whisper_assets.defs.curation import splits
+    from whisper_assets.defs.curation import catalog, splits
     from whisper_assets.defs.ingest import ingest_assets
     from whisper_assets.defs.partitions import source_partitions
     from whisper_assets.defs.resources import PlatformSettings
+    from whisper_assets.defs.training import MlflowTracking, eval_metrics, exported_model, whisper_model
     from whisper_assets.demo import espeak_available, generate_demo
+    from whisper_assets.export.ctranslate import export_available
 
     root = root.resolve()
     config = generate_demo(root)
@@ -48,7 +50,7 @@ def run_demo(root: Path) -> int:
     else:
         print("DAGSTER_HOME is not set: using a temporary instance (runs will not show in the UI).")
         instance = dg.DagsterInstance.ephemeral()
-    resources = {"platform": PlatformSettings(config_path=str(config))}
+    resources = {"platform": PlatformSettings(config_path=str(config)), "mlflow": MlflowTracking()}
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     names = [s.name for s in settings.sources]
     instance.add_dynamic_partitions(source_partitions.name, names)
@@ -57,10 +59,20 @@ def run_demo(root: Path) -> int:
         dg.materialize(
             ingest_assets, partition_key=name, instance=instance, resources=resources, run_config=quiet
         )
-    dg.materialize(
-        [*ingest_assets, splits], selection=[splits], instance=instance, resources=resources, run_config=quiet
+    graph = [*ingest_assets, splits, whisper_model, eval_metrics, exported_model, catalog]
+    dg.materialize(graph, selection=[splits], instance=instance, resources=resources, run_config=quiet)
+    print("Training the demo model (a tiny random Whisper, a few CPU steps) and evaluating it ...")
+    models = [whisper_model, eval_metrics, *([exported_model] if export_available() else []), catalog]
+    result = dg.materialize(
+        graph,
+        selection=models,
+        instance=instance,
+        resources=resources,
+        run_config=quiet,
+        raise_on_error=False,
     )
     print_summary(settings)
+    print_model_summary(settings, result)
     print(
         "\nOpen the Dagster UI on these runs with:\n"
         f"  {CONFIG_ENV_VAR}={config} make ui\n"
@@ -94,6 +106,29 @@ def print_summary(settings) -> None:
         _print_rows(columns, rows)
     print(f"\nManifests: {settings.manifests_root / 'splits'}/{{train,validation,test}}.jsonl")
     print(f"DuckDB catalog: {catalog}")
+
+
+def print_model_summary(settings, result) -> None:
+    import json
+
+    events = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
+    if "eval_metrics" not in events:
+        print("\nTraining or evaluation failed; see the run in the Dagster UI.")
+        return
+    meta = {k: v.value for k, v in events["eval_metrics"].materialization.metadata.items()}
+    report = json.loads(Path(meta["report"]).read_text())
+    print(f"\nWER of {meta['run']} (model version {meta['model_version']}) and its base model:")
+    rows = [
+        (model, split, s["overall"]["wer_orthographic"], s["overall"]["wer_normalized"], s["overall"]["wer_folded"],
+         s["overall"]["cer_normalized"], s["overall"]["utterances"])
+        for model in ("finetuned", "base") for split, s in report[model].items()
+    ]  # fmt: skip
+    _print_rows(["model", "split", "wer_orth", "wer_norm", "wer_folded", "cer_norm", "utterances"], rows)
+    [check] = result.get_asset_check_evaluations()
+    print(f"Champion gate: {'passed' if check.passed else 'not passed'} ({check.description})")
+    if "exported_model" in events:
+        print(f"CTranslate2 export: {events['exported_model'].materialization.metadata['path'].value}")
+    print(f"MLflow run: {meta['mlflow_run']}  (start the UI with `make mlflow-ui`)")
 
 
 def run_query(sql: str, config: str | None) -> int:

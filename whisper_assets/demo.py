@@ -19,6 +19,7 @@ import soxr
 import yaml
 
 from whisper_assets.audio.encode import write_audio
+from whisper_assets.training.model import build_tiny_whisper
 
 EN_SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -152,9 +153,23 @@ def generate_demo(root: Path) -> Path:
         "Čuvajte se hladnoće, [smeh] šalje vam pozdrav đak.".encode("cp1250")
     )
 
+    base_model = root / "models" / "tiny-random-whisper"
+    if not (base_model / "config.json").exists():  # no hub here: the demo's base model is built offline
+        build_tiny_whisper(base_model, [*EN_SENTENCES, *(text for text, _ in SR_SENTENCES)] * 4)
     settings = {
         "data_root": ".",
         "default_language": "en",
+        "training": {
+            "base_model": str(base_model),
+            "max_steps": 12,
+            "batch_size": 4,
+            "learning_rate": 0.003,
+            "eval_every": 6,
+            "save_every": 6,
+            "window_seconds": 10.0,
+            "generation_max_tokens": 48,
+        },
+        "evaluation": {"max_items": 20},
         "sources": [
             {"name": "demo-en", "language": "en", "license": "CC0-1.0", "provenance": "espeak-ng, generated"},
             {

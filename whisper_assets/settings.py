@@ -15,6 +15,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from whisper_assets.training.options import TrainingOptions
+
 CONFIG_ENV_VAR = "WHISPER_ASSETS_CONFIG"
 DEFAULT_CONFIG_NAME = "whisper_assets.yaml"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -116,6 +118,22 @@ class SplitSettings(_Strict):
         return self
 
 
+class EvaluationSettings(_Strict):
+    """How models are judged, and when a new one becomes the champion."""
+
+    wer_target: float | None = Field(None, ge=0, description="Normalized test WER a model must reach.")
+    max_items: int | None = Field(None, ge=1, description="Evaluate on at most this many items per split.")
+    batch_size: int = Field(16, ge=1)
+
+
+class MlflowSettings(_Strict):
+    """Where runs and models are tracked: embedded SQLite under the data root unless a URI is given."""
+
+    tracking_uri: str | None = None
+    experiment: str = "whisper-assets"
+    registered_model: str = "whisper-assets"
+
+
 class Settings(_Strict):
     """Everything the platform needs to know about where data lives and what to do with it."""
 
@@ -125,6 +143,9 @@ class Settings(_Strict):
     splits: SplitSettings = SplitSettings()
     unreadable_warn_share: float = Field(0.1, ge=0, le=1)
     move_duplicates: bool = Field(False, description="Move non-canonical duplicates to uploads/duplicates/.")
+    training: TrainingOptions = TrainingOptions()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    mlflow: MlflowSettings = MlflowSettings()
 
     @model_validator(mode="after")
     def _unique_names(self) -> Settings:
@@ -157,6 +178,14 @@ class Settings(_Strict):
     @property
     def manifests_root(self) -> Path:
         return self.data_root / "manifests"
+
+    @property
+    def models_root(self) -> Path:
+        return self.data_root / "models"
+
+    @property
+    def logs_root(self) -> Path:
+        return self.data_root / "logs"
 
     @property
     def catalog_path(self) -> Path:

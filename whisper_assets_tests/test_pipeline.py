@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import pytest
 
-from whisper_assets.defs.curation import splits
+from whisper_assets.defs.curation import catalog, splits
 from whisper_assets.defs.ingest import ingest_assets
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
@@ -20,7 +20,7 @@ def materialize_sources(settings, config_path, names, instance):
         for name in names
     }
     results["splits"] = dg.materialize(
-        [*ingest_assets, splits], selection=[splits], instance=instance, resources=resources
+        [*ingest_assets, splits, catalog], selection=[splits, catalog], instance=instance, resources=resources
     )
     return results
 

@@ -1,3 +1,5 @@
+import json
+
 import dagster as dg
 
 from whisper_assets.definitions import defs
@@ -71,10 +73,18 @@ def test_definitions_load_with_the_expected_graph():
         "normalized_transcripts": ["dedup_report"],
         "processed_audio": ["dedup_report", "normalized_transcripts"],
         "splits": ["processed_audio"],
+        "whisper_model": ["splits"],
+        "eval_metrics": ["splits", "whisper_model"],
+        "exported_model": ["eval_metrics"],
+        "catalog": ["eval_metrics", "splits"],
     }
     for key in ("inventory", "dedup_report", "normalized_transcripts", "processed_audio"):
         assert graph.get(dg.AssetKey(key)).partitions_def == source_partitions
-    assert graph.get(dg.AssetKey("splits")).pools == {"duckdb"}
+    assert graph.get(dg.AssetKey("catalog")).pools == {"duckdb"}
+    model = graph.get(dg.AssetKey("whisper_model"))
+    assert model.pools == {"gpu"} and model.tags["compute"] == "gpu"
+    k8s = json.loads(defs.resolve_assets_def("whisper_model").op.tags["dagster-k8s/config"])
+    assert k8s["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert sensors["new_uploads"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["curation_automation"].default_status == dg.DefaultSensorStatus.RUNNING
@@ -83,4 +93,7 @@ def test_definitions_load_with_the_expected_graph():
         ("inventory", "unreadable_share"),
         ("splits", "no_leakage"),
         ("splits", "no_empty_transcripts"),
+        ("eval_metrics", "champion_gate"),
     }
+    schedule = defs.get_repository_def().get_schedule_def("retrain_on_new_data")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED

@@ -10,7 +10,9 @@ from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.reporting import markdown_table
 from whisper_assets.tables import read_table_all, refresh_catalog, table_path, write_rows
 
-CATALOG_TABLES = ("inventory", "dedup_report", "normalized_transcripts", "processed_audio", "splits")
+CATALOG_TABLES = (
+    "inventory", "dedup_report", "normalized_transcripts", "processed_audio", "splits", "eval_utterances",
+)  # fmt: skip
 LEAKAGE_CHECK = "no_leakage"
 EMPTY_TRANSCRIPT_CHECK = "no_empty_transcripts"
 SPLITS_SCHEMA = pa.schema(
@@ -59,7 +61,6 @@ def trainable_items(tables_root) -> list[dict]:
     group_name="curation",
     kinds={"jsonl", "duckdb"},
     deps=[dg.AssetDep(processed_audio, partition_mapping=dg.AllPartitionMapping())],
-    pool="duckdb",
     automation_condition=SPLITS_AUTOMATION,
     check_specs=[
         dg.AssetCheckSpec(
@@ -86,7 +87,6 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
     }
     all_rows = [row | {"split": name} for name, rows in by_split.items() for row in rows]
     write_rows(table_path(settings.tables_root, "splits"), all_rows, SPLITS_SCHEMA)
-    views = refresh_catalog(settings.catalog_path, settings.tables_root, CATALOG_TABLES)
 
     leaked = leaks(by_split)
     empty = [r["id"] for r in all_rows if not r["transcript"].strip()]
@@ -105,8 +105,6 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
             "hours_by_source": {s["split"]: s["by_source"] for s in summary},
             "manifest_sha256": digests,
             "manifests": dg.MetadataValue.path(str(settings.manifests_root / "splits")),
-            "duckdb_catalog": dg.MetadataValue.path(str(settings.catalog_path)),
-            "duckdb_views": views,
             "summary": dg.MetadataValue.md(
                 markdown_table(summary, ("split", "items", "hours", "by_language"))
             ),
@@ -123,4 +121,21 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
                 metadata={"empty": len(empty), "examples": empty[:10]},
             ),
         ],
+    )
+
+
+@dg.asset(
+    group_name="curation",
+    kinds={"duckdb"},
+    deps=["splits", "eval_metrics"],
+    pool="duckdb",  # DuckDB allows one writing process: the pool keeps catalog refreshes one at a time
+    automation_condition=dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.in_progress(),
+    description="catalog.duckdb: one view per table over every partition's Parquet files.",
+)
+def catalog(platform: PlatformSettings) -> dg.MaterializeResult:
+    settings = platform.settings
+    views = refresh_catalog(settings.catalog_path, settings.tables_root, CATALOG_TABLES)
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(settings.catalog_path)), "views": views}
     )

@@ -1,0 +1,34 @@
+"""Schedules: retrain when the data changed (off by default: training costs GPU hours)."""
+
+import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+from whisper_assets.defs.training import training_job
+
+
+def _metadata(instance: dg.DagsterInstance, asset: str) -> dict | None:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+@dg.schedule(
+    job=training_job,
+    cron_schedule="0 3 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Nightly: train if the split manifests changed since the last model and no training runs.",
+)
+def retrain_on_new_data(context: dg.ScheduleEvaluationContext):
+    splits = _metadata(context.instance, "splits")
+    if splits is None:
+        return dg.SkipReason("no split manifests yet: materialize `splits` first")
+    model = _metadata(context.instance, "whisper_model")
+    if model is not None and model.get("manifest_sha256") == splits["manifest_sha256"]:
+        return dg.SkipReason("the split manifests have not changed since the last model")
+    running = context.instance.get_runs(
+        filters=dg.RunsFilter(job_name=training_job.name, statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1
+    )
+    if running:
+        return dg.SkipReason(f"training run {running[0].run_id} is still in progress")
+    return dg.RunRequest(run_key="manifests-" + "-".join(v[:8] for v in splits["manifest_sha256"].values()))

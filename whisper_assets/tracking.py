@@ -1,0 +1,107 @@
+"""Experiment tracking on MLflow: runs with params, metrics, dataset inputs, a registered model and a champion.
+
+The default store is embedded (SQLite plus local artifacts under the data root), so nothing has to be started;
+a team points `tracking_uri` at its MLflow server instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+
+CHAMPION = "champion"
+_BATCH = 900  # MLflow accepts at most 1000 entities per log_batch
+
+
+def default_tracking_uri(data_root: Path) -> str:
+    return f"sqlite:///{(data_root / 'mlflow' / 'mlflow.db').resolve()}"
+
+
+class Tracker:
+    """A thin, explicit wrapper around MlflowClient (no global mlflow state, safe in Dagster workers)."""
+
+    def __init__(
+        self, tracking_uri: str, experiment: str, registered_model: str, artifact_root: Path | None = None
+    ):
+        if tracking_uri.startswith("sqlite:///"):
+            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.registered_model = registered_model
+        found = self.client.get_experiment_by_name(experiment)
+        if found:
+            self.experiment_id = found.experiment_id
+        else:
+            location = artifact_root.resolve().as_uri() if artifact_root else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+
+    def start_run(self, name: str, tags: Mapping[str, str]) -> str:
+        return self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags)).info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
+        entries = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(entries), _BATCH):
+            self.client.log_batch(run_id, params=entries[start : start + _BATCH])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        entries = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        for start in range(0, len(entries), _BATCH):
+            self.client.log_batch(run_id, metrics=entries[start : start + _BATCH])
+
+    def log_datasets(self, run_id: str, manifests: Mapping[str, tuple[Path, str]]) -> None:
+        """Record each split manifest (path and sha256 digest) as a dataset input of the run."""
+        inputs = [
+            DatasetInput(
+                Dataset(name=name, digest=digest[:36], source_type="local", source=str(path)),
+                tags=[InputTag("mlflow.data.context", name)],
+            )
+            for name, (path, digest) in manifests.items()
+        ]
+        self.client.log_inputs(run_id, datasets=inputs)
+
+    def log_artifacts(self, run_id: str, local_dir: Path, artifact_path: str) -> str:
+        self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+        return f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
+
+    def log_file(self, run_id: str, path: Path) -> None:
+        self.client.log_artifact(run_id, str(path))
+
+    def register(self, run_id: str, source_uri: str) -> str:
+        """A new version of the registered model; returns the version number."""
+        try:
+            self.client.create_registered_model(self.registered_model)
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise
+        return self.client.create_model_version(
+            self.registered_model, source=source_uri, run_id=run_id
+        ).version
+
+    def champion(self) -> str | None:
+        try:
+            return self.client.get_model_version_by_alias(self.registered_model, CHAMPION).version
+        except MlflowException:
+            return None
+
+    def set_champion(self, version: str) -> None:
+        self.client.set_registered_model_alias(self.registered_model, CHAMPION, version)
+
+    def version_run(self, version: str) -> str:
+        return self.client.get_model_version(self.registered_model, version).run_id
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def finish(self, run_id: str, ok: bool = True) -> None:
+        self.client.set_terminated(
+            run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)
+        )
+
+    def run_link(self, run_id: str, ui_base: str = "http://127.0.0.1:5000") -> str:
+        return f"{ui_base}/#/experiments/{self.experiment_id}/runs/{run_id}"

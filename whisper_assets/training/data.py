@@ -1,0 +1,232 @@
+"""Training data: manifest items -> (packed) samples -> cached log-mel features and label ids -> batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from transformers import WhisperProcessor
+
+log = logging.getLogger(__name__)
+_PACK_GAP_SECONDS = 0.3
+_FEATURE_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example: one utterance, or several of one speaker packed into a single window."""
+
+    ids: tuple[str, ...]
+    audio: tuple[str, ...]
+    text: str
+    language: str
+    duration: float
+
+
+def read_manifest(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def manifest_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def to_samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list[Sample]:
+    """One sample per item, or (pack=True) consecutive items of one speaker and language packed greedily.
+
+    Packing follows distil-whisper: short utterances are concatenated with a short pause, and their transcripts
+    joined, until the next one would overflow the encoder window. Items without a speaker are never packed.
+    """
+    fitting = [i for i in items if i["duration"] <= window_seconds]
+    if len(fitting) < len(items):
+        log.warning(
+            "%d items longer than the %.1f s window were left out", len(items) - len(fitting), window_seconds
+        )
+    if not pack:
+        return [
+            Sample((i["id"],), (i["audio"],), i["transcript"], i["language"], i["duration"]) for i in fitting
+        ]
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for item in fitting:
+        key = (
+            (item["source"], item["speaker"], item["language"])
+            if item.get("speaker")
+            else ("single", item["id"])
+        )
+        groups[key].append(item)
+    samples = []
+    for group in groups.values():
+        current: list[dict] = []
+        for item in sorted(group, key=lambda i: i["id"]):
+            length = sum(i["duration"] for i in current) + _PACK_GAP_SECONDS * len(current) + item["duration"]
+            if current and length > window_seconds:
+                samples.append(_packed(current))
+                current = []
+            current.append(item)
+        samples.append(_packed(current))
+    return sorted(samples, key=lambda s: s.ids)
+
+
+def _packed(items: list[dict]) -> Sample:
+    duration = sum(i["duration"] for i in items) + _PACK_GAP_SECONDS * (len(items) - 1)
+    return Sample(
+        tuple(i["id"] for i in items), tuple(i["audio"] for i in items),
+        " ".join(i["transcript"].strip() for i in items), items[0]["language"], duration,
+    )  # fmt: skip
+
+
+def load_audio(paths: Sequence[str]) -> np.ndarray:
+    """Read processed 16 kHz mono files, joined by short pauses when packed."""
+    gap = np.zeros(int(_PACK_GAP_SECONDS * 16_000), dtype=np.float32)
+    parts = []
+    for k, path in enumerate(paths):
+        audio, rate = sf.read(path, dtype="float32")
+        if rate != 16_000:
+            raise ValueError(f"{path} is {rate} Hz; training reads processed 16 kHz audio")
+        parts.extend([gap, audio] if k else [audio])
+    return np.concatenate(parts)
+
+
+def label_ids(
+    processor: WhisperProcessor, text: str, language: str | None, task: str, multilingual: bool
+) -> list[int]:
+    """<|startoftranscript|> [<|lang|> <|task|>] <|notimestamps|> text <|endoftext|>, as Whisper decodes."""
+    tokenizer = processor.tokenizer
+    prefix = ["<|startoftranscript|>"]
+    if multilingual:
+        prefix += [f"<|{language}|>" if language else None, f"<|{task}|>"]
+    prefix.append("<|notimestamps|>")
+    ids = tokenizer.convert_tokens_to_ids([t for t in prefix if t])
+    return ids + tokenizer.encode(" " + text.strip(), add_special_tokens=False) + [tokenizer.eos_token_id]
+
+
+class FeatureCache:
+    """Log-mel features and label ids computed once, content-addressed, memory-mapped on reuse.
+
+    The key covers the audio files (processed files are named by content hash), the transcript and language,
+    the feature settings and the tokenizer. A missing or unreadable entry is recomputed (and logged).
+    """
+
+    def __init__(self, root: Path, processor: WhisperProcessor, task: str, multilingual: bool):
+        self.root = root
+        self.processor = processor
+        self.task = task
+        self.multilingual = multilingual
+        extractor = processor.feature_extractor
+        tokenizer_state = json.dumps(processor.tokenizer.get_vocab(), sort_keys=True)
+        settings = {
+            "version": _FEATURE_CACHE_VERSION, "mels": extractor.feature_size, "samples": extractor.n_samples,
+            "hop": extractor.hop_length, "task": task, "multilingual": multilingual,
+            "tokenizer": hashlib.sha256(tokenizer_state.encode()).hexdigest(),
+        }  # fmt: skip
+        self._salt = json.dumps(settings, sort_keys=True)
+        self.hits = self.misses = self.repaired = 0
+
+    def key(self, sample: Sample, language: str | None) -> str:
+        blob = json.dumps([self._salt, [Path(a).name for a in sample.audio], sample.text, language])
+        return hashlib.blake2s(blob.encode(), digest_size=16).hexdigest()
+
+    def get(self, sample: Sample, language: str | None) -> tuple[np.ndarray, np.ndarray]:
+        folder = self.root / (key := self.key(sample, language))[:2] / key
+        if (folder / "labels.npy").exists():
+            try:
+                features = np.load(folder / "features.npy", mmap_mode="r")
+                labels = np.load(folder / "labels.npy")
+                self.hits += 1
+                return features, labels
+            except (OSError, ValueError) as exc:
+                log.warning("feature cache entry %s unreadable (%s): recomputing", key, exc)
+                self.repaired += 1
+        self.misses += 1
+        features, labels = self.compute(sample, language)
+        self._store(folder, features, labels)
+        return features, labels
+
+    def compute(self, sample: Sample, language: str | None) -> tuple[np.ndarray, np.ndarray]:
+        audio = load_audio(sample.audio)
+        features = self.processor.feature_extractor(
+            audio, sampling_rate=16_000, return_tensors="np"
+        ).input_features[0]
+        labels = label_ids(self.processor, sample.text, language, self.task, self.multilingual)
+        return features.astype(np.float32), np.asarray(labels, dtype=np.int64)
+
+    @staticmethod
+    def _store(folder: Path, features: np.ndarray, labels: np.ndarray) -> None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        np.save(staging / "features.npy", features)
+        np.save(staging / "labels.npy", labels)  # written last: its presence marks a complete entry
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another worker stored the same entry first
+            for leftover in staging.iterdir():
+                leftover.unlink()
+            staging.rmdir()
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    def __init__(self, samples: Sequence[Sample], cache: FeatureCache, language: str | None):
+        self.samples = list(samples)
+        self.cache = cache
+        self.language = language  # None: each sample's own language
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        language = self.language or (sample.language if self.cache.multilingual else None)
+        features, labels = self.cache.get(sample, language)
+        return {"input_features": torch.from_numpy(np.array(features)), "labels": torch.from_numpy(labels)}
+
+
+def collate(batch: list[dict], decoder_start_token_id: int) -> dict:
+    """Stack features; pad labels with -100 (ignored by the loss); the model prepends the start token."""
+    features = torch.stack([b["input_features"] for b in batch])
+    longest = max(len(b["labels"]) for b in batch)
+    labels = torch.full((len(batch), longest), -100, dtype=torch.long)
+    for row, item in enumerate(batch):
+        labels[row, : len(item["labels"])] = item["labels"]
+    if bool((labels[:, 0] == decoder_start_token_id).all()):
+        labels = labels[:, 1:]
+    return {"input_features": features, "labels": labels}
+
+
+class ResumableBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Deterministic batches per (seed, epoch), optionally grouped by length, that can start mid-epoch."""
+
+    def __init__(self, lengths: Sequence[float], batch_size: int, seed: int, group_by_length: bool):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.epoch = 0
+        self.start_batch = 0
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.lengths)).tolist()
+        if self.group_by_length:  # sort inside mega-batches so a batch pads little, then shuffle batches
+            mega = self.batch_size * 50
+            order = [i for start in range(0, len(order), mega)
+                     for i in sorted(order[start : start + mega], key=lambda k: -self.lengths[k])]  # fmt: skip
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.group_by_length:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches(self.epoch)[self.start_batch :]

@@ -1,0 +1,58 @@
+"""Every knob of a fine-tuning run, as one validated model (the Dagster run config mirrors it)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainingOptions(BaseModel):
+    """Hyperparameters and data handling of one training run; defaults suit a small CPU run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field(
+        "openai/whisper-tiny", description="Hub id or local path, loaded with from_pretrained."
+    )
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = Field(
+        None,
+        description="One language for every sample; None uses each manifest item's language (multilingual).",
+    )
+    method: Literal["full", "lora", "freeze_encoder"] = "full"
+    lora_rank: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: list[str] = ["q_proj", "k_proj", "v_proj", "out_proj"]
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    max_steps: int = Field(100, ge=1, description="Optimizer steps; stops earlier only by early stopping.")
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="auto: bf16 where the GPU supports it, fp16 on other CUDA devices, fp32 on CPU."
+    )
+    gradient_checkpointing: bool = False
+    spec_augment: bool = False
+    eval_every: int = Field(50, ge=1, description="Validate (WER) every N optimizer steps and at the end.")
+    save_every: int = Field(50, ge=1)
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept besides the latest and the best.")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Evaluations without WER improvement."
+    )
+    seed: int = 42
+    dataloader_workers: int = Field(0, ge=0)
+    group_by_length: bool = True
+    packing: bool = Field(False, description="Pack short utterances of one speaker into <= window samples.")
+    window_seconds: float = Field(30.0, gt=0, le=30, description="Encoder window; below 30 trims positions.")
+    generation_max_tokens: int = Field(128, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    max_eval_items: int | None = Field(200, ge=1, description="Validation items used during training.")
+
+    @model_validator(mode="after")
+    def _window_in_frames(self) -> TrainingOptions:
+        if round(self.window_seconds * 50) != self.window_seconds * 50:
+            raise ValueError("window_seconds must be a multiple of 0.02 s (one encoder position)")
+        return self

@@ -1,0 +1,63 @@
+"""Run identity and the run manifest: what went into a model, so it can be explained and reproduced."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from whisper_assets.training.options import TrainingOptions
+
+_LIBRARIES = (
+    "whisper-assets",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "accelerate",
+    "jiwer",
+    "mlflow",
+)
+
+
+def run_name(options: TrainingOptions, manifest_digests: dict[str, str]) -> str:
+    """Same options on the same data -> same run folder, which is what lets a re-run resume or skip."""
+    blob = json.dumps({"options": options.model_dump(mode="json"), "data": manifest_digests}, sort_keys=True)
+    return "run-" + hashlib.blake2s(blob.encode(), digest_size=6).hexdigest()
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_run_manifest(
+    path: Path, options: TrainingOptions, manifests: dict[str, tuple[Path, str]], **facts
+) -> dict:
+    """`run_manifest.json`: split manifest digests, hyperparameters, git commit, library versions, results."""
+    payload = {
+        "manifests": {name: {"path": str(p), "sha256": digest} for name, (p, digest) in manifests.items()},
+        "hyperparameters": options.model_dump(mode="json"),
+        "git_commit": git_commit(Path(__file__).parent),
+        "libraries": library_versions(),
+        **facts,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    return payload

@@ -1,0 +1,225 @@
+"""The fine-tuning loop: resumable, checkpointed, evaluated on validation WER, logged as JSON lines.
+
+A run lives in one folder. Calling `train` again on the same folder resumes from the newest complete checkpoint
+(model, optimizer, scheduler, grad scaler, RNG states and position in the data), so a process that was killed
+ends in the same state as one that was not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import get_scheduler
+
+from whisper_assets.evaluation.metrics import aggregate, score_utterance
+from whisper_assets.evaluation.transcribe import is_multilingual, transcribe
+from whisper_assets.training.checkpoints import Checkpoints
+from whisper_assets.training.data import (
+    FeatureCache,
+    ResumableBatchSampler,
+    SpeechDataset,
+    collate,
+    to_samples,
+)
+from whisper_assets.training.model import (
+    apply_method,
+    configure_language,
+    load_base,
+    resolve_device,
+    resolve_precision,
+    save_model,
+    trim_encoder_window,
+)
+from whisper_assets.training.options import TrainingOptions
+
+log = logging.getLogger(__name__)
+_MAX_GRAD_NORM = 1.0
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    steps: int
+    best_wer: float | None
+    best_step: int | None
+    resumed_from_step: int
+    samples: int
+    audio_seconds: float
+    train_seconds: float
+    precision: str
+    device: str
+    history: list[dict] = field(default_factory=list)
+    cache: dict = field(default_factory=dict)
+
+
+class JsonLog:
+    """Structured training log: one JSON object per line, appended (a resumed run continues the file)."""
+
+    def __init__(self, path: Path, sink: Callable[[dict], None] | None = None):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.sink = sink
+
+    def write(self, **record) -> dict:
+        record = {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"), **record, **_gpu_stats()}
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.sink:
+            self.sink(record)
+        return record
+
+
+def train(
+    options: TrainingOptions,
+    train_items: Sequence[dict],
+    validation_items: Sequence[dict],
+    run_dir: Path,
+    cache_root: Path,
+    log_path: Path,
+    on_record: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Fine-tune `options.base_model` on the items; resume if run_dir holds checkpoints; save run_dir/model."""
+    device = resolve_device()
+    precision = resolve_precision(options.precision, device)
+    _seed_everything(options.seed)
+    model, processor = load_base(options.base_model)
+    multilingual = is_multilingual(model)
+    language = options.language if multilingual else None
+    configure_language(model, processor, language, options.task if multilingual else None)
+    trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
+    model = apply_method(model, options).to(device)
+
+    samples = to_samples(train_items, options.window_seconds, options.packing)
+    if not samples:
+        raise ValueError("no training samples: the train split is empty or every item exceeds the window")
+    cache = FeatureCache(cache_root, processor, options.task, multilingual)
+    sampler = ResumableBatchSampler([s.duration for s in samples], options.batch_size, options.seed,
+                                    options.group_by_length)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        SpeechDataset(samples, cache, language),
+        batch_sampler=sampler,
+        collate_fn=partial(collate, decoder_start_token_id=model.config.decoder_start_token_id),
+        num_workers=options.dataloader_workers,
+    )
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)
+    scheduler = get_scheduler(options.scheduler, optimizer, options.warmup_steps, options.max_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    checkpoints = Checkpoints(run_dir / "checkpoints")
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_wer": None, "best_step": None,
+             "evals_since_best": 0, "done": False}  # fmt: skip
+    if latest := checkpoints.latest():
+        state = checkpoints.load(latest, model, optimizer, scheduler, scaler)
+        log.info("resuming from %s (step %d)", latest.name, state["step"])
+    resumed_from = state["step"]
+    journal = JsonLog(log_path, on_record)
+    eval_items = list(validation_items)[: options.max_eval_items]
+
+    def evaluate() -> float | None:
+        if not eval_items:
+            return None
+        hypotheses = transcribe(model, processor, eval_items, task=options.task, language=language,
+                                batch_size=options.eval_batch_size, max_new_tokens=options.generation_max_tokens)  # fmt: skip
+        scores = [
+            score_utterance(i["transcript"], h, i["language"])
+            for i, h in zip(eval_items, hypotheses, strict=True)
+        ]
+        return aggregate(scores)["wer_normalized"]
+
+    started = time.perf_counter()
+    audio_seconds = 0.0
+    micro = 0
+    model.train()
+    while not state["done"]:
+        sampler.epoch, sampler.start_batch = state["epoch"], state["batch_in_epoch"]
+        epoch_batches = sampler.batches(state["epoch"])
+        for batch in loader:
+            audio_seconds += sum(samples[i].duration for i in epoch_batches[state["batch_in_epoch"]])
+            state["batch_in_epoch"] += 1
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss = model(
+                    input_features=batch["input_features"].to(device), labels=batch["labels"].to(device)
+                ).loss
+            scaler.scale(loss / options.gradient_accumulation).backward()
+            micro += 1
+            if micro % options.gradient_accumulation:
+                continue
+            scaler.unscale_(optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, _MAX_GRAD_NORM))
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            state["step"] += 1
+            journal.write(stage="train", step=state["step"], epoch=state["epoch"], loss=round(loss.item(), 5),
+                          lr=scheduler.get_last_lr()[0], grad_norm=round(grad_norm, 5))  # fmt: skip
+            _after_step(state, options, evaluate, journal)
+            new_best = state["best_step"] == state["step"]  # saved so the best weights can be restored
+            if state["step"] % options.save_every == 0 or state["done"] or new_best:
+                checkpoints.save(state["step"], model, optimizer, scheduler, scaler, state)
+                checkpoints.rotate(options.keep_last, state["best_step"])
+                journal.write(stage="checkpoint", step=state["step"])
+            if state["done"]:
+                break
+        else:
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+
+    if state["best_step"] is not None and checkpoints.path(state["best_step"]).exists():
+        Checkpoints.load_weights(checkpoints.path(state["best_step"]), model)
+    model_dir = save_model(model, processor, run_dir / "model")
+    history = [json.loads(line) for line in log_path.read_text().splitlines()]
+    return TrainResult(
+        model_dir=model_dir, steps=state["step"], best_wer=state["best_wer"], best_step=state["best_step"],
+        resumed_from_step=resumed_from, samples=len(samples), audio_seconds=audio_seconds,
+        train_seconds=time.perf_counter() - started, precision=precision, device=device.type, history=history,
+        cache={"hits": cache.hits, "misses": cache.misses, "repaired": cache.repaired},
+    )  # fmt: skip
+
+
+def _after_step(
+    state: dict, options: TrainingOptions, evaluate: Callable[[], float | None], journal: JsonLog
+) -> None:
+    """Evaluate on schedule, track the best step, and decide whether training is done."""
+    finished = state["step"] >= options.max_steps
+    if state["step"] % options.eval_every == 0 or finished:
+        wer = evaluate()
+        if wer is not None:
+            journal.write(stage="eval", step=state["step"], wer=wer)
+            if state["best_wer"] is None or wer < state["best_wer"]:
+                state["best_wer"], state["best_step"], state["evals_since_best"] = wer, state["step"], 0
+            else:
+                state["evals_since_best"] += 1
+            patience = options.early_stopping_patience
+            if patience and state["evals_since_best"] >= patience:
+                journal.write(stage="early_stop", step=state["step"], best_step=state["best_step"])
+                finished = True
+    state["done"] = finished
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _gpu_stats() -> dict:
+    if not torch.cuda.is_available():
+        return {}
+    stats = {"gpu_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+    with contextlib.suppress(Exception):  # utilization needs NVML (pynvml); memory is reported regardless
+        stats["gpu_utilization"] = torch.cuda.utilization()
+    return stats
