@@ -79,13 +79,13 @@ class Tracker:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
-        return self.client.create_model_version(
-            self.registered_model, source=source_uri, run_id=run_id
-        ).version
+        return str(
+            self.client.create_model_version(self.registered_model, source=source_uri, run_id=run_id).version
+        )
 
     def champion(self) -> str | None:
         try:
-            return self.client.get_model_version_by_alias(self.registered_model, CHAMPION).version
+            return str(self.client.get_model_version_by_alias(self.registered_model, CHAMPION).version)
         except MlflowException:
             return None
 

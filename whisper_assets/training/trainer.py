@@ -123,6 +123,7 @@ def train(
              "evals_since_best": 0, "done": False}  # fmt: skip
     if latest := checkpoints.latest():
         state = checkpoints.load(latest, model, optimizer, scheduler, scaler)
+        state["done"] = state["step"] >= options.max_steps or state.get("early_stopped", False)
         log.info("resuming from %s (step %d)", latest.name, state["step"])
     resumed_from = state["step"]
     journal = JsonLog(log_path, on_record)
@@ -206,7 +207,7 @@ def _after_step(
             patience = options.early_stopping_patience
             if patience and state["evals_since_best"] >= patience:
                 journal.write(stage="early_stop", step=state["step"], best_step=state["best_step"])
-                finished = True
+                state["early_stopped"] = finished = True
     state["done"] = finished
 
 

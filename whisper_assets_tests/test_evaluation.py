@@ -1,0 +1,68 @@
+import pytest
+
+from whisper_assets.evaluation.metrics import (
+    aggregate,
+    breakdown,
+    hallucination_flags,
+    score_utterance,
+    view_text,
+)
+from whisper_assets.evaluation.report import champion_gate
+
+
+def test_word_and_character_errors_match_hand_counts():
+    row = score_utterance("the cat sat on the mat", "the cat sat on mat", "en")
+    assert row["normalized_word_errors"] == 1 and row["normalized_ref_words"] == 6  # one deletion
+    assert row["wer"] == pytest.approx(1 / 6, abs=1e-4)
+    assert row["normalized_char_errors"] == 4 and row["normalized_ref_chars"] == 22  # "the " deleted
+    assert row["cer"] == pytest.approx(4 / 22, abs=1e-4)
+
+
+def test_three_views_differ_as_designed():
+    row = score_utterance("Dobar dan, Ana!", "dobar dan ana", "sr")
+    assert row["orthographic_word_errors"] == 3  # "Dobar"/"dobar", "dan,"/"dan", "Ana!"/"ana"
+    assert row["normalized_word_errors"] == 0
+    cyrillic = score_utterance("Добар дан", "Dobar dan", "sr")
+    assert cyrillic["normalized_word_errors"] == 2  # different letters
+    assert cyrillic["folded_word_errors"] == 0  # the same words in the other script
+    assert score_utterance("Добар дан", "Dobar dan", "ru")["folded_word_errors"] == 2  # folding is for sr/bs
+
+
+def test_diacritics_count_as_errors_in_every_view():
+    row = score_utterance("čaša", "casa", "hr")
+    assert row["normalized_word_errors"] == 1 and row["folded_char_errors"] == 2
+    assert view_text("  Đak,  ŠKOLA! ", "normalized", "hr") == "đak škola"
+
+
+def test_aggregates_are_corpus_level_and_broken_down():
+    rows = [
+        {**score_utterance("a b c d", "a b c d", "en"), "language": "en"},
+        {**score_utterance("x y", "x z", "sr"), "language": "sr"},
+    ]
+    overall = aggregate(rows)
+    assert overall["wer_normalized"] == pytest.approx(1 / 6, abs=1e-4)  # 1 error in 6 words, not mean(0, 0.5)
+    by_language = breakdown(rows, "language")
+    assert by_language["en"]["wer_normalized"] == 0.0 and by_language["sr"]["wer_normalized"] == 0.5
+
+
+def test_hallucination_flags():
+    assert hallucination_flags("hello there", "hello there") == []
+    assert "repeated_1gram" in hallucination_flags("thank you", "you you you you you you you you")
+    assert "repeated_2gram" in hallucination_flags("go", "go home go home go home go home")
+    assert "too_long" in hallucination_flags("yes", "yes it is a fine day and then some more words")
+    assert score_utterance("", "anything", "en")["normalized_word_errors"] == 1
+
+
+@pytest.mark.parametrize(
+    ("candidate", "base", "target", "champion", "passed", "reason"),
+    [
+        (0.20, 0.30, None, None, True, "test WER 0.2000"),
+        (0.20, 0.30, 0.25, 0.22, True, "test WER 0.2000"),
+        (0.35, 0.30, None, None, False, "worse than the base"),
+        (0.28, 0.30, 0.25, None, False, "misses the target"),
+        (0.24, 0.30, 0.25, 0.21, False, "worse than the champion"),
+    ],
+)
+def test_champion_gate(candidate, base, target, champion, passed, reason):
+    decision = champion_gate(candidate, base, target, champion)
+    assert decision.passed is passed and reason in decision.reason

@@ -1,0 +1,148 @@
+"""whisper_model -> eval_metrics -> exported_model in Dagster, with a real embedded MLflow store."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from whisper_assets.defs.resources import PlatformSettings
+from whisper_assets.defs.schedules import retrain_on_new_data
+from whisper_assets.defs.training import MlflowTracking, eval_metrics, exported_model, whisper_model
+from whisper_assets.export.ctranslate import export_available
+from whisper_assets.settings import load_settings
+from whisper_assets.tables import read_rows, table_path
+from whisper_assets.tracking import CHAMPION, default_tracking_uri
+from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A data root with split manifests and a tiny base model, as `splits` would have left it."""
+    root = tmp_path_factory.mktemp("project")
+    items = make_items(root / "data" / "processed")
+    splits = {"train": items[:4], "validation": items[4:5], "test": items[5:]}
+    for name, rows in splits.items():
+        path = root / "manifests" / "splits" / f"{name}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = make_tiny_model(root / "base-model")
+    config = root / "whisper_assets.yaml"
+    training = {"base_model": str(base), "max_steps": 2, "batch_size": 2, "eval_every": 2, "save_every": 2,
+                "window_seconds": 30.0, "generation_max_tokens": 8, "learning_rate": 1e-12}  # fmt: skip
+    config.write_text(yaml.safe_dump({"data_root": ".", "training": training}))
+    return config
+
+
+def materialize(project, instance, selection, training=None, wer_target=None):
+    settings = yaml.safe_load(project.read_text())
+    settings["evaluation"] = {"wer_target": wer_target}
+    project.write_text(yaml.safe_dump(settings))
+    run_config = {"ops": {"whisper_model": {"config": training or {}}}} if whisper_model in selection else {}
+    return dg.materialize(
+        [whisper_model, eval_metrics, exported_model], selection=selection, instance=instance,
+        resources={"platform": PlatformSettings(config_path=str(project)), "mlflow": MlflowTracking()},
+        run_config=run_config, raise_on_error=False,
+    )  # fmt: skip
+
+
+def champion(client: MlflowClient, settings) -> str:
+    return str(client.get_model_version_by_alias(settings.mlflow.registered_model, CHAMPION).version)
+
+
+def meta(result, asset):
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(project):
+    settings = load_settings(project)
+    uri = default_tracking_uri(settings.data_root)
+    with dg.instance_for_test() as instance:
+        # 1. A near-zero learning rate keeps the model equal to its base: not worse, so it becomes champion.
+        first = materialize(project, instance, [whisper_model, eval_metrics])
+        assert first.success
+        trained, evaluated = meta(first, "whisper_model"), meta(first, "eval_metrics")
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        run = client.get_run(trained["mlflow_run_id"])
+        assert run.data.params["learning_rate"] == "1e-12" and run.data.params["max_steps"] == "2"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+        assert "test_wer_normalized" in run.data.metrics and "test_wer_normalized_base" in run.data.metrics
+        assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"train", "validation", "test"}
+        assert run.data.tags["dagster/run_id"] == first.run_id
+        assert evaluated["test_wer"] == evaluated["test_wer_base"]
+        assert champion(client, settings) == "1"
+        [check] = first.get_asset_check_evaluations()
+        assert check.passed
+
+        # 2. An unreachable WER target: the gate fails, the champion stays, and the export is blocked.
+        second = materialize(project, instance, [whisper_model, eval_metrics, exported_model],
+                             training={"seed": 7}, wer_target=0.0)  # fmt: skip
+        [check] = second.get_asset_check_evaluations()
+        assert not check.passed and "misses the target" in check.description
+        assert meta(second, "whisper_model")["model_version"] == "2"
+        assert champion(client, settings) == "1"
+        assert not [
+            e for e in second.get_asset_materialization_events() if e.asset_key.path == ["exported_model"]
+        ]
+
+        # 3. A model that passes again takes the alias.
+        third = materialize(project, instance, [whisper_model, eval_metrics], training={"seed": 8})
+        assert third.get_asset_check_evaluations()[0].passed
+        assert champion(client, settings) == "3"
+
+        # Per-utterance results are a table; the training log has JSON lines; the run manifest names the data.
+        rows = read_rows(table_path(settings.tables_root, "eval_utterances", trained["run"]))
+        assert {r["model"] for r in rows} == {"finetuned", "base"} and {r["split"] for r in rows} == {
+            "test",
+            "validation",
+        }
+        log_lines = [json.loads(line) for line in Path(trained["training_log"]).read_text().splitlines()]
+        assert {line["stage"] for line in log_lines} >= {"train", "eval", "checkpoint"}
+        manifest = json.loads(
+            (settings.models_root / "whisper" / trained["run"] / "run_manifest.json").read_text()
+        )
+        assert (
+            set(manifest["manifests"]) == {"train", "validation", "test"} and manifest["libraries"]["torch"]
+        )
+
+
+def test_rematerializing_a_finished_run_reuses_it(project):
+    with dg.instance_for_test() as instance:
+        first = meta(materialize(project, instance, [whisper_model], training={"seed": 11}), "whisper_model")
+        again = meta(materialize(project, instance, [whisper_model], training={"seed": 11}), "whisper_model")
+    assert again["run"] == first["run"] and again["resumed_from_step"] == 2
+    assert again["mlflow_run_id"] == first["mlflow_run_id"]
+
+
+@pytest.mark.skipif(
+    not export_available(), reason="the `export` extra (ctranslate2, faster-whisper) is not installed"
+)
+def test_export_converts_and_transcribes(project):
+    with dg.instance_for_test() as instance:
+        result = materialize(
+            project, instance, [whisper_model, eval_metrics, exported_model], training={"seed": 21}
+        )
+        assert result.success
+        exported = meta(result, "exported_model")
+    assert (Path(exported["path"]) / "model.bin").exists()
+    assert isinstance(exported["faster_whisper_output"], str) and exported["verified_on"] == "item-5"
+
+
+def test_retrain_schedule_skips_until_the_data_changes(project):
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance)
+        assert "materialize `splits` first" in retrain_on_new_data(context).skip_message
+        digests = {"train": "a" * 64, "validation": "b" * 64, "test": "c" * 64}
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("splits", metadata={"manifest_sha256": digests})
+        )
+        request = retrain_on_new_data(dg.build_schedule_context(instance=instance))
+        assert isinstance(request, dg.RunRequest)
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("whisper_model", metadata={"manifest_sha256": digests})
+        )
+        skipped = retrain_on_new_data(dg.build_schedule_context(instance=instance))
+        assert "have not changed" in skipped.skip_message

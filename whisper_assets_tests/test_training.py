@@ -1,0 +1,211 @@
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+from whisper_assets.evaluation.transcribe import transcribe
+from whisper_assets.training import checkpoints as checkpoints_module
+from whisper_assets.training.checkpoints import MARKER, Checkpoints
+from whisper_assets.training.data import FeatureCache, collate, label_ids, to_samples
+from whisper_assets.training.model import load_base, trim_encoder_window
+from whisper_assets.training.options import TrainingOptions
+from whisper_assets.training.trainer import train
+from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return make_tiny_model(root / "model"), make_items(root / "audio")
+
+
+def options(model_dir, **overrides):
+    base = {"base_model": str(model_dir), "max_steps": 6, "batch_size": 3, "learning_rate": 3e-3,
+            "eval_every": 3, "save_every": 2, "window_seconds": 4.0, "generation_max_tokens": 16}  # fmt: skip
+    return TrainingOptions(**(base | overrides))
+
+
+def test_loss_decreases_on_a_repeated_batch(tiny, tmp_path):
+    model_dir, items = tiny
+    model, processor = load_base(str(model_dir))
+    cache = FeatureCache(tmp_path / "cache", processor, "transcribe", multilingual=True)
+    samples = to_samples(items[:4], 30.0, pack=False)
+    pairs = [cache.get(s, s.language) for s in samples]
+    batch = collate(
+        [
+            {"input_features": torch.from_numpy(np.array(feats)), "labels": torch.from_numpy(ids)}
+            for feats, ids in pairs
+        ],
+        model.config.decoder_start_token_id,
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert all(b < a for a, b in itertools.pairwise(losses[:5])), losses
+
+
+def test_labels_carry_language_task_and_no_timestamps_prefix(tiny):
+    _, processor = load_base(str(tiny[0]))
+    ids = label_ids(processor, "jedan dva", "sr", "transcribe", multilingual=True)
+    tokens = processor.tokenizer.convert_ids_to_tokens(ids[:4])
+    assert tokens == ["<|startoftranscript|>", "<|sr|>", "<|transcribe|>", "<|notimestamps|>"]
+    assert ids[-1] == processor.tokenizer.eos_token_id
+    assert processor.tokenizer.decode(ids, skip_special_tokens=True).strip() == "jedan dva"
+
+
+def test_feature_cache_reuses_and_repairs_entries(tiny, tmp_path):
+    _, processor = load_base(str(tiny[0]))
+    sample = to_samples(tiny[1][:1], 30.0, pack=False)[0]
+    cache = FeatureCache(tmp_path, processor, "transcribe", multilingual=True)
+    first = cache.get(sample, "en")
+    second = cache.get(sample, "en")
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert isinstance(second[0], np.memmap) and np.array_equal(first[0], second[0])
+    [entry] = [p for p in tmp_path.rglob("features.npy")]
+    entry.write_bytes(b"corrupt")
+    repaired = cache.get(sample, "en")
+    assert cache.repaired == 1 and np.array_equal(repaired[0], first[0])
+    assert cache.key(sample, "sr") != cache.key(sample, "en")
+
+
+def test_packing_joins_one_speakers_utterances_within_the_window(tiny):
+    items = tiny[1]
+    packed = to_samples(items, window_seconds=5.0, pack=True)
+    for sample in packed:
+        speakers = {next(i["speaker"] for i in items if i["id"] == item_id) for item_id in sample.ids}
+        assert len(speakers) == 1 and sample.duration <= 5.0
+    assert sum(len(s.ids) for s in packed) == len(items) and len(packed) < len(items)
+    assert to_samples([{**items[0], "speaker": None}, {**items[1], "speaker": None}], 30.0, True)[0].ids == (
+        "item-0",
+    )
+
+
+def test_train_saves_a_model_that_loads_and_decodes(tiny, tmp_path):
+    model_dir, items = tiny
+    result = train(
+        options(model_dir), items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl"
+    )
+    assert result.steps == 6 and result.best_step in (3, 6)
+    records = [r for r in result.history if r["stage"] == "train"]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert {"loss", "lr", "grad_norm", "timestamp"} <= set(records[0])
+    assert [r["step"] for r in result.history if r["stage"] == "eval"] == [3, 6]
+
+    reloaded = WhisperForConditionalGeneration.from_pretrained(result.model_dir)
+    processor = WhisperProcessor.from_pretrained(result.model_dir)
+    assert reloaded.config.max_source_positions == 200  # 4 s window kept in the saved model
+    assert processor.feature_extractor.n_samples == 4 * 16_000
+    hypotheses = transcribe(reloaded, processor, items[:2], max_new_tokens=8)
+    assert len(hypotheses) == 2 and all(isinstance(h, str) for h in hypotheses)
+
+
+def test_lora_trains_adapters_and_saves_a_merged_model(tiny, tmp_path):
+    model_dir, items = tiny
+    result = train(options(model_dir, method="lora", lora_rank=4, max_steps=3, eval_every=3), items, [],
+                   tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")  # fmt: skip
+    merged = load_file(str(result.model_dir / "model.safetensors"))
+    assert not any("lora" in name for name in merged)
+    base = load_file(str(model_dir / "model.safetensors"))
+    name = "model.encoder.layers.0.self_attn.q_proj.weight"
+    assert not torch.allclose(merged[name], base[name])  # adapters were merged into the weights
+    assert torch.equal(merged["model.encoder.layers.0.fc1.weight"], base["model.encoder.layers.0.fc1.weight"])
+
+
+def test_trimmed_window_model_matches_its_feature_extractor(tiny):
+    model, processor = load_base(str(tiny[0]))
+    trim_encoder_window(model, processor.feature_extractor, 8.0)
+    features = processor.feature_extractor(np.zeros(16_000, np.float32), sampling_rate=16_000,
+                                           return_tensors="pt").input_features  # fmt: skip
+    assert features.shape[-1] == 800
+    assert model.get_encoder()(features).last_hidden_state.shape[1] == 400
+
+
+_CRASHING_TRAIN = """
+import os, signal, sys
+from pathlib import Path
+from whisper_assets.training import checkpoints
+from whisper_assets.training.options import TrainingOptions
+from whisper_assets.training.trainer import train
+from whisper_assets_tests.training_fixtures import make_items
+
+original = checkpoints.Checkpoints.save
+def save_then_die(self, step, *args):
+    folder = original(self, step, *args)
+    if step == 4:
+        os.kill(os.getpid(), signal.SIGKILL)  # the process dies like an evicted pod, right after a checkpoint
+    return folder
+checkpoints.Checkpoints.save = save_then_die
+root = Path(sys.argv[1])
+options = TrainingOptions.model_validate_json(sys.argv[2])
+items = make_items(root / "audio-crash")
+train(options, items, items[:2], root / "run", root / "cache", root / "log.jsonl")
+"""
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny, tmp_path):
+    model_dir, items = tiny
+    opts = options(model_dir, max_steps=6, save_every=2, eval_every=100)
+    reference = train(
+        opts, items, [], tmp_path / "reference", tmp_path / "cache", tmp_path / "reference.jsonl"
+    )
+
+    crashed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CRASHING_TRAIN), str(tmp_path), opts.model_dump_json()],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    assert Checkpoints(tmp_path / "run" / "checkpoints").latest().name == "checkpoint-00000004"
+
+    crash_items = [
+        {**i, "audio": str(tmp_path / "audio-crash" / f"clip{k}.wav")} for k, i in enumerate(items)
+    ]
+    resumed = train(opts, crash_items, [], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    assert resumed.resumed_from_step == 4 and resumed.steps == 6
+    want = load_file(str(reference.model_dir / "model.safetensors"))
+    got = load_file(str(resumed.model_dir / "model.safetensors"))
+    assert want.keys() == got.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-5)
+
+
+def test_an_interrupted_checkpoint_save_leaves_the_previous_one_usable(tiny, tmp_path, monkeypatch):
+    model_dir, items = tiny
+    opts = options(model_dir, max_steps=2, save_every=2, eval_every=100)
+    train(opts, items, [], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    checkpoints = Checkpoints(tmp_path / "run" / "checkpoints")
+    assert checkpoints.latest().name == "checkpoint-00000002"
+
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the RNG file of the next checkpoint: the disk filled up mid-save
+            raise OSError("No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints_module.torch, "save", failing_save)
+    with pytest.raises(OSError, match="No space left"):
+        train(options(model_dir, max_steps=4, save_every=2, eval_every=100), items, [], tmp_path / "run",
+              tmp_path / "cache", tmp_path / "log.jsonl")  # fmt: skip
+    monkeypatch.undo()
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-00000004").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "checkpoint-00000004" / MARKER).exists()
+    assert checkpoints.latest().name == "checkpoint-00000002"
+    resumed = train(options(model_dir, max_steps=4, save_every=2, eval_every=100), items, [], tmp_path / "run",
+                    tmp_path / "cache", tmp_path / "log.jsonl")  # fmt: skip
+    assert resumed.resumed_from_step == 2 and resumed.steps == 4

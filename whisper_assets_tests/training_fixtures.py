@@ -1,0 +1,34 @@
+"""Tiny offline Whisper models and processed-audio items for training tests (no hub, no ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from whisper_assets.audio.process import TARGET_RATE, write_pcm16
+from whisper_assets.demo import speech_like
+from whisper_assets.training.model import build_tiny_whisper
+
+TEXTS = [
+    ("zero one two", "ana", "en"),
+    ("three four five", "ana", "en"),
+    ("six seven", "bob", "en"),
+    ("eight nine ten", "bob", "en"),
+    ("jedan dva tri", "vera", "sr"),
+    ("četiri pet", "vera", "sr"),
+]
+
+
+def make_items(folder: Path) -> list[dict]:
+    """Manifest items (as `splits` writes them) over freshly written 16 kHz clips."""
+    items = []
+    for i, (text, speaker, language) in enumerate(TEXTS):
+        samples = speech_like(text)
+        path = folder / f"clip{i}.wav"
+        write_pcm16(path, samples)
+        items.append({"id": f"item-{i}", "audio": str(path), "transcript": text, "duration": len(samples) / TARGET_RATE,
+                      "language": language, "speaker": speaker, "source": "test"})  # fmt: skip
+    return items
+
+
+def make_tiny_model(folder: Path) -> Path:
+    return build_tiny_whisper(folder, [text for text, _, _ in TEXTS] * 10)
