@@ -114,8 +114,13 @@ def ingest_twice(uploads: Path) -> tuple[Clock, Clock]:
         instance.add_dynamic_partitions("dataset_sources", ["bench"])
         for _ in range(2):
             with Clock() as clock:
-                dg.materialize(ingest_assets, partition_key="bench", instance=instance, resources=resources,
-                               run_config=quiet)  # fmt: skip
+                dg.materialize(
+                    ingest_assets,
+                    partition_key="bench",
+                    instance=instance,
+                    resources=resources,
+                    run_config=quiet,
+                )
             clocks.append(clock)
     shutil.rmtree(root)
     return clocks[0], clocks[1]
@@ -139,15 +144,19 @@ def main() -> None:
         with Clock() as clock:
             fn(paths, target)
         results[name] = clock
-        print(f"{name:24s} wall {clock.wall:7.1f} s  cpu {clock.cpu:7.1f} s  "
-              f"{hours / (clock.wall / 60):6.2f} audio h per wall minute  "
-              f"{hours / (clock.cpu / 60):6.2f} audio h per CPU minute")  # fmt: skip
+        print(
+            f"{name:24s} wall {clock.wall:7.1f} s  cpu {clock.cpu:7.1f} s  "
+            f"{hours / (clock.wall / 60):6.2f} audio h per wall minute  "
+            f"{hours / (clock.cpu / 60):6.2f} audio h per CPU minute"
+        )
     base, mine = results["naive librosa loop"], results["processed_audio (ours)"]
     print(f"speed-up: {base.wall / mine.wall:.2f}x wall, {base.cpu / mine.cpu:.2f}x CPU")
 
     first, again = ingest_twice(OUT / "input")
-    print(f"ingest materialization: first {first.wall:.1f} s, no-change re-run {again.wall:.2f} s "
-          f"({100 * again.wall / first.wall:.1f}% of the first)")  # fmt: skip
+    print(
+        f"ingest materialization: first {first.wall:.1f} s, no-change re-run {again.wall:.2f} s "
+        f"({100 * again.wall / first.wall:.1f}% of the first)"
+    )
 
 
 if __name__ == "__main__":

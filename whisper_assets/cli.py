@@ -119,10 +119,18 @@ def print_model_summary(settings, result) -> None:
     report = json.loads(Path(meta["report"]).read_text())
     print(f"\nWER of {meta['run']} (model version {meta['model_version']}) and its base model:")
     rows = [
-        (model, split, s["overall"]["wer_orthographic"], s["overall"]["wer_normalized"], s["overall"]["wer_folded"],
-         s["overall"]["cer_normalized"], s["overall"]["utterances"])
-        for model in ("finetuned", "base") for split, s in report[model].items()
-    ]  # fmt: skip
+        (
+            model,
+            split,
+            s["overall"]["wer_orthographic"],
+            s["overall"]["wer_normalized"],
+            s["overall"]["wer_folded"],
+            s["overall"]["cer_normalized"],
+            s["overall"]["utterances"],
+        )
+        for model in ("finetuned", "base")
+        for split, s in report[model].items()
+    ]
     _print_rows(["model", "split", "wer_orth", "wer_norm", "wer_folded", "cer_norm", "utterances"], rows)
     [check] = result.get_asset_check_evaluations()
     print(f"Champion gate: {'passed' if check.passed else 'not passed'} ({check.description})")

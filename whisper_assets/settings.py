@@ -79,6 +79,10 @@ class FolderSource(_Strict):
     kind: Literal["folder"] = "folder"
     location: str | None = Field(None, description="Folder to read; default `<uploads_root>/<name>`.")
     language: str = "en"
+    split_by: Literal["speaker", "content"] = Field(
+        "speaker",
+        description="Group key for splits when speakers are known: speaker-disjoint, or per content.",
+    )
     license: str = "unknown"
     provenance: str = ""
     transcripts: TranscriptPolicy = TranscriptPolicy()

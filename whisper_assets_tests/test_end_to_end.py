@@ -51,8 +51,10 @@ def test_dagster_cli_materializes_a_source_partition_and_splits(dagster_home, ma
     for args in ([*base, "--select", select, "--partition", "cli-src"], [*base, "--select", "splits"]):
         done = subprocess.run(args, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
-    lines = sum(len((settings.manifests_root / "splits" / f"{n}.jsonl").read_text().splitlines())
-                for n in ("train", "validation", "test"))  # fmt: skip
+    lines = sum(
+        len((settings.manifests_root / "splits" / f"{n}.jsonl").read_text().splitlines())
+        for n in ("train", "validation", "test")
+    )
     assert lines == 3
     with open_instance(dagster_home) as instance:
         records = instance.fetch_materializations(dg.AssetKey("processed_audio"), limit=5).records
@@ -114,13 +116,23 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     done = subprocess.run(
         [str(BIN / "whisper-assets"), "demo", "--root", str(tmp_path / "demo")],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    for expected in ("not a decodable audio file", "empty transcript", "shorter than 1 s",
-                     "excluded until segmented", "unsupported file type .pdf", "duplicate (content)",
-                     "duplicate (exact)"):  # fmt: skip
+    for expected in (
+        "not a decodable audio file",
+        "empty transcript",
+        "shorter than 1 s",
+        "excluded until segmented",
+        "unsupported file type .pdf",
+        "duplicate (content)",
+        "duplicate (exact)",
+    ):
         assert expected in out, out
     train = (tmp_path / "demo" / "manifests" / "splits" / "train.jsonl").read_text().splitlines()
     languages = {json.loads(line)["language"] for line in train}

@@ -30,8 +30,16 @@ def project(tmp_path_factory):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     base = make_tiny_model(root / "base-model")
     config = root / "whisper_assets.yaml"
-    training = {"base_model": str(base), "max_steps": 2, "batch_size": 2, "eval_every": 2, "save_every": 2,
-                "window_seconds": 30.0, "generation_max_tokens": 8, "learning_rate": 1e-12}  # fmt: skip
+    training = {
+        "base_model": str(base),
+        "max_steps": 2,
+        "batch_size": 2,
+        "eval_every": 2,
+        "save_every": 2,
+        "window_seconds": 30.0,
+        "generation_max_tokens": 8,
+        "learning_rate": 1e-12,
+    }
     config.write_text(yaml.safe_dump({"data_root": ".", "training": training}))
     return config
 
@@ -42,10 +50,13 @@ def materialize(project, instance, selection, training=None, wer_target=None):
     project.write_text(yaml.safe_dump(settings))
     run_config = {"ops": {"whisper_model": {"config": training or {}}}} if whisper_model in selection else {}
     return dg.materialize(
-        [whisper_model, eval_metrics, exported_model], selection=selection, instance=instance,
+        [whisper_model, eval_metrics, exported_model],
+        selection=selection,
+        instance=instance,
         resources={"platform": PlatformSettings(config_path=str(project)), "mlflow": MlflowTracking()},
-        run_config=run_config, raise_on_error=False,
-    )  # fmt: skip
+        run_config=run_config,
+        raise_on_error=False,
+    )
 
 
 def champion(client: MlflowClient, settings) -> str:
@@ -78,8 +89,13 @@ def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(projec
         assert check.passed
 
         # 2. An unreachable WER target: the gate fails, the champion stays, and the export is blocked.
-        second = materialize(project, instance, [whisper_model, eval_metrics, exported_model],
-                             training={"seed": 7}, wer_target=0.0)  # fmt: skip
+        second = materialize(
+            project,
+            instance,
+            [whisper_model, eval_metrics, exported_model],
+            training={"seed": 7},
+            wer_target=0.0,
+        )
         [check] = second.get_asset_check_evaluations()
         assert not check.passed and "misses the target" in check.description
         assert meta(second, "whisper_model")["model_version"] == "2"

@@ -94,8 +94,11 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
     assert (info.samplerate, info.channels, info.subtype) == (16_000, 1, "PCM_16")
 
     manifests = settings.manifests_root / "splits"
-    items = [json.loads(line) for name in ("train", "validation", "test")
-             for line in (manifests / f"{name}.jsonl").read_text().splitlines()]  # fmt: skip
+    items = [
+        json.loads(line)
+        for name in ("train", "validation", "test")
+        for line in (manifests / f"{name}.jsonl").read_text().splitlines()
+    ]
     assert sorted(i["id"] for i in items) == sorted(inventory[k]["id"] for k in ok)
     assert set(items[0]) == {"id", "audio", "transcript", "duration", "language", "speaker", "source"}
 
@@ -140,9 +143,13 @@ def test_unreadable_share_check_warns(make_settings, write_clip):
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(source_partitions.name, ["junk"])
         result = dg.materialize(
-            ingest_assets, partition_key="junk", instance=instance,
-            resources={"platform": PlatformSettings(config_path=str(settings.data_root / "whisper_assets.yaml"))},
-        )  # fmt: skip
+            ingest_assets,
+            partition_key="junk",
+            instance=instance,
+            resources={
+                "platform": PlatformSettings(config_path=str(settings.data_root / "whisper_assets.yaml"))
+            },
+        )
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "unreadable_share" and not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN

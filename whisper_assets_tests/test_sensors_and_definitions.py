@@ -67,8 +67,10 @@ def test_definitions_load_with_the_expected_graph():
     with dg.instance_for_test():
         dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    deps = {key.to_user_string(): sorted(k.to_user_string() for k in graph.get(key).parent_keys)
-            for key in graph.get_all_asset_keys()}  # fmt: skip
+    deps = {
+        key.to_user_string(): sorted(k.to_user_string() for k in graph.get(key).parent_keys)
+        for key in graph.get_all_asset_keys()
+    }
     assert deps == {
         "inventory": [],
         "dedup_report": ["inventory"],

@@ -12,8 +12,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_relative_data_root_resolves_against_the_settings_file(tmp_path):
-    path = write(tmp_path, "data_root: data\nsources:\n  - name: my-voice\n    language: hr\n"
-                 "    transcripts: {script: latin}\n")  # fmt: skip
+    path = write(
+        tmp_path,
+        "data_root: data\nsources:\n  - name: my-voice\n    language: hr\n    transcripts: {script: latin}\n",
+    )
     settings = load_settings(path)
     assert settings.data_root == (tmp_path / "data").resolve()
     assert settings.source("my-voice").transcripts.script is Script.LATIN

@@ -46,8 +46,11 @@ def test_speakers_and_contents_never_cross_splits(pairs):
 
 
 def test_leak_detection_reports_a_speaker_in_two_splits():
-    rows = {"train": [{"speaker": "ana", "source": "s", "content_hash": "1"}],
-            "validation": [{"speaker": "ana", "source": "s", "content_hash": "2"}], "test": []}  # fmt: skip
+    rows = {
+        "train": [{"group": "speaker:s:ana", "content_hash": "1"}],
+        "validation": [{"group": "speaker:s:ana", "content_hash": "2"}],
+        "test": [],
+    }
     assert leaks(rows) == {"speaker:s:ana": ["train", "validation"]}
 
 
@@ -59,3 +62,20 @@ def test_ratios_are_respected_and_salt_changes_assignment():
     assert 3850 < counts["train"] < 4150 and 400 < counts["validation"] < 600 and 400 < counts["test"] < 600
     salted = SplitSettings(salt="another")
     assert sum(assign_split(k, SPLIT_SETTINGS) != assign_split(k, salted) for k in keys) > 500
+
+
+def test_content_grouping_spreads_a_few_speakers_over_every_split():
+    items = [
+        {
+            "id": f"s-{i}",
+            "speaker": ("a", "b")[i % 2],
+            "source": "s",
+            "content_hash": f"{i:04d}",
+            "group": group_key("s", ("a", "b")[i % 2], f"{i:04d}", by_speaker=False),
+        }
+        for i in range(200)
+    ]
+    placed = split_items(items, SPLIT_SETTINGS)
+    assert all(placed[name] for name in SPLITS)
+    assert leaks(placed) == {}
+    assert group_key("s", "a", "0001") == "speaker:s:a"

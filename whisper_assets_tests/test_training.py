@@ -28,8 +28,16 @@ def tiny(tmp_path_factory):
 
 
 def options(model_dir, **overrides):
-    base = {"base_model": str(model_dir), "max_steps": 6, "batch_size": 3, "learning_rate": 3e-3,
-            "eval_every": 3, "save_every": 2, "window_seconds": 4.0, "generation_max_tokens": 16}  # fmt: skip
+    base = {
+        "base_model": str(model_dir),
+        "max_steps": 6,
+        "batch_size": 3,
+        "learning_rate": 3e-3,
+        "eval_every": 3,
+        "save_every": 2,
+        "window_seconds": 4.0,
+        "generation_max_tokens": 16,
+    }
     return TrainingOptions(**(base | overrides))
 
 
@@ -115,8 +123,14 @@ def test_train_saves_a_model_that_loads_and_decodes(tiny, tmp_path):
 
 def test_lora_trains_adapters_and_saves_a_merged_model(tiny, tmp_path):
     model_dir, items = tiny
-    result = train(options(model_dir, method="lora", lora_rank=4, max_steps=3, eval_every=3), items, [],
-                   tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")  # fmt: skip
+    result = train(
+        options(model_dir, method="lora", lora_rank=4, max_steps=3, eval_every=3),
+        items,
+        [],
+        tmp_path / "run",
+        tmp_path / "cache",
+        tmp_path / "log.jsonl",
+    )
     merged = load_file(str(result.model_dir / "model.safetensors"))
     assert not any("lora" in name for name in merged)
     base = load_file(str(model_dir / "model.safetensors"))
@@ -128,8 +142,9 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tiny, tmp_path):
 def test_trimmed_window_model_matches_its_feature_extractor(tiny):
     model, processor = load_base(str(tiny[0]))
     trim_encoder_window(model, processor.feature_extractor, 8.0)
-    features = processor.feature_extractor(np.zeros(16_000, np.float32), sampling_rate=16_000,
-                                           return_tensors="pt").input_features  # fmt: skip
+    features = processor.feature_extractor(
+        np.zeros(16_000, np.float32), sampling_rate=16_000, return_tensors="pt"
+    ).input_features
     assert features.shape[-1] == 800
     assert model.get_encoder()(features).last_hidden_state.shape[1] == 400
 
@@ -165,8 +180,11 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny, tmp_path):
 
     crashed = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_CRASHING_TRAIN), str(tmp_path), opts.model_dump_json()],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     assert Checkpoints(tmp_path / "run" / "checkpoints").latest().name == "checkpoint-00000004"
 
@@ -200,12 +218,24 @@ def test_an_interrupted_checkpoint_save_leaves_the_previous_one_usable(tiny, tmp
 
     monkeypatch.setattr(checkpoints_module.torch, "save", failing_save)
     with pytest.raises(OSError, match="No space left"):
-        train(options(model_dir, max_steps=4, save_every=2, eval_every=100), items, [], tmp_path / "run",
-              tmp_path / "cache", tmp_path / "log.jsonl")  # fmt: skip
+        train(
+            options(model_dir, max_steps=4, save_every=2, eval_every=100),
+            items,
+            [],
+            tmp_path / "run",
+            tmp_path / "cache",
+            tmp_path / "log.jsonl",
+        )
     monkeypatch.undo()
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-00000004").exists()
     assert not (tmp_path / "run" / "checkpoints" / "checkpoint-00000004" / MARKER).exists()
     assert checkpoints.latest().name == "checkpoint-00000002"
-    resumed = train(options(model_dir, max_steps=4, save_every=2, eval_every=100), items, [], tmp_path / "run",
-                    tmp_path / "cache", tmp_path / "log.jsonl")  # fmt: skip
+    resumed = train(
+        options(model_dir, max_steps=4, save_every=2, eval_every=100),
+        items,
+        [],
+        tmp_path / "run",
+        tmp_path / "cache",
+        tmp_path / "log.jsonl",
+    )
     assert resumed.resumed_from_step == 2 and resumed.steps == 4

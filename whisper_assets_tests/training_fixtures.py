@@ -25,8 +25,17 @@ def make_items(folder: Path) -> list[dict]:
         samples = speech_like(text)
         path = folder / f"clip{i}.wav"
         write_pcm16(path, samples)
-        items.append({"id": f"item-{i}", "audio": str(path), "transcript": text, "duration": len(samples) / TARGET_RATE,
-                      "language": language, "speaker": speaker, "source": "test"})  # fmt: skip
+        items.append(
+            {
+                "id": f"item-{i}",
+                "audio": str(path),
+                "transcript": text,
+                "duration": len(samples) / TARGET_RATE,
+                "language": language,
+                "speaker": speaker,
+                "source": "test",
+            }
+        )
     return items
 
 

@@ -42,8 +42,16 @@ INVENTORY_SCHEMA = pa.schema(
 )
 # Fields read from the audio bytes: reused while (path, size, mtime) are unchanged.
 _AUDIO_FIELDS = (
-    "sha256", "duration", "sample_rate", "channels", "codec", "container", "lossless", "readable", "audio_error",
-)  # fmt: skip
+    "sha256",
+    "duration",
+    "sample_rate",
+    "channels",
+    "codec",
+    "container",
+    "lossless",
+    "readable",
+    "audio_error",
+)
 
 
 def item_id(source: str, rel_path: str) -> str:
@@ -65,9 +73,13 @@ def build_inventory(
     entries = scan_folder(folder, language)
     cache = {(r["rel_path"], r["bytes"], r["mtime_ns"]): r for r in previous if r.get("is_audio")}
     to_probe = [e for e in entries if e.is_audio and (e.rel_path, e.size, e.mtime_ns) not in cache]
-    probed = dict(zip((e.rel_path for e in to_probe), parallel_map(
-        _read_audio_fields, [str(folder / e.rel_path) for e in to_probe], workers
-    ), strict=True))  # fmt: skip
+    probed = dict(
+        zip(
+            (e.rel_path for e in to_probe),
+            parallel_map(_read_audio_fields, [str(folder / e.rel_path) for e in to_probe], workers),
+            strict=True,
+        )
+    )
     rows = []
     for entry in entries:
         if entry.is_audio:

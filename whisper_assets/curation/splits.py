@@ -21,9 +21,12 @@ SPLITS = ("train", "validation", "test")
 MANIFEST_FIELDS = ("id", "audio", "transcript", "duration", "language", "speaker", "source")
 
 
-def group_key(source: str, speaker: str | None, content_hash: str) -> str:
-    """Speakers are namespaced by source (speaker "1" of two sources is two people); else the content."""
-    return f"speaker:{source}:{speaker}" if speaker else f"content:{content_hash}"
+def group_key(source: str, speaker: str | None, content_hash: str, by_speaker: bool = True) -> str:
+    """The speaker when known (namespaced by source: speaker "1" of two sources is two people), else the content.
+
+    A source with very few speakers (two speakers cannot fill three splits) can group by content instead.
+    """
+    return f"speaker:{source}:{speaker}" if speaker and by_speaker else f"content:{content_hash}"
 
 
 def assign_split(key: str, settings: SplitSettings) -> str:
@@ -48,12 +51,11 @@ def split_items(items: Iterable[dict], settings: SplitSettings) -> dict[str, lis
 
 
 def leaks(splits: dict[str, Sequence[dict]]) -> dict[str, list[str]]:
-    """Speakers and content hashes found in more than one split (must be empty)."""
+    """Groups (speakers of speaker-disjoint sources) and content hashes found in more than one split."""
     seen: dict[str, set[str]] = defaultdict(set)
     for name, rows in splits.items():
         for row in rows:
-            if row.get("speaker"):
-                seen[f"speaker:{row['source']}:{row['speaker']}"].add(name)
+            seen[row["group"]].add(name)
             seen[f"content:{row['content_hash']}"].add(name)
     return {key: sorted(names) for key, names in seen.items() if len(names) > 1}
 

@@ -11,8 +11,13 @@ from whisper_assets.reporting import markdown_table
 from whisper_assets.tables import read_table_all, refresh_catalog, table_path, write_rows
 
 CATALOG_TABLES = (
-    "inventory", "dedup_report", "normalized_transcripts", "processed_audio", "splits", "eval_utterances",
-)  # fmt: skip
+    "inventory",
+    "dedup_report",
+    "normalized_transcripts",
+    "processed_audio",
+    "splits",
+    "eval_utterances",
+)
 LEAKAGE_CHECK = "no_leakage"
 EMPTY_TRANSCRIPT_CHECK = "no_empty_transcripts"
 SPLITS_SCHEMA = pa.schema(
@@ -37,7 +42,7 @@ SPLITS_AUTOMATION = (
 ).with_label("any source updated")
 
 
-def trainable_items(tables_root) -> list[dict]:
+def trainable_items(tables_root, speaker_disjoint: dict[str, bool]) -> list[dict]:
     """Join processed audio, transcripts and inventory labels for every trainable item of every source."""
     inventory = {r["id"]: r for r in read_table_all(tables_root, "inventory")}
     transcripts = {r["id"]: r for r in read_table_all(tables_root, "normalized_transcripts") if r["accepted"]}
@@ -48,12 +53,21 @@ def trainable_items(tables_root) -> list[dict]:
             continue
         labels = inventory[row["id"]]
         content = identity[row["id"]]["cluster_id"]
-        items.append({
-            "id": row["id"], "audio": row["audio"], "transcript": transcripts[row["id"]]["transcript"],
-            "duration": round(row["duration"], 3), "language": labels["language"], "speaker": labels["speaker"],
-            "source": row["source"], "content_hash": content,
-            "group": group_key(row["source"], labels["speaker"], content),
-        })  # fmt: skip
+        items.append(
+            {
+                "id": row["id"],
+                "audio": row["audio"],
+                "transcript": transcripts[row["id"]]["transcript"],
+                "duration": round(row["duration"], 3),
+                "language": labels["language"],
+                "speaker": labels["speaker"],
+                "source": row["source"],
+                "content_hash": content,
+                "group": group_key(
+                    row["source"], labels["speaker"], content, speaker_disjoint.get(row["source"], True)
+                ),
+            }
+        )
     return items
 
 
@@ -80,7 +94,8 @@ def trainable_items(tables_root) -> list[dict]:
 )
 def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
     settings = platform.settings
-    by_split = split_items(trainable_items(settings.tables_root), settings.splits)
+    by_speaker = {s.name: s.split_by == "speaker" for s in settings.discover_sources()}
+    by_split = split_items(trainable_items(settings.tables_root, by_speaker), settings.splits)
     digests = {
         name: write_manifest(settings.manifests_root / "splits" / f"{name}.jsonl", rows)
         for name, rows in by_split.items()
@@ -91,10 +106,15 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
     leaked = leaks(by_split)
     empty = [r["id"] for r in all_rows if not r["transcript"].strip()]
     summary = [
-        {"split": name, "items": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
-         "by_language": hours_by(rows, "language"), "by_source": hours_by(rows, "source")}
+        {
+            "split": name,
+            "items": len(rows),
+            "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
+            "by_language": hours_by(rows, "language"),
+            "by_source": hours_by(rows, "source"),
+        }
         for name, rows in by_split.items()
-    ]  # fmt: skip
+    ]
     context.log.info("splits: " + ", ".join(f"{s['split']}={s['items']}" for s in summary))
     return dg.MaterializeResult(
         metadata={

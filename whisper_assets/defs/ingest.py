@@ -121,10 +121,17 @@ def dedup_report(context: dg.AssetExecutionContext, platform: PlatformSettings) 
         {r["sha256"]: r["abs_path"] for r in candidates_rows}, settings.cache_root, platform.workers
     )
     candidates = [
-        DedupCandidate(r["id"], r["source"], r["rel_path"], r["sha256"], bool(r["lossless"]),
-                       r["sample_rate"], identities[r["sha256"]])
+        DedupCandidate(
+            r["id"],
+            r["source"],
+            r["rel_path"],
+            r["sha256"],
+            bool(r["lossless"]),
+            r["sample_rate"],
+            identities[r["sha256"]],
+        )
         for r in candidates_rows
-    ]  # fmt: skip
+    ]
     rows = [r for r in find_duplicates(candidates) if r["source"] == source.name]
     duplicates = [r for r in rows if not r["is_canonical"]]
 
@@ -210,10 +217,16 @@ def processed_audio(context: dg.AssetExecutionContext, platform: PlatformSetting
         if item is None or row["id"] not in canonical:
             continue
         key = output_key(item["sha256"], source.audio)
-        jobs.append(ProcessJob(
-            item["id"], source.name, item["rel_path"], item["abs_path"],
-            str(output_path(settings.processed_root, source.name, key)), source.audio,
-        ))  # fmt: skip
+        jobs.append(
+            ProcessJob(
+                item["id"],
+                source.name,
+                item["rel_path"],
+                item["abs_path"],
+                str(output_path(settings.processed_root, source.name, key)),
+                source.audio,
+            )
+        )
     rows = process_items(jobs, platform.workers)
     path = _table(platform, "processed_audio", source.name)
     write_rows(path, rows, PROCESSED_SCHEMA)

@@ -40,8 +40,12 @@ class MlflowTracking(dg.ConfigurableResource):
 
     def tracker(self, settings: Settings) -> Tracker:
         uri = self.tracking_uri or settings.mlflow.tracking_uri or default_tracking_uri(settings.data_root)
-        return Tracker(uri, settings.mlflow.experiment, settings.mlflow.registered_model,
-                       artifact_root=settings.data_root / "mlflow" / "artifacts")  # fmt: skip
+        return Tracker(
+            uri,
+            settings.mlflow.experiment,
+            settings.mlflow.registered_model,
+            artifact_root=settings.data_root / "mlflow" / "artifacts",
+        )
 
 
 def effective_options(settings: Settings, config: TrainingConfig) -> TrainingOptions:
@@ -94,8 +98,14 @@ def whisper_model(
     if run_id_file.exists():  # a resumed run keeps logging into its MLflow run
         run_id = run_id_file.read_text().strip()
     else:
-        run_id = tracker.start_run(name, {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_model",
-                                          "git_commit": str(git_commit())})  # fmt: skip
+        run_id = tracker.start_run(
+            name,
+            {
+                "dagster/run_id": context.run.run_id,
+                "dagster/asset": "whisper_model",
+                "git_commit": str(git_commit()),
+            },
+        )
         run_id_file.write_text(run_id)
         tracker.log_params(run_id, options.model_dump(mode="json"))
         tracker.log_datasets(run_id, manifests)
@@ -107,15 +117,28 @@ def whisper_model(
 
     try:
         result = train(
-            options, read_manifest(manifests["train"][0]), read_manifest(manifests["validation"][0]), run_dir,
-            settings.data_root / "data" / "features", settings.logs_root / "training" / f"{name}.log", to_mlflow,
-        )  # fmt: skip
+            options,
+            read_manifest(manifests["train"][0]),
+            read_manifest(manifests["validation"][0]),
+            run_dir,
+            settings.data_root / "data" / "features",
+            settings.logs_root / "training" / f"{name}.log",
+            to_mlflow,
+        )
     except Exception:
         tracker.finish(run_id, ok=False)
         raise
-    facts = {"run": name, "mlflow_run_id": run_id, "steps": result.steps, "best_wer": result.best_wer,
-             "best_step": result.best_step, "precision": result.precision, "device": result.device,
-             "samples": result.samples, "feature_cache": result.cache}  # fmt: skip
+    facts = {
+        "run": name,
+        "mlflow_run_id": run_id,
+        "steps": result.steps,
+        "best_wer": result.best_wer,
+        "best_step": result.best_step,
+        "precision": result.precision,
+        "device": result.device,
+        "samples": result.samples,
+        "feature_cache": result.cache,
+    }
     write_run_manifest(run_dir / "run_manifest.json", options, manifests, **facts)
     source = tracker.log_artifacts(run_id, result.model_dir, "model")
     tracker.log_file(run_id, run_dir / "run_manifest.json")
@@ -183,8 +206,12 @@ def eval_metrics(
     limit = config.max_items or settings.evaluation.max_items
     manifests = split_manifests(settings)
     items = {split: read_manifest(manifests[split][0])[:limit] for split in ("test", "validation")}
-    kwargs = {"task": options.task, "language": options.language, "batch_size": settings.evaluation.batch_size,
-              "max_new_tokens": options.generation_max_tokens}  # fmt: skip
+    kwargs = {
+        "task": options.task,
+        "language": options.language,
+        "batch_size": settings.evaluation.batch_size,
+        "max_new_tokens": options.generation_max_tokens,
+    }
     rows = {
         "finetuned": evaluate_model(trained["model_dir"], items, **kwargs),
         "base": evaluate_model(options.base_model, items, **kwargs),
@@ -219,10 +246,24 @@ def eval_metrics(
     tracker.finish(run_id)
     overall = summaries["finetuned"]["test"]["overall"]
     wer_table = [
-        {"model": model, "split": split, **{k: s["overall"][k] for k in ("wer_orthographic", "wer_normalized",
-         "wer_folded", "cer_normalized", "utterances", "hallucinations")}}
-        for model, by_split in summaries.items() for split, s in by_split.items()
-    ]  # fmt: skip
+        {
+            "model": model,
+            "split": split,
+            **{
+                k: s["overall"][k]
+                for k in (
+                    "wer_orthographic",
+                    "wer_normalized",
+                    "wer_folded",
+                    "cer_normalized",
+                    "utterances",
+                    "hallucinations",
+                )
+            },
+        }
+        for model, by_split in summaries.items()
+        for split, s in by_split.items()
+    ]
     return dg.MaterializeResult(
         metadata={
             "run": run,

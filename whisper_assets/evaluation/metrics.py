@@ -62,8 +62,12 @@ def score_utterance(reference: str, hypothesis: str, language: str) -> dict:
         else:
             word_errors = _errors(jiwer.process_words(ref, hyp or " "))
             char_errors = _errors(jiwer.process_characters(ref, hyp or " "))
-        row |= {f"{view}_word_errors": word_errors, f"{view}_ref_words": ref_words,
-                f"{view}_char_errors": char_errors, f"{view}_ref_chars": ref_chars}  # fmt: skip
+        row |= {
+            f"{view}_word_errors": word_errors,
+            f"{view}_ref_words": ref_words,
+            f"{view}_char_errors": char_errors,
+            f"{view}_ref_chars": ref_chars,
+        }
     row["wer"] = _rate(row["normalized_word_errors"], row["normalized_ref_words"])
     row["cer"] = _rate(row["normalized_char_errors"], row["normalized_ref_chars"])
     return row

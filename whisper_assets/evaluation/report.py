@@ -35,24 +35,44 @@ BREAKDOWNS = ("language", "source", "speaker", "duration_bucket")
 
 
 def evaluate_model(
-    model_id: str, items_by_split: dict[str, Sequence[dict]], *, task: str, language: str | None,
-    batch_size: int, max_new_tokens: int = 128,
-) -> list[dict]:  # fmt: skip
+    model_id: str,
+    items_by_split: dict[str, Sequence[dict]],
+    *,
+    task: str,
+    language: str | None,
+    batch_size: int,
+    max_new_tokens: int = 128,
+) -> list[dict]:
     """Transcribe every split's items with one model and score them; one row per utterance."""
     model, processor = load_base(model_id)
     model.to(resolve_device())
     rows = []
     for split, items in items_by_split.items():
-        hypotheses = transcribe(model, processor, items, task=task, language=language, batch_size=batch_size,
-                                max_new_tokens=max_new_tokens)  # fmt: skip
+        hypotheses = transcribe(
+            model,
+            processor,
+            items,
+            task=task,
+            language=language,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+        )
         for item, hypothesis in zip(items, hypotheses, strict=True):
             score = score_utterance(item["transcript"], hypothesis, item["language"])
-            rows.append({
-                "split": split, "id": item["id"], "source": item["source"], "language": item["language"],
-                "speaker": item.get("speaker"), "duration": item["duration"],
-                "duration_bucket": duration_bucket(item["duration"]), "reference": item["transcript"],
-                "hypothesis": hypothesis, **score,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "split": split,
+                    "id": item["id"],
+                    "source": item["source"],
+                    "language": item["language"],
+                    "speaker": item.get("speaker"),
+                    "duration": item["duration"],
+                    "duration_bucket": duration_bucket(item["duration"]),
+                    "reference": item["transcript"],
+                    "hypothesis": hypothesis,
+                    **score,
+                }
+            )
     return rows
 
 
@@ -64,11 +84,31 @@ def summarize(rows: Sequence[dict]) -> dict:
 def table_rows(rows: Sequence[dict], run: str, model: str) -> list[dict]:
     """Per-utterance rows in the queryable table's shape."""
     return [
-        {"run": run, "model": model, **{k: r[k] for k in ("split", "id", "source", "language", "speaker",
-         "duration", "duration_bucket", "reference", "hypothesis", "wer", "cer", "hallucination")},
-         "word_errors": r["normalized_word_errors"], "ref_words": r["normalized_ref_words"]}
+        {
+            "run": run,
+            "model": model,
+            **{
+                k: r[k]
+                for k in (
+                    "split",
+                    "id",
+                    "source",
+                    "language",
+                    "speaker",
+                    "duration",
+                    "duration_bucket",
+                    "reference",
+                    "hypothesis",
+                    "wer",
+                    "cer",
+                    "hallucination",
+                )
+            },
+            "word_errors": r["normalized_word_errors"],
+            "ref_words": r["normalized_ref_words"],
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 @dataclass(frozen=True)

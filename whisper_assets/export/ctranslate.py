@@ -7,8 +7,17 @@ import json
 import shutil
 from pathlib import Path
 
-_COPIED = ("tokenizer.json", "preprocessor_config.json", "tokenizer_config.json", "special_tokens_map.json",
-           "vocab.json", "merges.txt", "normalizer.json", "added_tokens.json", "generation_config.json")  # fmt: skip
+_COPIED = (
+    "tokenizer.json",
+    "preprocessor_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "normalizer.json",
+    "added_tokens.json",
+    "generation_config.json",
+)
 
 
 class ExportUnavailable(RuntimeError):

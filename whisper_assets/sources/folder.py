@@ -189,9 +189,15 @@ def _read_metadata_csv(
     problems = []
     for line, row in enumerate(reader, start=2):
         problem = _claim(
-            audio, root, file, line, row.get("file_name"), row.get("transcription"),
-            row.get("speaker_id"), row.get("language"),
-        )  # fmt: skip
+            audio,
+            root,
+            file,
+            line,
+            row.get("file_name"),
+            row.get("transcription"),
+            row.get("speaker_id"),
+            row.get("language"),
+        )
         if problem:
             problems.append(problem)
     return problems
@@ -214,9 +220,15 @@ def _read_jsonl_manifest(
                 problems.append(_manifest_problem_entry(file, line, "each line must be a JSON object"))
                 continue
             problem = _claim(
-                audio, root, file, line, row.get("audio"), row.get("transcript"),
-                row.get("speaker"), row.get("language"),
-            )  # fmt: skip
+                audio,
+                root,
+                file,
+                line,
+                row.get("audio"),
+                row.get("transcript"),
+                row.get("speaker"),
+                row.get("language"),
+            )
             if problem:
                 problems.append(problem)
     return problems

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
+from whisper_assets.text.transliterate import SERBIAN_CYRILLIC
+
 _BCS_LATIN = set("abcčćdđefghijklmnoprsštuvzž")
-_BCS_CYRILLIC = set("абвгдђежзијклљмнњопрстћуфхцчџш")
+_BCS_CYRILLIC = set(SERBIAN_CYRILLIC)
 _ALPHABETS: dict[str, set[str]] = {
     lang: _BCS_LATIN | _BCS_CYRILLIC for lang in ("sr", "bs", "hr", "sh", "cnr")
 }

@@ -10,18 +10,17 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_CYR_TO_LAT = {
-    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "ђ": "đ", "е": "e", "ж": "ž", "з": "z", "и": "i",
-    "ј": "j", "к": "k", "л": "l", "љ": "lj", "м": "m", "н": "n", "њ": "nj", "о": "o", "п": "p", "р": "r",
-    "с": "s", "т": "t", "ћ": "ć", "у": "u", "ф": "f", "х": "h", "ц": "c", "ч": "č", "џ": "dž", "ш": "š",
-}  # fmt: skip
+SERBIAN_CYRILLIC = "абвгдђежзијклљмнњопрстћуфхцчџш"
+_LATIN = "a b v g d đ e ž z i j k l lj m n nj o p r s t ć u f h c č dž š".split()
+_CYR_TO_LAT = dict(zip(SERBIAN_CYRILLIC, _LATIN, strict=True))
 _LAT_TO_CYR = {lat: cyr for cyr, lat in _CYR_TO_LAT.items()}
 _LATIN_TOKEN = re.compile(r"dž|lj|nj|[abcčćdđefghijklmnoprsštuvzž]", re.IGNORECASE)
 # Word stems where Latin digraph letters are two separate Cyrillic letters.
-_SPLIT_DIGRAPH_STEMS = {
-    "injekc": "инјекц", "konjug": "конјуг", "konjunk": "конјунк", "tanjug": "танјуг",
-    "nadžanj": "наджањ", "nadživ": "наджив", "nadžnj": "наджњ", "podžanr": "поджанр",
-}  # fmt: skip
+_SPLIT_DIGRAPH_STEMS = dict(
+    pair.split(":")
+    for pair in "injekc:инјекц konjug:конјуг konjunk:конјунк tanjug:танјуг nadžanj:наджањ nadživ:наджив "
+    "nadžnj:наджњ podžanr:поджанр".split()
+)
 _SPLIT_STEM = re.compile("|".join(sorted(_SPLIT_DIGRAPH_STEMS, key=len, reverse=True)), re.IGNORECASE)
 
 

@@ -80,9 +80,12 @@ def to_samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list
 def _packed(items: list[dict]) -> Sample:
     duration = sum(i["duration"] for i in items) + _PACK_GAP_SECONDS * (len(items) - 1)
     return Sample(
-        tuple(i["id"] for i in items), tuple(i["audio"] for i in items),
-        " ".join(i["transcript"].strip() for i in items), items[0]["language"], duration,
-    )  # fmt: skip
+        tuple(i["id"] for i in items),
+        tuple(i["audio"] for i in items),
+        " ".join(i["transcript"].strip() for i in items),
+        items[0]["language"],
+        duration,
+    )
 
 
 def load_audio(paths: Sequence[str]) -> np.ndarray:
@@ -125,10 +128,14 @@ class FeatureCache:
         extractor = processor.feature_extractor
         tokenizer_state = json.dumps(processor.tokenizer.get_vocab(), sort_keys=True)
         settings = {
-            "version": _FEATURE_CACHE_VERSION, "mels": extractor.feature_size, "samples": extractor.n_samples,
-            "hop": extractor.hop_length, "task": task, "multilingual": multilingual,
+            "version": _FEATURE_CACHE_VERSION,
+            "mels": extractor.feature_size,
+            "samples": extractor.n_samples,
+            "hop": extractor.hop_length,
+            "task": task,
+            "multilingual": multilingual,
             "tokenizer": hashlib.sha256(tokenizer_state.encode()).hexdigest(),
-        }  # fmt: skip
+        }
         self._salt = json.dumps(settings, sort_keys=True)
         self.hits = self.misses = self.repaired = 0
 
@@ -218,8 +225,11 @@ class ResumableBatchSampler(torch.utils.data.Sampler[list[int]]):
         order = rng.permutation(len(self.lengths)).tolist()
         if self.group_by_length:  # sort inside mega-batches so a batch pads little, then shuffle batches
             mega = self.batch_size * 50
-            order = [i for start in range(0, len(order), mega)
-                     for i in sorted(order[start : start + mega], key=lambda k: -self.lengths[k])]  # fmt: skip
+            order = [
+                i
+                for start in range(0, len(order), mega)
+                for i in sorted(order[start : start + mega], key=lambda k: -self.lengths[k])
+            ]
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.group_by_length:
             batches = [batches[i] for i in rng.permutation(len(batches))]

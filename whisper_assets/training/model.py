@@ -144,9 +144,15 @@ def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, 
         vocab=spec["vocab"], merges=merges, unk_token=eot, bos_token=eot, eos_token=eot, pad_token=eot
     )
     specials = [
-        "<|startoftranscript|>", *(language_token(code) for code in LANGUAGES), "<|translate|>", "<|transcribe|>",
-        "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>",
-    ]  # fmt: skip
+        "<|startoftranscript|>",
+        *(language_token(code) for code in LANGUAGES),
+        "<|translate|>",
+        "<|transcribe|>",
+        "<|startoflm|>",
+        "<|startofprev|>",
+        "<|nocaptions|>",
+        "<|notimestamps|>",
+    ]
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in [eot, *specials]}
     processor = WhisperProcessor(
@@ -155,12 +161,24 @@ def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, 
 
     torch.manual_seed(seed)
     config = WhisperConfig(
-        vocab_size=len(tokenizer), num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128, decoder_ffn_dim=128,
-        max_source_positions=1500, max_target_positions=448, pad_token_id=ids[eot], bos_token_id=ids[eot],
-        eos_token_id=ids[eot], decoder_start_token_id=ids["<|startoftranscript|>"],
-        suppress_tokens=None, begin_suppress_tokens=None,  # they live in the generation config
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        num_mel_bins=80,
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_source_positions=1500,
+        max_target_positions=448,
+        pad_token_id=ids[eot],
+        bos_token_id=ids[eot],
+        eos_token_id=ids[eot],
+        decoder_start_token_id=ids["<|startoftranscript|>"],
+        suppress_tokens=None,
+        begin_suppress_tokens=None,  # they live in the generation config
+    )
     model = WhisperForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
         decoder_start_token_id=config.decoder_start_token_id,

@@ -104,8 +104,9 @@ def train(
     if not samples:
         raise ValueError("no training samples: the train split is empty or every item exceeds the window")
     cache = FeatureCache(cache_root, processor, options.task, multilingual)
-    sampler = ResumableBatchSampler([s.duration for s in samples], options.batch_size, options.seed,
-                                    options.group_by_length)  # fmt: skip
+    sampler = ResumableBatchSampler(
+        [s.duration for s in samples], options.batch_size, options.seed, options.group_by_length
+    )
     loader = torch.utils.data.DataLoader(
         SpeechDataset(samples, cache, language),
         batch_sampler=sampler,
@@ -119,8 +120,15 @@ def train(
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     checkpoints = Checkpoints(run_dir / "checkpoints")
-    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_wer": None, "best_step": None,
-             "evals_since_best": 0, "done": False}  # fmt: skip
+    state = {
+        "step": 0,
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "best_wer": None,
+        "best_step": None,
+        "evals_since_best": 0,
+        "done": False,
+    }
     if latest := checkpoints.latest():
         state = checkpoints.load(latest, model, optimizer, scheduler, scaler)
         state["done"] = state["step"] >= options.max_steps or state.get("early_stopped", False)
@@ -132,8 +140,15 @@ def train(
     def evaluate() -> float | None:
         if not eval_items:
             return None
-        hypotheses = transcribe(model, processor, eval_items, task=options.task, language=language,
-                                batch_size=options.eval_batch_size, max_new_tokens=options.generation_max_tokens)  # fmt: skip
+        hypotheses = transcribe(
+            model,
+            processor,
+            eval_items,
+            task=options.task,
+            language=language,
+            batch_size=options.eval_batch_size,
+            max_new_tokens=options.generation_max_tokens,
+        )
         scores = [
             score_utterance(i["transcript"], h, i["language"])
             for i, h in zip(eval_items, hypotheses, strict=True)
@@ -165,8 +180,14 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             state["step"] += 1
-            journal.write(stage="train", step=state["step"], epoch=state["epoch"], loss=round(loss.item(), 5),
-                          lr=scheduler.get_last_lr()[0], grad_norm=round(grad_norm, 5))  # fmt: skip
+            journal.write(
+                stage="train",
+                step=state["step"],
+                epoch=state["epoch"],
+                loss=round(loss.item(), 5),
+                lr=scheduler.get_last_lr()[0],
+                grad_norm=round(grad_norm, 5),
+            )
             _after_step(state, options, evaluate, journal)
             new_best = state["best_step"] == state["step"]  # saved so the best weights can be restored
             if state["step"] % options.save_every == 0 or state["done"] or new_best:
@@ -184,11 +205,19 @@ def train(
     model_dir = save_model(model, processor, run_dir / "model")
     history = [json.loads(line) for line in log_path.read_text().splitlines()]
     return TrainResult(
-        model_dir=model_dir, steps=state["step"], best_wer=state["best_wer"], best_step=state["best_step"],
-        resumed_from_step=resumed_from, samples=len(samples), audio_seconds=audio_seconds,
-        train_seconds=time.perf_counter() - started, precision=precision, device=device.type, history=history,
+        model_dir=model_dir,
+        steps=state["step"],
+        best_wer=state["best_wer"],
+        best_step=state["best_step"],
+        resumed_from_step=resumed_from,
+        samples=len(samples),
+        audio_seconds=audio_seconds,
+        train_seconds=time.perf_counter() - started,
+        precision=precision,
+        device=device.type,
+        history=history,
         cache={"hits": cache.hits, "misses": cache.misses, "repaired": cache.repaired},
-    )  # fmt: skip
+    )
 
 
 def _after_step(
