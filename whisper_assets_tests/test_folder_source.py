@@ -108,3 +108,15 @@ def test_tree_fingerprint_resumes_across_ticks_to_the_same_value(tmp_path, monke
 
     (root / "d0" / "f0.txt").write_text("changed!")
     assert fingerprint_tree(root, ScanProgress("s"), deadline=float("inf")) != whole
+
+
+def test_metadata_csv_encoding_is_noted_and_bad_columns_are_reported(tmp_path, write_clip):
+    root = tmp_path / "src"
+    write_clip(root / "a.wav", "x")
+    (root / "metadata.csv").write_bytes("file_name,transcription\na.wav,Šuma i đak\n".encode("cp1250"))
+    write_clip(root / "other" / "b.wav", "y")
+    (root / "other" / "metadata.csv").write_text("name,text\nb.wav,hello\n", encoding="utf-8")
+    entries = entries_by_path(root, "hr")
+    assert (entries["a.wav"].transcript, entries["a.wav"].transcript_encoding) == ("Šuma i đak", "cp1250")
+    assert entries["other/metadata.csv#L1"].problem == "line 1: metadata.csv needs columns file_name,transcription"
+    assert entries["other/b.wav"].transcript is None

@@ -83,8 +83,7 @@ def scan_folder(root: Path, language: str) -> list[FolderEntry]:
             continue
         if name == METADATA_CSV or rel.endswith(MANIFEST_SUFFIXES):
             claimed.add(rel)
-            reader = _read_metadata_csv if name == METADATA_CSV else _read_jsonl_manifest
-            others.extend(reader(root, rel, file, audio, language))
+            others.extend(_read_manifest(root, file, audio, language))
 
     for rel, entry in audio.items():
         if entry.transcript_origin is not None:
@@ -140,98 +139,84 @@ def _resolve_audio(root: Path, manifest_rel: str, audio_ref: str) -> str | None:
 
 
 def _manifest_problem_entry(file: TreeFile, line: int, message: str) -> FolderEntry:
+    """A manifest line that could not be used, listed as its own entry (path#Lline) with the reason."""
     entry = _entry(file, is_audio=False, problem=f"line {line}: {message}")
     entry.rel_path = f"{file.rel_path}#L{line}"
     return entry
 
 
-def _claim(
-    audio: dict[str, FolderEntry],
-    root: Path,
-    file: TreeFile,
-    line: int,
-    audio_ref: object,
-    transcript: object,
-    speaker: object,
-    language: object,
-) -> FolderEntry | None:
-    """Attach one manifest row to its audio entry; return a problem entry if the row cannot be used."""
+def _read_manifest(
+    root: Path, file: TreeFile, audio: dict[str, FolderEntry], language: str
+) -> list[FolderEntry]:
+    """Attach a metadata.csv's or JSONL manifest's rows to their audio; unusable lines become problem entries."""
+    try:
+        decoded = decode_transcript((root / file.rel_path).read_bytes(), language)
+    except TranscriptEncodingError as exc:
+        return [_entry(file, is_audio=False, problem=f"{PurePosixPath(file.rel_path).name}: {exc}")]
+    is_csv = PurePosixPath(file.rel_path).name == METADATA_CSV
+    rows = _csv_rows(decoded.text) if is_csv else _jsonl_rows(decoded.text)
+    problems = []
+    for line, row in rows:
+        problem = row if isinstance(row, str) else _claim(audio, root, file, row, decoded.encoding)
+        if problem:
+            problems.append(_manifest_problem_entry(file, line, problem))
+    return problems
+
+
+def _csv_rows(text: str) -> list[tuple[int, dict | str]]:
+    """(line, row) pairs of a metadata.csv (file_name,transcription[,speaker_id,language])."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"file_name", "transcription"} <= set(reader.fieldnames):
+        return [(1, "metadata.csv needs columns file_name,transcription")]
+    return [
+        (
+            line,
+            {
+                "audio": r.get("file_name"),
+                "transcript": r.get("transcription"),
+                "speaker": r.get("speaker_id"),
+                "language": r.get("language"),
+            },
+        )
+        for line, r in enumerate(reader, start=2)
+    ]
+
+
+def _jsonl_rows(text: str) -> list[tuple[int, dict | str]]:
+    """(line, row) pairs of a JSONL manifest ({id, audio, transcript, duration, language, speaker})."""
+    rows: list[tuple[int, dict | str]] = []
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            rows.append((line, f"invalid JSON ({exc.msg})"))
+            continue
+        rows.append((line, row if isinstance(row, dict) else "each line must be a JSON object"))
+    return rows
+
+
+def _claim(audio: dict[str, FolderEntry], root: Path, file: TreeFile, row: dict, encoding: str) -> str | None:
+    """Attach one manifest row to its audio entry; return why the row cannot be used, if so."""
+    audio_ref = row.get("audio")
     if not isinstance(audio_ref, str) or not audio_ref:
-        return _manifest_problem_entry(file, line, "no audio file named")
+        return "no audio file named"
     rel = _resolve_audio(root, file.rel_path, audio_ref)
     if rel is None:
-        return _manifest_problem_entry(
-            file, line, f"audio path {audio_ref!r} points outside the source folder"
-        )
+        return f"audio path {audio_ref!r} points outside the source folder"
     if rel not in audio:
-        return _manifest_problem_entry(file, line, f"audio file {audio_ref!r} does not exist")
+        return f"audio file {audio_ref!r} does not exist"
     entry = audio[rel]
     if entry.transcript_origin is not None and entry.transcript_origin.endswith(MANIFEST_SUFFIXES):
         return None  # a JSONL entry wins over metadata.csv
-    entry.speaker = str(speaker) if speaker not in (None, "") else None
-    entry.language = str(language) if language not in (None, "") else None
-    text = transcript if isinstance(transcript, str) else None
+    entry.speaker = str(row["speaker"]) if row.get("speaker") not in (None, "") else None
+    entry.language = str(row["language"]) if row.get("language") not in (None, "") else None
+    text = row.get("transcript")
     entry.transcript_origin = file.rel_path
-    entry.transcript, entry.transcript_encoding = text, "utf-8" if text is not None else None
+    entry.transcript = text if isinstance(text, str) else None
+    entry.transcript_encoding = encoding if entry.transcript is not None else None
     return None
-
-
-def _read_metadata_csv(
-    root: Path, rel: str, file: TreeFile, audio: dict[str, FolderEntry], language: str
-) -> list[FolderEntry]:
-    try:
-        decoded = decode_transcript((root / rel).read_bytes(), language)
-    except TranscriptEncodingError as exc:
-        return [_entry(file, is_audio=False, problem=f"metadata.csv: {exc}")]
-    reader = csv.DictReader(io.StringIO(decoded.text))
-    if not reader.fieldnames or not {"file_name", "transcription"} <= set(reader.fieldnames):
-        return [_entry(file, is_audio=False, problem="metadata.csv needs columns file_name,transcription")]
-    problems = []
-    for line, row in enumerate(reader, start=2):
-        problem = _claim(
-            audio,
-            root,
-            file,
-            line,
-            row.get("file_name"),
-            row.get("transcription"),
-            row.get("speaker_id"),
-            row.get("language"),
-        )
-        if problem:
-            problems.append(problem)
-    return problems
-
-
-def _read_jsonl_manifest(
-    root: Path, rel: str, file: TreeFile, audio: dict[str, FolderEntry], _language: str
-) -> list[FolderEntry]:
-    problems = []
-    with open(root / rel, encoding="utf-8", errors="replace") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                problems.append(_manifest_problem_entry(file, line, f"invalid JSON ({exc.msg})"))
-                continue
-            if not isinstance(row, dict):
-                problems.append(_manifest_problem_entry(file, line, "each line must be a JSON object"))
-                continue
-            problem = _claim(
-                audio,
-                root,
-                file,
-                line,
-                row.get("audio"),
-                row.get("transcript"),
-                row.get("speaker"),
-                row.get("language"),
-            )
-            if problem:
-                problems.append(problem)
-    return problems
 
 
 def _rel(path: Path, root: Path) -> str:
