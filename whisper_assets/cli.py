@@ -22,9 +22,16 @@ def main(argv: list[str] | None = None) -> int:
     query = commands.add_parser("query", help="run SQL against the DuckDB catalog of all tables")
     query.add_argument("sql")
     query.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)")
+    create_db = commands.add_parser("create-review-db", help="create an empty review database (SQLite)")
+    create_db.add_argument("path", type=Path)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo(args.root)
+    if args.command == "create-review-db":
+        from whisper_assets.sources.review_db import create_database
+
+        print(f"review database ready: {create_database(args.path)}")
+        return 0
     return run_query(args.sql, args.config)
 
 

@@ -10,10 +10,19 @@ import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from whisper_assets.training.options import TrainingOptions
 
@@ -72,12 +81,10 @@ class AudioPolicy(_Strict):
         return self
 
 
-class FolderSource(_Strict):
-    """Recordings dropped under `uploads/<name>/` (or `location`): audio + .txt, metadata.csv or JSONL."""
+class SourceBase(_Strict):
+    """What every dataset source has, whatever its kind: a slug name, labels, provenance and policies."""
 
     name: str
-    kind: Literal["folder"] = "folder"
-    location: str | None = Field(None, description="Folder to read; default `<uploads_root>/<name>`.")
     language: str = "en"
     split_by: Literal["speaker", "content"] = Field(
         "speaker",
@@ -104,6 +111,31 @@ class FolderSource(_Strict):
         if not re.fullmatch(r"[a-z]{2,3}", language):
             raise ValueError(f"{language!r} is not a language code: use a Whisper code such as 'en' or 'hr'")
         return language
+
+
+class FolderSource(SourceBase):
+    """Recordings dropped under `uploads/<name>/` (or `location`): audio + .txt, metadata.csv or JSONL."""
+
+    kind: Literal["folder"] = "folder"
+    location: str | None = Field(None, description="Folder to read; default `<uploads_root>/<name>`.")
+
+
+class ReviewDbSource(SourceBase):
+    """Reviewed rows of a review database (SQLite, table s2s_training_data), mirrored into a folder."""
+
+    kind: Literal["review_db"]
+    path: str = Field(description="The SQLite file the review app writes.")
+
+
+def _source_kind(value: object) -> str | None:
+    """Entries without `kind` are upload folders."""
+    return value.get("kind", "folder") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+DatasetSource = Annotated[
+    Annotated[FolderSource, Tag("folder")] | Annotated[ReviewDbSource, Tag("review_db")],
+    Discriminator(_source_kind),
+]
 
 
 class SplitSettings(_Strict):
@@ -143,7 +175,7 @@ class Settings(_Strict):
 
     data_root: Path = Path(".")
     default_language: str = "en"
-    sources: list[FolderSource] = []
+    sources: list[DatasetSource] = []
     splits: SplitSettings = SplitSettings()
     unreadable_warn_share: float = Field(0.1, ge=0, le=1)
     move_duplicates: bool = Field(False, description="Move non-canonical duplicates to uploads/duplicates/.")
@@ -196,7 +228,7 @@ class Settings(_Strict):
         return self.data_root / "catalog.duckdb"
 
     # Sources ----------------------------------------------------------------------------------------------
-    def source(self, name: str) -> FolderSource:
+    def source(self, name: str) -> DatasetSource:
         """The configured source, or one inferred with defaults for a folder that appeared under uploads/."""
         for source in self.sources:
             if source.name == name:
@@ -208,10 +240,13 @@ class Settings(_Strict):
             f"{self.uploads_root / name}/"
         )
 
-    def source_folder(self, source: FolderSource) -> Path:
-        return Path(source.location) if source.location else self.uploads_root / source.name
+    def source_folder(self, source: DatasetSource) -> Path:
+        """The folder the inventory reads: the upload folder, or the mirror of a non-folder source."""
+        if isinstance(source, FolderSource):
+            return Path(source.location) if source.location else self.uploads_root / source.name
+        return self.data_root / "data" / "sources" / source.name
 
-    def discover_sources(self) -> list[FolderSource]:
+    def discover_sources(self) -> list[DatasetSource]:
         """Configured sources plus every slug-named folder under uploads/ (inferred with defaults)."""
         known = {s.name: s for s in self.sources}
         if self.uploads_root.is_dir():
@@ -244,16 +279,28 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise SettingsError(_explain(config_path, exc)) from exc
-    data_root = (
-        settings.data_root if settings.data_root.is_absolute() else config_path.parent / settings.data_root
-    )
-    return settings.model_copy(update={"data_root": data_root.resolve()})
+    base = config_path.parent
+    data_root = settings.data_root if settings.data_root.is_absolute() else base / settings.data_root
+    sources = [_with_absolute_paths(source, base) for source in settings.sources]
+    return settings.model_copy(update={"data_root": data_root.resolve(), "sources": sources})
+
+
+def _with_absolute_paths(source: DatasetSource, base: Path) -> DatasetSource:
+    """Relative paths in a source entry are relative to the settings file, like data_root."""
+    field = "location" if isinstance(source, FolderSource) else "path"
+    value = getattr(source, field)
+    if value is None or Path(value).is_absolute():
+        return source
+    return source.model_copy(update={field: str((base / value).resolve())})
 
 
 def _explain(config_path: Path, exc: ValidationError) -> str:
     lines = [f"invalid settings in {config_path}:"]
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        parts = [str(part) for part in error["loc"]]
+        if parts[:1] == ["sources"] and len(parts) > 2 and parts[2] in ("folder", "review_db"):
+            del parts[2]  # the union tag pydantic adds: `sources.0.name` reads better than `sources.0.folder.name`
+        key = ".".join(parts) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key: remove it or check its spelling"

@@ -118,5 +118,8 @@ def test_metadata_csv_encoding_is_noted_and_bad_columns_are_reported(tmp_path, w
     (root / "other" / "metadata.csv").write_text("name,text\nb.wav,hello\n", encoding="utf-8")
     entries = entries_by_path(root, "hr")
     assert (entries["a.wav"].transcript, entries["a.wav"].transcript_encoding) == ("Šuma i đak", "cp1250")
-    assert entries["other/metadata.csv#L1"].problem == "line 1: metadata.csv needs columns file_name,transcription"
+    assert (
+        entries["other/metadata.csv#L1"].problem
+        == "line 1: metadata.csv needs columns file_name,transcription"
+    )
     assert entries["other/b.wav"].transcript is None

@@ -131,6 +131,7 @@ def test_rematerializing_a_finished_run_reuses_it(project):
         again = meta(materialize(project, instance, [whisper_model], training={"seed": 11}), "whisper_model")
     assert again["run"] == first["run"] and again["resumed_from_step"] == 2
     assert again["mlflow_run_id"] == first["mlflow_run_id"]
+    assert again["model_version"] == first["model_version"]  # not registered twice
 
 
 @pytest.mark.skipif(

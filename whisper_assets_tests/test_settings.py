@@ -57,3 +57,13 @@ def test_folders_under_uploads_become_inferred_sources(make_settings, tmp_path):
     assert settings.source("dropped-in").language == "sr"
     with pytest.raises(SettingsError, match="unknown dataset source 'ghost'"):
         settings.source("ghost")
+
+
+def test_review_db_sources_need_a_path_and_resolve_it_next_to_the_settings(tmp_path):
+    path = write(tmp_path, "sources:\n  - name: reviews\n    kind: review_db\n    path: db/review.db\n")
+    [source] = load_settings(path).sources
+    assert source.kind == "review_db" and source.path == str((tmp_path / "db" / "review.db").resolve())
+    with pytest.raises(SettingsError, match=r"sources\.0\.path: Field required"):
+        load_settings(write(tmp_path, "sources:\n  - name: reviews\n    kind: review_db\n"))
+    with pytest.raises(SettingsError, match=r"sources\.0"):
+        load_settings(write(tmp_path, "sources:\n  - name: x\n    kind: carrier_pigeon\n"))

@@ -38,6 +38,7 @@ INVENTORY_SCHEMA = pa.schema(
         ("readable", pa.bool_()),
         ("audio_error", pa.string()),
         ("rejection_reason", pa.string()),
+        ("provenance", pa.string()),
     ]
 )
 # Fields read from the audio bytes: reused while (path, size, mtime) are unchanged.
@@ -81,7 +82,11 @@ def build_inventory(
         )
     )
     rows = []
+    seen_keys: set[str] = set()
     for entry in entries:
+        if entry.item_key in seen_keys:  # a manifest id used twice: the path keeps the ids unique
+            entry.item_key = None
+        seen_keys.add(entry.item_key or "")
         if entry.is_audio:
             cached = cache.get((entry.rel_path, entry.size, entry.mtime_ns))
             audio = {k: cached[k] for k in _AUDIO_FIELDS} if cached else probed[entry.rel_path]
@@ -113,7 +118,7 @@ def _read_audio_fields(path: str) -> dict:
 def _row(source: str, folder: Path, language: str, entry: FolderEntry, audio: dict) -> dict:
     reason = audio.get("audio_error") or entry.problem
     return {
-        "id": item_id(source, entry.rel_path),
+        "id": f"{source}-{entry.item_key}" if entry.item_key else item_id(source, entry.rel_path),
         "source": source,
         "rel_path": entry.rel_path,
         "abs_path": str(folder / entry.rel_path.split("#", 1)[0]),
@@ -128,4 +133,5 @@ def _row(source: str, folder: Path, language: str, entry: FolderEntry, audio: di
         "speaker": entry.speaker,
         **{k: audio.get(k) for k in _AUDIO_FIELDS},
         "rejection_reason": reason,
+        "provenance": entry.provenance,
     }

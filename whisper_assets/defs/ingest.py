@@ -29,6 +29,7 @@ from whisper_assets.curation.transcripts import TRANSCRIPTS_SCHEMA, normalize_in
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.reporting import count_reasons, markdown_table
+from whisper_assets.sources.prepare import prepare_source
 from whisper_assets.tables import read_rows, read_table_all, table_path, write_rows
 
 GROUP = "ingest"
@@ -49,10 +50,9 @@ def _table(platform: PlatformSettings, name: str, source: str) -> Path:
 def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
     settings = platform.settings
     source = settings.source(context.partition_key)
+    folder, mirrored = prepare_source(settings, source)
     path = _table(platform, "inventory", source.name)
-    result = build_inventory(
-        source.name, settings.source_folder(source), source.language, read_rows(path), platform.workers
-    )
+    result = build_inventory(source.name, folder, source.language, read_rows(path), platform.workers)
     write_rows(path, result.rows, INVENTORY_SCHEMA)
 
     audio = [r for r in result.rows if r["is_audio"]]
@@ -70,6 +70,7 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> 
             "rejections": count_reasons(r["rejection_reason"] for r in rejected),
             "files_read": result.probed,
             "files_reused": result.reused,
+            **({"mirrored": mirrored} if mirrored else {}),
             "path": dg.MetadataValue.path(str(path)),
             "preview": dg.MetadataValue.md(
                 markdown_table(

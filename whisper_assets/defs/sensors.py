@@ -9,7 +9,8 @@ from whisper_assets.defs.curation import catalog, splits
 from whisper_assets.defs.ingest import ingest_job
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.sources.watch import ScanProgress, fingerprint_tree
+from whisper_assets.sources.prepare import source_fingerprint
+from whisper_assets.sources.watch import ScanProgress
 
 SCAN_BUDGET_SECONDS = 20.0  # well inside the default 60 s sensor evaluation limit
 
@@ -18,7 +19,8 @@ SCAN_BUDGET_SECONDS = 20.0  # well inside the default 60 s sensor evaluation lim
     job=ingest_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds a partition for each new source folder and runs a source whose files changed.",
+    description="Adds a partition for each new source and runs a source whose content changed (upload folders: "
+    "file paths, sizes and times; review databases: reviewed rows).",
 )
 def new_uploads(context: dg.SensorEvaluationContext, platform: PlatformSettings) -> dg.SensorResult:
     settings = platform.settings
@@ -26,7 +28,7 @@ def new_uploads(context: dg.SensorEvaluationContext, platform: PlatformSettings)
     seen: dict[str, str] = cursor.get("seen", {})
     progress = ScanProgress(**cursor["scan"]) if cursor.get("scan") else None
 
-    sources = {s.name: settings.source_folder(s) for s in settings.discover_sources()}
+    sources = {s.name: s for s in settings.discover_sources()}
     known = set(context.instance.get_dynamic_partitions(source_partitions.name))
     new_keys = sorted(set(sources) - known)
 
@@ -38,7 +40,7 @@ def new_uploads(context: dg.SensorEvaluationContext, platform: PlatformSettings)
     requests = []
     for name in order:
         state = progress if progress and progress.source == name else ScanProgress(source=name)
-        fingerprint = fingerprint_tree(sources[name], state, deadline)
+        fingerprint = source_fingerprint(settings, sources[name], state, deadline)
         if fingerprint is None:
             context.log.info(f"{name}: scanned {state.files} files so far, continuing next tick")
             progress = state

@@ -16,6 +16,7 @@ from whisper_assets.evaluation.report import (
 from whisper_assets.export.ctranslate import export_ctranslate2, transcribe_exported
 from whisper_assets.reporting import markdown_table
 from whisper_assets.settings import Settings
+from whisper_assets.sources.prepare import mark_reviewed_rows_trained
 from whisper_assets.tables import table_path, write_rows
 from whisper_assets.tracking import Tracker, default_tracking_uri
 from whisper_assets.training.data import manifest_digest, read_manifest
@@ -140,12 +141,18 @@ def whisper_model(
         "feature_cache": result.cache,
     }
     write_run_manifest(run_dir / "run_manifest.json", options, manifests, **facts)
-    source = tracker.log_artifacts(run_id, result.model_dir, "model")
-    tracker.log_file(run_id, run_dir / "run_manifest.json")
-    version = tracker.register(run_id, source)
-    tracker.log_metrics(
-        run_id, {"train_seconds": result.train_seconds, "audio_seconds": result.audio_seconds}
-    )
+    version_file = run_dir / "mlflow_model_version"
+    if version_file.exists():  # a finished run materialized again: already logged and registered
+        version = version_file.read_text().strip()
+    else:
+        source = tracker.log_artifacts(run_id, result.model_dir, "model")
+        tracker.log_file(run_id, run_dir / "run_manifest.json")
+        tracker.log_metrics(
+            run_id, {"train_seconds": result.train_seconds, "audio_seconds": result.audio_seconds}
+        )
+        version = tracker.register(run_id, source)
+        version_file.write_text(version)
+    marked = mark_reviewed_rows_trained(settings, read_manifest(manifests["train"][0]))
     throughput = result.audio_seconds / result.train_seconds if result.train_seconds else 0.0
     return dg.MaterializeResult(
         metadata={
@@ -165,6 +172,7 @@ def whisper_model(
             "mlflow_run_id": run_id,
             "mlflow_run": dg.MetadataValue.url(tracker.run_link(run_id)),
             "model_version": version,
+            "review_rows_marked_trained": marked,
             "training_log": dg.MetadataValue.path(str(settings.logs_root / "training" / f"{name}.log")),
         }
     )

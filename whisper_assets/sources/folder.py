@@ -21,7 +21,10 @@ from whisper_assets.text.encoding import TranscriptEncodingError, decode_transcr
 METADATA_CSV = "metadata.csv"
 MANIFEST_SUFFIXES = (".jsonl",)
 SIDECAR_SUFFIXES = (".norm.txt", ".txt")
-IGNORED_NAMES = frozenset({"README.md", "LICENSE", "LICENSE.txt", ".DS_Store", "Thumbs.db", "desktop.ini"})
+IGNORED_NAMES = frozenset(
+    {"README.md", "LICENSE", "LICENSE.txt", ".DS_Store", "Thumbs.db", "desktop.ini", "_state.json"}
+)
+REJECTIONS = "_rejected.jsonl"  # written by source mirrors: {"item", "reason"} for what could not be mirrored
 
 
 @dataclass
@@ -38,6 +41,8 @@ class FolderEntry:
     language: str | None = None
     speaker: str | None = None
     problem: str | None = None
+    item_key: str | None = None  # a manifest's own id for the item, when it has one
+    provenance: str | None = None  # JSON from the manifest (origin URL or database row, author, ...)
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,10 @@ def scan_folder(root: Path, language: str) -> list[FolderEntry]:
         name = PurePosixPath(rel).name
         if rel in audio or name in IGNORED_NAMES:
             continue
-        if name == METADATA_CSV or rel.endswith(MANIFEST_SUFFIXES):
+        if name == REJECTIONS:
+            claimed.add(rel)
+            others.extend(_recorded_rejections(root, file))
+        elif name == METADATA_CSV or rel.endswith(MANIFEST_SUFFIXES):
             claimed.add(rel)
             others.extend(_read_manifest(root, file, audio, language))
 
@@ -214,9 +222,23 @@ def _claim(audio: dict[str, FolderEntry], root: Path, file: TreeFile, row: dict,
     entry.language = str(row["language"]) if row.get("language") not in (None, "") else None
     text = row.get("transcript")
     entry.transcript_origin = file.rel_path
+    entry.item_key = str(row["id"]) if row.get("id") not in (None, "") else None
+    entry.provenance = json.dumps(row["provenance"], ensure_ascii=False) if row.get("provenance") else None
     entry.transcript = text if isinstance(text, str) else None
     entry.transcript_encoding = encoding if entry.transcript is not None else None
     return None
+
+
+def _recorded_rejections(root: Path, file: TreeFile) -> list[FolderEntry]:
+    """Items a source mirror could not write (a corrupt database blob, say), each with its reason."""
+    entries = []
+    for line in (root / file.rel_path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            entry = _entry(file, is_audio=False, problem=record["reason"])
+            entry.rel_path = f"{file.rel_path}#{record['item']}"
+            entries.append(entry)
+    return entries
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -116,7 +116,7 @@ def label_ids(
 class FeatureCache:
     """Log-mel features and label ids computed once, content-addressed, memory-mapped on reuse.
 
-    The key covers the audio files (processed files are named by content hash), the transcript and language,
+    The key covers the audio files (processed files' paths are content addresses), the transcript and language,
     the feature settings and the tokenizer. A missing or unreadable entry is recomputed (and logged).
     """
 
@@ -140,7 +140,7 @@ class FeatureCache:
         self.hits = self.misses = self.repaired = 0
 
     def key(self, sample: Sample, language: str | None) -> str:
-        blob = json.dumps([self._salt, [Path(a).name for a in sample.audio], sample.text, language])
+        blob = json.dumps([self._salt, [str(Path(a).resolve()) for a in sample.audio], sample.text, language])
         return hashlib.blake2s(blob.encode(), digest_size=16).hexdigest()
 
     def get(self, sample: Sample, language: str | None) -> tuple[np.ndarray, np.ndarray]:

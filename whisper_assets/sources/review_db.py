@@ -1,0 +1,178 @@
+"""The review database: a SQLite table of recordings that people correct and approve in a web app.
+
+Only reviewed rows (`is_reviewed = 1`) become training data; each row's id is its stable item id. The platform
+reads while the app writes, so connections use WAL mode, a busy timeout and short read transactions; the one
+write the platform makes (marking rows as trained) takes the write lock up front with BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from whisper_assets.audio.process import TARGET_RATE, write_pcm16
+
+TABLE = "s2s_training_data"
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    transcript TEXT,
+    audio_blob BLOB,
+    is_reviewed INTEGER DEFAULT 0,
+    is_trained INTEGER DEFAULT 0,
+    timestamp DATETIME DEFAULT CURRENT_TIMESTAMP
+)
+"""
+BUSY_TIMEOUT_MS = 10_000
+MANIFEST = "manifest.jsonl"
+REJECTIONS = "_rejected.jsonl"
+
+
+class CorruptBlob(ValueError):
+    """An audio blob that is not zlib-compressed 16-bit PCM."""
+
+
+@contextmanager
+def connect(path: Path, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+    """A connection in WAL mode with a busy timeout; closed on exit."""
+    if readonly and not path.exists():
+        raise FileNotFoundError(f"review database {path} does not exist")
+    uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    with closing(sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)) as con:
+        con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            con.execute("PRAGMA journal_mode = WAL")
+        yield con
+
+
+def create_database(path: Path) -> Path:
+    """Create the review database (schema exactly as the review app expects) if it does not exist."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with connect(path) as con:
+        con.execute(SCHEMA)
+    return path
+
+
+def encode_blob(samples: np.ndarray) -> bytes:
+    """float samples at 16 kHz mono -> zlib-compressed int16 PCM, as the review app stores them."""
+    pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
+    return zlib.compress(pcm.tobytes())
+
+
+def decode_blob(blob: bytes | None) -> np.ndarray:
+    """zlib-compressed int16 PCM -> float32 samples; CorruptBlob with the reason otherwise."""
+    if not blob:
+        raise CorruptBlob("empty audio blob")
+    try:
+        raw = zlib.decompress(blob)
+    except zlib.error as exc:
+        raise CorruptBlob(f"audio blob is not zlib data ({exc})") from exc
+    if len(raw) % 2:
+        raise CorruptBlob(f"audio blob holds {len(raw)} bytes: an odd count cannot be 16-bit PCM")
+    if not raw:
+        raise CorruptBlob("audio blob decompresses to no samples")
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def fingerprint(path: Path) -> str:
+    """Changes whenever a reviewed row is added, edited or deleted; reads ids, lengths and transcripts, no blobs."""
+    digest = hashlib.blake2b(digest_size=16)
+    with connect(path, readonly=True) as con:
+        rows = con.execute(
+            f"SELECT id, length(audio_blob), transcript, timestamp FROM {TABLE} WHERE is_reviewed = 1 ORDER BY id"
+        )
+        for row in rows:
+            digest.update(json.dumps(row).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportStats:
+    exported: int
+    written: int
+    removed: int
+    rejected: int
+
+
+def export_reviewed(path: Path, out_dir: Path, language: str) -> ExportStats:
+    """Mirror reviewed rows into a folder source: `<id>.wav` files, a JSONL manifest and recorded rejections.
+
+    Only rows whose audio changed are decoded and written again; files of rows that are gone (deleted or no
+    longer reviewed) are removed from the mirror. The database itself is only read.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "_state.json"
+    state: dict[str, str] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    with connect(path, readonly=True) as con:
+        meta = con.execute(
+            f"SELECT id, transcript, length(audio_blob), timestamp FROM {TABLE} WHERE is_reviewed = 1 ORDER BY id"
+        ).fetchall()
+    manifest, rejections, new_state = [], [], {}
+    written = 0
+    for row_id, transcript, blob_length, timestamp in meta:
+        name = f"{row_id}.wav"
+        version = f"{blob_length}:{timestamp}"
+        if state.get(name) != version or not (out_dir / name).exists():
+            with connect(path, readonly=True) as con:  # one short read per blob: writers are not held up
+                (blob,) = con.execute(f"SELECT audio_blob FROM {TABLE} WHERE id = ?", (row_id,)).fetchone()
+            try:
+                write_pcm16(out_dir / name, decode_blob(blob), TARGET_RATE)
+            except CorruptBlob as exc:
+                (out_dir / name).unlink(missing_ok=True)
+                rejections.append({"item": f"row {row_id}", "reason": str(exc)})
+                continue
+            written += 1
+        new_state[name] = version
+        manifest.append(
+            {
+                "id": str(row_id),
+                "audio": name,
+                "transcript": transcript or "",
+                "language": language,
+                "provenance": {"review_db": str(path), "row_id": row_id, "timestamp": timestamp},
+            }
+        )
+    removed = 0
+    for name in set(state) - set(new_state):
+        (out_dir / name).unlink(missing_ok=True)
+        removed += 1
+    _write_lines(out_dir / MANIFEST, manifest)
+    _write_lines(out_dir / REJECTIONS, rejections)
+    state_path.write_text(json.dumps(new_state))
+    return ExportStats(exported=len(manifest), written=written, removed=removed, rejected=len(rejections))
+
+
+def mark_trained(path: Path, row_ids: Iterable[int]) -> int:
+    """Set is_trained = 1 for exactly these rows, in one write transaction; return how many changed."""
+    ids = sorted(set(row_ids))
+    if not ids:
+        return 0
+    with connect(path) as con:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            changed = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                changed += con.execute(
+                    f"UPDATE {TABLE} SET is_trained = 1 WHERE is_trained = 0 AND id IN ({marks})", chunk
+                ).rowcount
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return changed
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)

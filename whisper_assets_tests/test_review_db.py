@@ -1,0 +1,189 @@
+"""The review-database source: export of reviewed rows, corrupt blobs, change detection, concurrent use."""
+
+import sqlite3
+import threading
+import time
+import zlib
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from whisper_assets.defs.ingest import ingest_assets
+from whisper_assets.defs.partitions import source_partitions
+from whisper_assets.defs.resources import PlatformSettings
+from whisper_assets.demo import speech_like
+from whisper_assets.sources import review_db
+from whisper_assets.sources.prepare import mark_reviewed_rows_trained
+from whisper_assets.tables import read_rows, table_path
+
+
+def add_row(db, text, reviewed=1, blob=None):
+    with review_db.connect(db) as con:
+        cursor = con.execute(
+            f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, ?)",
+            (text, blob if blob is not None else review_db.encode_blob(speech_like(text)), reviewed),
+        )
+        return cursor.lastrowid
+
+
+@pytest.fixture
+def db(tmp_path):
+    return review_db.create_database(tmp_path / "review.db")
+
+
+def test_schema_is_exactly_the_review_apps(db):
+    with sqlite3.connect(db) as con:
+        columns = [(r[1], r[2], r[4], r[5]) for r in con.execute(f"PRAGMA table_info({review_db.TABLE})")]
+        mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+    assert columns == [
+        ("id", "INTEGER", None, 1),
+        ("transcript", "TEXT", None, 0),
+        ("audio_blob", "BLOB", None, 0),
+        ("is_reviewed", "INTEGER", "0", 0),
+        ("is_trained", "INTEGER", "0", 0),
+        ("timestamp", "DATETIME", "CURRENT_TIMESTAMP", 0),
+    ]
+    assert mode == "wal"
+
+
+@pytest.mark.parametrize(
+    ("blob", "reason"),
+    [
+        (b"not zlib", "not zlib data"),
+        (zlib.compress(b"\x01\x02\x03"), "odd count"),
+        (b"", "empty audio blob"),
+    ],
+)
+def test_corrupt_blobs_are_rejected_with_a_reason(blob, reason):
+    with pytest.raises(review_db.CorruptBlob, match=reason):
+        review_db.decode_blob(blob)
+
+
+def test_export_mirrors_reviewed_rows_only_and_incrementally(db, tmp_path):
+    first = add_row(db, "dobar dan")
+    add_row(db, "not yet reviewed", reviewed=0)
+    bad = add_row(db, "broken", blob=b"garbage")
+    out = tmp_path / "mirror"
+    stats = review_db.export_reviewed(db, out, "sr")
+    assert (stats.exported, stats.written, stats.rejected) == (1, 1, 1)
+    audio = review_db.decode_blob(review_db.encode_blob(speech_like("dobar dan")))
+    import soundfile as sf
+
+    written, rate = sf.read(out / f"{first}.wav", dtype="float32")
+    assert rate == 16_000 and np.allclose(written, audio, atol=1 / 32768)
+    assert f"row {bad}" in (out / review_db.REJECTIONS).read_text()
+
+    again = review_db.export_reviewed(db, out, "sr")
+    assert again.written == 0  # unchanged rows are not decoded again
+    with review_db.connect(db) as con:
+        con.execute(f"UPDATE {review_db.TABLE} SET is_reviewed = 0 WHERE id = ?", (first,))
+    gone = review_db.export_reviewed(db, out, "sr")
+    assert gone.removed == 1 and not (out / f"{first}.wav").exists()
+
+
+def test_fingerprint_changes_on_add_edit_and_delete_of_reviewed_rows(db):
+    empty = review_db.fingerprint(db)
+    row = add_row(db, "one")
+    added = review_db.fingerprint(db)
+    add_row(db, "draft", reviewed=0)
+    assert review_db.fingerprint(db) == added  # unreviewed rows do not matter
+    with review_db.connect(db) as con:
+        con.execute(f"UPDATE {review_db.TABLE} SET transcript = 'one!' WHERE id = ?", (row,))
+    edited = review_db.fingerprint(db)
+    with review_db.connect(db) as con:
+        con.execute(f"DELETE FROM {review_db.TABLE} WHERE id = ?", (row,))
+    assert len({empty, added, edited, review_db.fingerprint(db)}) == 3  # deleting returns to the empty value
+    assert review_db.fingerprint(db) == empty
+
+
+def test_review_db_source_flows_through_the_ingest_assets(db, make_settings, tmp_path):
+    ids = [add_row(db, text) for text in ("prvi snimak govora", "drugi snimak govora")]
+    add_row(db, "broken", blob=zlib.compress(b"\x00" * 3))
+    settings = make_settings(
+        sources=[{"name": "reviews", "kind": "review_db", "path": "review.db", "language": "sr"}]
+    )
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(source_partitions.name, ["reviews"])
+        result = dg.materialize(
+            ingest_assets,
+            partition_key="reviews",
+            instance=instance,
+            resources={"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))},
+        )
+    assert result.success
+    inventory = {r["id"]: r for r in read_rows(table_path(settings.tables_root, "inventory", "reviews"))}
+    assert {f"reviews-{i}" for i in ids} <= set(inventory)
+    assert '"row_id"' in inventory[f"reviews-{ids[0]}"]["provenance"]
+    [rejected] = [r for r in inventory.values() if r["rejection_reason"]]
+    assert "odd count" in rejected["rejection_reason"]
+    processed = read_rows(table_path(settings.tables_root, "processed_audio", "reviews"))
+    assert sorted(r["id"] for r in processed if r["status"] == "ok") == sorted(f"reviews-{i}" for i in ids)
+
+    marked = mark_reviewed_rows_trained(settings, [{"id": f"reviews-{ids[0]}", "source": "reviews"}])
+    assert marked == {"reviews": 1}
+    with review_db.connect(db, readonly=True) as con:
+        trained = dict(con.execute(f"SELECT id, is_trained FROM {review_db.TABLE}").fetchall())
+    assert trained[ids[0]] == 1 and trained[ids[1]] == 0
+
+
+def test_the_platform_reads_while_the_app_writes(db, tmp_path):
+    add_row(db, "seed row")
+    errors, written = [], []
+    stop = threading.Event()
+
+    def app():  # the review app: inserts and edits in short write transactions
+        try:
+            with review_db.connect(db) as con:
+                for i in range(60):
+                    con.execute("BEGIN IMMEDIATE")
+                    cursor = con.execute(
+                        f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
+                        (f"row {i}", review_db.encode_blob(speech_like(f"row {i}")[:8000])),
+                    )
+                    con.execute(f"UPDATE {review_db.TABLE} SET transcript = transcript || '.' WHERE id = 1")
+                    con.execute("COMMIT")
+                    written.append(cursor.lastrowid)
+                    time.sleep(0.002)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    writer = threading.Thread(target=app)
+    writer.start()
+    exports = 0
+    while not stop.is_set():
+        review_db.fingerprint(db)
+        review_db.export_reviewed(db, tmp_path / "mirror", "en")
+        review_db.mark_trained(db, written[:5])
+        exports += 1
+    writer.join()
+    assert errors == [] and exports > 1
+    final = review_db.export_reviewed(db, tmp_path / "mirror", "en")
+    assert final.exported == 61 and final.rejected == 0
+
+
+def test_the_sensor_runs_a_review_db_source_when_reviewed_rows_change(db, make_settings, tmp_path):
+    from whisper_assets.defs.sensors import new_uploads
+
+    add_row(db, "first")
+    make_settings(sources=[{"name": "reviews", "kind": "review_db", "path": str(db)}])
+    resources = {"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))}
+    with dg.instance_for_test() as instance:
+        first = new_uploads(dg.build_sensor_context(instance=instance, resources=resources))
+        assert [r.partition_key for r in first.run_requests] == ["reviews"]
+        quiet = new_uploads(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
+        )
+        assert quiet.run_requests == []
+        add_row(db, "draft", reviewed=0)
+        still = new_uploads(
+            dg.build_sensor_context(instance=instance, cursor=quiet.cursor, resources=resources)
+        )
+        assert still.run_requests == []
+        add_row(db, "second")
+        changed = new_uploads(
+            dg.build_sensor_context(instance=instance, cursor=still.cursor, resources=resources)
+        )
+        assert [r.partition_key for r in changed.run_requests] == ["reviews"]
