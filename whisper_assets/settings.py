@@ -299,7 +299,8 @@ def _explain(config_path: Path, exc: ValidationError) -> str:
     for error in exc.errors():
         parts = [str(part) for part in error["loc"]]
         if parts[:1] == ["sources"] and len(parts) > 2 and parts[2] in ("folder", "review_db"):
-            del parts[2]  # the union tag pydantic adds: `sources.0.name` reads better than `sources.0.folder.name`
+            # Drop the union tag pydantic adds: `sources.0.name` reads better than `sources.0.folder.name`.
+            del parts[2]
         key = ".".join(parts) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
