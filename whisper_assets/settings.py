@@ -127,13 +127,49 @@ class ReviewDbSource(SourceBase):
     path: str = Field(description="The SQLite file the review app writes.")
 
 
+class HttpRecordingsSource(SourceBase):
+    """`<base_url>/recordings` (.json metadata + .webm audio pairs), mirrored into data/recordings/<name>/."""
+
+    kind: Literal["http_recordings"]
+    base_url: str = Field(description="http(s) URL; only its host is ever contacted.")
+    allow_private_addresses: bool = Field(False, description="Allow loopback/private hosts (a LAN server).")
+    max_file_mb: int = Field(200, ge=1)
+    timeout_seconds: float = Field(20.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"{url!r} is not an http(s) URL")
+        return url
+
+
+class HfDatasetSource(SourceBase):
+    """A Hugging Face dataset on disk (save_to_disk folder or audiofolder layout), columns mapped to items."""
+
+    kind: Literal["hf_dataset"]
+    path: str
+    split: str | None = Field(None, description="One split; None takes every split.")
+    audio_column: str = "audio"
+    text_column: str = "text"
+    speaker_column: str | None = None
+    language_column: str | None = None
+    id_column: str | None = None
+
+
+SOURCE_KINDS = ("folder", "review_db", "http_recordings", "hf_dataset")
+
+
 def _source_kind(value: object) -> str | None:
     """Entries without `kind` are upload folders."""
     return value.get("kind", "folder") if isinstance(value, dict) else getattr(value, "kind", None)
 
 
 DatasetSource = Annotated[
-    Annotated[FolderSource, Tag("folder")] | Annotated[ReviewDbSource, Tag("review_db")],
+    Annotated[FolderSource, Tag("folder")]
+    | Annotated[ReviewDbSource, Tag("review_db")]
+    | Annotated[HttpRecordingsSource, Tag("http_recordings")]
+    | Annotated[HfDatasetSource, Tag("hf_dataset")],
     Discriminator(_source_kind),
 ]
 
@@ -244,6 +280,8 @@ class Settings(_Strict):
         """The folder the inventory reads: the upload folder, or the mirror of a non-folder source."""
         if isinstance(source, FolderSource):
             return Path(source.location) if source.location else self.uploads_root / source.name
+        if isinstance(source, HttpRecordingsSource):
+            return self.data_root / "data" / "recordings" / source.name
         return self.data_root / "data" / "sources" / source.name
 
     def discover_sources(self) -> list[DatasetSource]:
@@ -287,8 +325,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
 
 def _with_absolute_paths(source: DatasetSource, base: Path) -> DatasetSource:
     """Relative paths in a source entry are relative to the settings file, like data_root."""
-    field = "location" if isinstance(source, FolderSource) else "path"
-    value = getattr(source, field)
+    field = {"folder": "location", "review_db": "path", "hf_dataset": "path"}.get(source.kind)
+    value = getattr(source, field) if field else None
     if value is None or Path(value).is_absolute():
         return source
     return source.model_copy(update={field: str((base / value).resolve())})
@@ -298,7 +336,11 @@ def _explain(config_path: Path, exc: ValidationError) -> str:
     lines = [f"invalid settings in {config_path}:"]
     for error in exc.errors():
         parts = [str(part) for part in error["loc"]]
-        if parts[:1] == ["sources"] and len(parts) > 2 and parts[2] in ("folder", "review_db"):
+        if (
+            parts[:1] == ["sources"]
+            and len(parts) > 2
+            and parts[2] in ("folder", "review_db", "http_recordings")
+        ):
             # Drop the union tag pydantic adds: `sources.0.name` reads better than `sources.0.folder.name`.
             del parts[2]
         key = ".".join(parts) or "(top level)"

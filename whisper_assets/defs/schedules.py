@@ -1,8 +1,13 @@
-"""Schedules: retrain when the data changed (off by default: training costs GPU hours)."""
+"""Schedules: sync remote sources, and retrain when the data changed (off by default: GPU hours)."""
+
+import os
 
 import dagster as dg
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
+from whisper_assets.defs.ingest import ingest_job
+from whisper_assets.defs.partitions import source_partitions
+from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.defs.training import training_job
 
 
@@ -32,3 +37,18 @@ def retrain_on_new_data(context: dg.ScheduleEvaluationContext):
     if running:
         return dg.SkipReason(f"training run {running[0].run_id} is still in progress")
     return dg.RunRequest(run_key="manifests-" + "-".join(v[:8] for v in splits["manifest_sha256"].values()))
+
+
+@dg.schedule(
+    job=ingest_job,
+    cron_schedule=os.environ.get("WHISPER_ASSETS_SYNC_CRON", "*/15 * * * *"),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Syncs every remote-recordings source (mirror, then the source's assets); cron from "
+    "WHISPER_ASSETS_SYNC_CRON, every 15 minutes by default.",
+)
+def sync_remote_recordings(context: dg.ScheduleEvaluationContext, platform: PlatformSettings):
+    known = set(context.instance.get_dynamic_partitions(source_partitions.name))
+    remote = [s.name for s in platform.settings.sources if s.kind == "http_recordings" and s.name in known]
+    if not remote:
+        return dg.SkipReason("no remote-recordings source with a partition yet")
+    return [dg.RunRequest(partition_key=name, tags={"whisper_assets/trigger": "sync"}) for name in remote]

@@ -108,6 +108,8 @@ def scan_folder(root: Path, language: str) -> list[FolderEntry]:
     for rel, file in tree.items():
         if rel in audio or rel in claimed or PurePosixPath(rel).name in IGNORED_NAMES:
             continue
+        if rel.endswith(".json") and rel.removesuffix(".json") in audio_stems:
+            continue  # a recording's metadata sidecar (remote recordings come as .json + .webm pairs)
         if rel.endswith(SIDECAR_SUFFIXES):
             stem = rel.removesuffix(".norm.txt").removesuffix(".txt")
             if stem in audio_stems:
@@ -139,9 +141,10 @@ def _set_transcript(entry: FolderEntry, data: bytes | str, origin: str, language
 def _resolve_audio(root: Path, manifest_rel: str, audio_ref: str) -> str | None:
     """Relative path (inside root) of an audio file named in a manifest, or None when it points outside."""
     base = (root / manifest_rel).parent
-    target = (base / audio_ref).resolve()
+    # Lexical normalization, not resolve(): "../" cannot escape, but links placed inside (mirrors) may stay.
+    target = Path(os.path.normpath(base / audio_ref))
     try:
-        return target.relative_to(root.resolve()).as_posix()
+        return target.relative_to(Path(os.path.normpath(root))).as_posix()
     except ValueError:
         return None
 
