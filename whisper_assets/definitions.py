@@ -5,7 +5,7 @@ import dagster as dg
 from whisper_assets.defs.curation import catalog, splits
 from whisper_assets.defs.ingest import ingest_assets, ingest_job
 from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.defs.schedules import retrain_on_new_data, sync_remote_recordings
+from whisper_assets.defs.schedules import retrain_on_new_data, sync_remote_sources
 from whisper_assets.defs.sensors import curation_automation, new_uploads
 from whisper_assets.defs.training import (
     MlflowTracking,
@@ -19,6 +19,6 @@ defs = dg.Definitions(
     assets=[*ingest_assets, splits, whisper_model, eval_metrics, exported_model, catalog],
     jobs=[ingest_job, training_job],
     sensors=[new_uploads, curation_automation],
-    schedules=[retrain_on_new_data, sync_remote_recordings],
+    schedules=[retrain_on_new_data, sync_remote_sources],
     resources={"platform": PlatformSettings(), "mlflow": MlflowTracking()},
 )

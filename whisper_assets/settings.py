@@ -157,7 +157,23 @@ class HfDatasetSource(SourceBase):
     id_column: str | None = None
 
 
-SOURCE_KINDS = ("folder", "review_db", "http_recordings", "hf_dataset")
+class MediaSiteSource(SourceBase):
+    """Videos or playlists from YouTube and other media sites (yt-dlp): audio cut along their subtitles."""
+
+    kind: Literal["youtube"]
+    urls: list[str] = Field(min_length=1)
+    allow_auto_captions: bool = Field(False, description="Use auto-captions when no manual subtitles exist.")
+
+    @field_validator("urls")
+    @classmethod
+    def _safe_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if url.strip().startswith("-") or not re.match(r"^https?://[^/\s]+", url.strip()):
+                raise ValueError(f"{url!r} is not an http(s) URL (and must not start with '-')")
+        return urls
+
+
+SOURCE_KINDS = ("folder", "review_db", "http_recordings", "hf_dataset", "youtube")
 
 
 def _source_kind(value: object) -> str | None:
@@ -169,7 +185,8 @@ DatasetSource = Annotated[
     Annotated[FolderSource, Tag("folder")]
     | Annotated[ReviewDbSource, Tag("review_db")]
     | Annotated[HttpRecordingsSource, Tag("http_recordings")]
-    | Annotated[HfDatasetSource, Tag("hf_dataset")],
+    | Annotated[HfDatasetSource, Tag("hf_dataset")]
+    | Annotated[MediaSiteSource, Tag("youtube")],
     Discriminator(_source_kind),
 ]
 

@@ -12,7 +12,7 @@ import pytest
 from whisper_assets.defs.ingest import ingest_assets
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.defs.schedules import sync_remote_recordings
+from whisper_assets.defs.schedules import sync_remote_sources
 from whisper_assets.sources.http_recordings import DownloadError, Fetcher, UnsafeUrl, list_recordings, sync
 from whisper_assets.tables import read_rows, table_path
 
@@ -151,10 +151,10 @@ def test_remote_source_flows_through_the_ingest_assets_and_the_schedule(server, 
     )
     resources = {"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))}
     with dg.instance_for_test() as instance:
-        skipped = sync_remote_recordings(dg.build_schedule_context(instance=instance, resources=resources))
-        assert "no remote-recordings source" in skipped.skip_message
+        skipped = sync_remote_sources(dg.build_schedule_context(instance=instance, resources=resources))
+        assert "no remote source" in skipped.skip_message
         instance.add_dynamic_partitions(source_partitions.name, ["remote"])
-        requests = sync_remote_recordings(dg.build_schedule_context(instance=instance, resources=resources))
+        requests = sync_remote_sources(dg.build_schedule_context(instance=instance, resources=resources))
         assert [r.partition_key for r in requests] == ["remote"]
         result = dg.materialize(ingest_assets, partition_key="remote", instance=instance, resources=resources)
     assert result.success

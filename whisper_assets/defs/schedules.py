@@ -39,16 +39,19 @@ def retrain_on_new_data(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key="manifests-" + "-".join(v[:8] for v in splits["manifest_sha256"].values()))
 
 
+REMOTE_KINDS = ("http_recordings", "youtube")
+
+
 @dg.schedule(
     job=ingest_job,
     cron_schedule=os.environ.get("WHISPER_ASSETS_SYNC_CRON", "*/15 * * * *"),
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Syncs every remote-recordings source (mirror, then the source's assets); cron from "
+    description="Syncs every remote source (remote recordings, media sites), then its assets; cron from "
     "WHISPER_ASSETS_SYNC_CRON, every 15 minutes by default.",
 )
-def sync_remote_recordings(context: dg.ScheduleEvaluationContext, platform: PlatformSettings):
+def sync_remote_sources(context: dg.ScheduleEvaluationContext, platform: PlatformSettings):
     known = set(context.instance.get_dynamic_partitions(source_partitions.name))
-    remote = [s.name for s in platform.settings.sources if s.kind == "http_recordings" and s.name in known]
+    remote = [s.name for s in platform.settings.sources if s.kind in REMOTE_KINDS and s.name in known]
     if not remote:
-        return dg.SkipReason("no remote-recordings source with a partition yet")
+        return dg.SkipReason("no remote source (http_recordings, youtube) with a partition yet")
     return [dg.RunRequest(partition_key=name, tags={"whisper_assets/trigger": "sync"}) for name in remote]

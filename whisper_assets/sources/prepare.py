@@ -8,10 +8,11 @@ from whisper_assets.settings import (
     DatasetSource,
     HfDatasetSource,
     HttpRecordingsSource,
+    MediaSiteSource,
     ReviewDbSource,
     Settings,
 )
-from whisper_assets.sources import hf_dataset, http_recordings, review_db
+from whisper_assets.sources import hf_dataset, http_recordings, media_sites, review_db
 from whisper_assets.sources.watch import ScanProgress, fingerprint_tree
 
 
@@ -27,6 +28,8 @@ def prepare_source(settings: Settings, source: DatasetSource) -> tuple[Path, dic
             "failed": report.failed,
             "unchanged": report.unchanged,
         }
+    if isinstance(source, MediaSiteSource):
+        return folder, media_sites.sync_urls(source.urls, folder, source.language, source.allow_auto_captions)
     if isinstance(source, HfDatasetSource):
         columns = hf_dataset.Columns(
             source.audio_column,
@@ -68,8 +71,10 @@ def source_fingerprint(
         return review_db.fingerprint(Path(source.path)) if Path(source.path).exists() else "missing"
     if isinstance(source, HfDatasetSource):
         return fingerprint_tree(Path(source.path), progress, deadline)
+    if isinstance(source, MediaSiteSource):
+        return "urls:" + "|".join(source.urls)  # re-run when the list changes; the schedule re-syncs
     if isinstance(source, HttpRecordingsSource):
-        return "synced on a schedule"  # the sensor only adds the partition; sync_remote_recordings runs it
+        return "synced on a schedule"  # the sensor only adds the partition; sync_remote_sources runs it
     return fingerprint_tree(settings.source_folder(source), progress, deadline)
 
 

@@ -1,0 +1,195 @@
+"""YouTube and other media sites through yt-dlp: best audio plus subtitles, cut into <= 30 s utterances.
+
+Manual subtitles are preferred; auto-captions are used only when the source allows it, and are then flagged.
+Safety (the yt-dlp CVE-2024-38519 class): only http(s) URLs and nothing that starts with '-', the Python API
+with fixed output templates inside the source folder (no shell, no --exec, no cookies), and only audio and
+subtitle files kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from whisper_assets.audio.decode import AUDIO_EXTENSIONS, AudioDecodeError, decode
+from whisper_assets.audio.process import TARGET_RATE, to_mono_16k, write_pcm16
+
+MANIFEST = "manifest.jsonl"
+REJECTIONS = "_rejected.jsonl"
+SUBTITLE_EXTENSIONS = frozenset({".vtt", ".srv1", ".srv2", ".srv3", ".srt"})
+MAX_SEGMENT_SECONDS = 30.0
+_TIMESTAMP = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{3})"
+_CUE = re.compile(_TIMESTAMP + r"\s*-->\s*" + _TIMESTAMP)
+_TAG = re.compile(r"<[^>]+>")
+
+
+class UnsafeMediaUrl(ValueError):
+    """A URL yt-dlp must not see."""
+
+
+class MalformedSubtitles(ValueError):
+    """Subtitles without a single readable cue."""
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    text: str
+
+
+def check_url(url: str) -> str:
+    url = url.strip()
+    if url.startswith("-"):
+        raise UnsafeMediaUrl(f"{url!r} starts with '-': it would be read as a yt-dlp option")
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise UnsafeMediaUrl(f"{url!r}: only http(s) URLs are allowed")
+    return url
+
+
+def parse_vtt(text: str) -> list[Cue]:
+    """Cues of a WebVTT (or SRT) file; inline tags removed, duplicate rolling lines (auto-captions) merged."""
+    cues: list[Cue] = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+        lines = [line for line in block.strip().split("\n") if line.strip()]
+        timing = next((i for i, line in enumerate(lines) if _CUE.search(line)), None)
+        if timing is None:
+            continue
+        match = _CUE.search(lines[timing])
+        start, end = _seconds(match.groups()[:4]), _seconds(match.groups()[4:])
+        words = " ".join(_TAG.sub("", line).strip() for line in lines[timing + 1 :]).strip()
+        if end <= start or not words:
+            continue
+        if cues and words.startswith(cues[-1].text):  # auto-captions repeat the previous line and extend it
+            words = words[len(cues[-1].text) :].strip() or words
+        cues.append(Cue(start, end, words))
+    if not cues:
+        raise MalformedSubtitles("no timed cue could be read from the subtitles")
+    return cues
+
+
+def _seconds(parts: Sequence[str | None]) -> float:
+    hours, minutes, seconds, millis = (int(p) if p else 0 for p in parts)
+    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+
+
+def group_cues(cues: Sequence[Cue], max_seconds: float = MAX_SEGMENT_SECONDS) -> list[Cue]:
+    """Consecutive cues joined into utterances of at most max_seconds (a longer single cue stays alone)."""
+    groups: list[Cue] = []
+    for cue in cues:
+        if groups and cue.end - groups[-1].start <= max_seconds and cue.start >= groups[-1].end - 0.01:
+            last = groups[-1]
+            groups[-1] = Cue(last.start, cue.end, f"{last.text} {cue.text}")
+        else:
+            groups.append(cue)
+    return groups
+
+
+def download(url: str, folder: Path, language: str, allow_auto_captions: bool) -> dict:
+    """Fetch best audio and subtitles of one URL (or playlist) into folder/.raw/; return yt-dlp's info."""
+    import yt_dlp
+
+    raw = folder / ".raw"  # hidden: the inventory reads only the cut utterances
+    raw.mkdir(parents=True, exist_ok=True)
+    params = {
+        "format": "bestaudio/best",
+        "paths": {"home": str(raw), "temp": str(raw / ".tmp")},
+        "outtmpl": {"default": "%(id)s.%(ext)s", "subtitle": "%(id)s.%(ext)s"},
+        "restrictfilenames": True,
+        "windowsfilenames": True,
+        "writesubtitles": True,
+        "writeautomaticsub": allow_auto_captions,
+        "subtitleslangs": [language, f"{language}.*"],
+        "subtitlesformat": "vtt/srv3/best",
+        "cookiefile": None,
+        "noplaylist": False,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "overwrites": False,
+        "retries": 3,
+        "socket_timeout": 20,
+    }
+    with yt_dlp.YoutubeDL(params) as ydl:
+        info = ydl.extract_info(check_url(url), download=True)
+    for path in raw.rglob("*"):  # keep only audio and subtitles
+        if path.is_file() and path.suffix.lower() not in AUDIO_EXTENSIONS | SUBTITLE_EXTENSIONS:
+            path.unlink()
+    shutil.rmtree(raw / ".tmp", ignore_errors=True)
+    return ydl.sanitize_info(info)
+
+
+def segment_videos(info: dict, folder: Path, language: str) -> tuple[list[dict], list[dict]]:
+    """Cut each downloaded video's audio along its subtitle cues; manifest rows and rejections."""
+    rows, rejections = [], []
+    for video in info.get("entries") or [info]:
+        video_id = video["id"]
+        raw = folder / ".raw"  # hidden: the inventory reads only the cut utterances
+        audio_files = [p for p in raw.glob(f"{video_id}.*") if p.suffix.lower() in AUDIO_EXTENSIONS]
+        manual = (video.get("subtitles") or {}).keys()
+        subtitles = sorted(p for p in raw.glob(f"{video_id}.*") if p.suffix.lower() in SUBTITLE_EXTENSIONS)
+        if not audio_files or not subtitles:
+            rejections.append({"item": video_id, "reason": "no audio or no subtitles in the source language"})
+            continue
+        caption_kind = "manual" if any(k.startswith(language) for k in manual) else "auto"
+        try:
+            cues = group_cues(parse_vtt(subtitles[0].read_text(encoding="utf-8", errors="replace")))
+            samples, rate = decode(audio_files[0])
+        except (MalformedSubtitles, AudioDecodeError) as exc:
+            rejections.append({"item": video_id, "reason": str(exc)})
+            continue
+        audio = to_mono_16k(samples, rate)
+        for k, cue in enumerate(cues):
+            piece = audio[int(cue.start * TARGET_RATE) : int(cue.end * TARGET_RATE)]
+            if not np.any(piece):
+                continue
+            name = f"{video_id}_{k:04d}.wav"
+            write_pcm16(folder / name, piece)
+            rows.append(
+                {
+                    "id": f"{video_id}-{k:04d}",
+                    "audio": name,
+                    "transcript": cue.text,
+                    "language": language,
+                    "speaker": video.get("uploader_id") or video.get("uploader"),
+                    "provenance": {
+                        "url": video.get("webpage_url") or video.get("original_url"),
+                        "title": video.get("title"),
+                        "uploader": video.get("uploader"),
+                        "license": video.get("license"),
+                        "caption_kind": caption_kind,
+                        "start": cue.start,
+                        "end": cue.end,
+                    },
+                }
+            )
+    return rows, rejections
+
+
+def sync_urls(urls: Sequence[str], folder: Path, language: str, allow_auto_captions: bool) -> dict:
+    """Download every URL and cut it into utterances; the folder then holds a manifest the inventory reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, rejections = [], []
+    for url in urls:
+        try:
+            info = download(url, folder, language, allow_auto_captions)
+        except UnsafeMediaUrl as exc:
+            rejections.append({"item": url, "reason": str(exc)})
+            continue
+        except Exception as exc:  # yt-dlp's DownloadError and friends: recorded, the other URLs go on
+            rejections.append({"item": url, "reason": f"download failed: {exc}"})
+            continue
+        video_rows, video_rejections = segment_videos(info, folder, language)
+        rows += video_rows
+        rejections += video_rejections
+    (folder / MANIFEST).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    (folder / REJECTIONS).write_text("".join(json.dumps(r) + "\n" for r in rejections), encoding="utf-8")
+    return {"utterances": len(rows), "rejected": len(rejections)}
