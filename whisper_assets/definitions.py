@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from whisper_assets.defs.curation import catalog, splits
+from whisper_assets.defs.curation import catalog, data_licenses, splits
 from whisper_assets.defs.ingest import ingest_assets, ingest_job
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.defs.schedules import retrain_on_new_data, sync_remote_sources
@@ -16,7 +16,7 @@ from whisper_assets.defs.training import (
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, splits, whisper_model, eval_metrics, exported_model, catalog],
+    assets=[*ingest_assets, splits, data_licenses, whisper_model, eval_metrics, exported_model, catalog],
     jobs=[ingest_job, training_job],
     sensors=[new_uploads, curation_automation],
     schedules=[retrain_on_new_data, sync_remote_sources],

@@ -164,3 +164,22 @@ def test_remote_source_flows_through_the_ingest_assets_and_the_schedule(server, 
     assert '"url"' in inventory["remote-a"]["provenance"]
     processed = read_rows(table_path(settings.tables_root, "processed_audio", "remote"))
     assert {r["status"] for r in processed} == {"ok"}
+
+
+def test_an_unreachable_server_keeps_the_mirror(server, tmp_path):
+    base, _, _ = server
+    mirror = tmp_path / "mirror"
+    sync(Fetcher(base, allow_private=True, retries=0), mirror, "en")
+    port = int(base.rsplit(":", 1)[1])
+    down = sync(
+        Fetcher(
+            f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}",
+            allow_private=True,
+            retries=0,
+            timeout=2,
+        ),
+        mirror,
+        "en",
+    )
+    assert "recordings listing" in down.failed and (mirror / "a.webm").exists()
+    assert len((mirror / "manifest.jsonl").read_text().splitlines()) == 2

@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import pytest
 
-from whisper_assets.defs.curation import catalog, splits
+from whisper_assets.defs.curation import catalog, data_licenses, splits
 from whisper_assets.defs.ingest import ingest_assets
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
@@ -20,7 +20,10 @@ def materialize_sources(settings, config_path, names, instance):
         for name in names
     }
     results["splits"] = dg.materialize(
-        [*ingest_assets, splits, catalog], selection=[splits, catalog], instance=instance, resources=resources
+        [*ingest_assets, splits, catalog, data_licenses],
+        selection=[splits, catalog, data_licenses],
+        instance=instance,
+        resources=resources,
     )
     return results
 
@@ -111,6 +114,8 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
         settings.catalog_path, "SELECT count(*) FROM inventory WHERE rejection_reason IS NOT NULL"
     )
     assert rows[0][0] == 3
+    licenses = (settings.data_root / "DATA_LICENSES.md").read_text()
+    assert "## mine" in licenses and "| license (declared) | unknown |" in licenses
 
 
 def test_rematerializing_unchanged_data_reuses_everything(bad_inputs_source, write_clip):

@@ -81,6 +81,7 @@ def test_definitions_load_with_the_expected_graph():
         "eval_metrics": ["splits", "whisper_model"],
         "exported_model": ["eval_metrics"],
         "catalog": ["eval_metrics", "splits"],
+        "data_licenses": ["inventory"],
     }
     for key in ("inventory", "dedup_report", "normalized_transcripts", "processed_audio"):
         assert graph.get(dg.AssetKey(key)).partitions_def == source_partitions

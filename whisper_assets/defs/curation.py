@@ -3,6 +3,7 @@
 import dagster as dg
 import pyarrow as pa
 
+from whisper_assets.curation.licenses import licenses_markdown
 from whisper_assets.curation.processing import STATUS_OK
 from whisper_assets.curation.splits import group_key, hours_by, leaks, split_items, write_manifest
 from whisper_assets.defs.ingest import processed_audio
@@ -158,4 +159,21 @@ def catalog(platform: PlatformSettings) -> dg.MaterializeResult:
     views = refresh_catalog(settings.catalog_path, settings.tables_root, CATALOG_TABLES)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(settings.catalog_path)), "views": views}
+    )
+
+
+@dg.asset(
+    group_name="curation",
+    kinds={"markdown"},
+    deps=[dg.AssetDep("inventory", partition_mapping=dg.AllPartitionMapping())],
+    automation_condition=SPLITS_AUTOMATION,
+    description="DATA_LICENSES.md: license and provenance per source, regenerated when sources change.",
+)
+def data_licenses(platform: PlatformSettings) -> dg.MaterializeResult:
+    settings = platform.settings
+    path = settings.data_root / "DATA_LICENSES.md"
+    text = licenses_markdown(settings.discover_sources(), read_table_all(settings.tables_root, "inventory"))
+    path.write_text(text, encoding="utf-8")
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)), "report": dg.MetadataValue.md(text)}
     )

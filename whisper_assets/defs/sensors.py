@@ -5,7 +5,7 @@ import time
 
 import dagster as dg
 
-from whisper_assets.defs.curation import catalog, splits
+from whisper_assets.defs.curation import catalog, data_licenses, splits
 from whisper_assets.defs.ingest import ingest_job
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
@@ -62,7 +62,7 @@ def new_uploads(context: dg.SensorEvaluationContext, platform: PlatformSettings)
 
 curation_automation = dg.AutomationConditionSensorDefinition(
     "curation_automation",
-    target=dg.AssetSelection.assets(splits, catalog),
+    target=dg.AssetSelection.assets(splits, data_licenses, catalog),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=60,
     description="Refreshes the split manifests once sources have new processed audio, then the DuckDB views.",

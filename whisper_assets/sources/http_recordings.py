@@ -136,7 +136,12 @@ def sync(fetcher: Fetcher, mirror: Path, language: str) -> SyncReport:
     state_path = mirror / STATE
     state: dict[str, dict] = json.loads(state_path.read_text()) if state_path.exists() else {}
     report = SyncReport()
-    names = list_recordings(fetcher)
+    try:
+        names = list_recordings(fetcher)
+    except (DownloadError, UnsafeUrl) as exc:  # server unreachable: keep the mirror as it is, say why
+        report.failed["recordings listing"] = str(exc)
+        _write_manifest(mirror, state, language, report.failed)
+        return report
     for name in names:
         url = fetcher.base_url.rstrip("/") + "/recordings/" + urllib.parse.quote(name)
         try:
