@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from whisper_assets.settings import CONFIG_ENV_VAR, load_settings
@@ -36,18 +41,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_demo(root: Path) -> int:
+    from whisper_assets.demo import generate_demo
+
+    root = root.resolve()
+    with serve_folder(root / "remote") as recordings_url:
+        config = generate_demo(root, recordings_url)
+        return _materialize_demo(root, config)
+
+
+def _materialize_demo(root: Path, config: Path) -> int:
     import dagster as dg
 
-    from whisper_assets.defs.curation import catalog, splits
+    from whisper_assets.defs.curation import catalog, data_licenses, splits
     from whisper_assets.defs.ingest import ingest_assets
     from whisper_assets.defs.partitions import source_partitions
     from whisper_assets.defs.resources import PlatformSettings
     from whisper_assets.defs.training import MlflowTracking, eval_metrics, exported_model, whisper_model
-    from whisper_assets.demo import espeak_available, generate_demo
+    from whisper_assets.demo import espeak_available
     from whisper_assets.export.ctranslate import export_available
 
-    root = root.resolve()
-    config = generate_demo(root)
     settings = load_settings(config)
     voice = "espeak-ng speech" if espeak_available() else "synthetic signals (install espeak-ng for speech)"
     print(f"Generated demo uploads with {voice} under {settings.uploads_root}")
@@ -66,8 +78,10 @@ def run_demo(root: Path) -> int:
         dg.materialize(
             ingest_assets, partition_key=name, instance=instance, resources=resources, run_config=quiet
         )
-    graph = [*ingest_assets, splits, whisper_model, eval_metrics, exported_model, catalog]
-    dg.materialize(graph, selection=[splits], instance=instance, resources=resources, run_config=quiet)
+    graph = [*ingest_assets, splits, data_licenses, whisper_model, eval_metrics, exported_model, catalog]
+    dg.materialize(
+        graph, selection=[splits, data_licenses], instance=instance, resources=resources, run_config=quiet
+    )
     print("Training the demo model (a tiny random Whisper, a few CPU steps) and evaluating it ...")
     models = [whisper_model, eval_metrics, *([exported_model] if export_available() else []), catalog]
     result = dg.materialize(
@@ -113,6 +127,25 @@ def print_summary(settings) -> None:
         _print_rows(columns, rows)
     print(f"\nManifests: {settings.manifests_root / 'splits'}/{{train,validation,test}}.jsonl")
     print(f"DuckDB catalog: {catalog}")
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """Serve a folder over HTTP on 127.0.0.1 for the demo's remote-recordings source; yields the base URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def print_model_summary(settings, result) -> None:

@@ -19,6 +19,7 @@ import soxr
 import yaml
 
 from whisper_assets.audio.encode import write_audio
+from whisper_assets.sources import review_db
 from whisper_assets.training.model import build_tiny_whisper
 
 EN_SENTENCES = [
@@ -91,8 +92,65 @@ def _stereo(samples: np.ndarray) -> np.ndarray:
     return np.stack([samples, 0.8 * samples], axis=1)
 
 
-def generate_demo(root: Path) -> Path:
-    """Write the demo uploads and a settings file under root; return the settings file's path."""
+HR_REVIEWED = [
+    "Dobro jutro, kako ste spavali?",
+    "Danas je lijep i sunčan dan.",
+    "Molim vas jednu kavu s mlijekom.",
+    "Vlak za Zagreb kasni deset minuta.",
+    "Hvala vam puno na pomoći.",
+]
+REMOTE_RECORDINGS = [
+    ("memo-001", "Remember to water the plants on Friday.", "kim"),
+    ("memo-002", "The quarterly report is due next Monday.", "kim"),
+    ("memo-003", "Call the garage about the winter tyres.", "lee"),
+]
+
+
+def generate_review_db(path: Path) -> Path:
+    """A review database as the review app leaves it: reviewed rows, a draft, and a corrupt blob."""
+    path.unlink(missing_ok=True)
+    review_db.create_database(path)
+    with review_db.connect(path) as con:
+        for text in HR_REVIEWED:
+            samples, rate = synthesize(text, "hr")
+            blob = review_db.encode_blob(soxr.resample(samples, rate, 16_000))
+            con.execute(
+                f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
+                (text, blob),
+            )
+        con.execute(
+            f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 0)",
+            ("nije još pregledano", review_db.encode_blob(np.zeros(16_000, np.float32))),
+        )
+        con.execute(
+            f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
+            ("oštećen zapis", b"not zlib at all"),
+        )
+    return path
+
+
+def generate_remote_recordings(folder: Path) -> Path:
+    """What a recordings endpoint serves: <folder>/recordings/ with .webm audio and .json metadata pairs."""
+    recordings = folder / "recordings"
+    recordings.mkdir(parents=True, exist_ok=True)
+    for name, text, author in REMOTE_RECORDINGS:
+        write_audio(recordings / f"{name}.webm", *synthesize(text, "en-gb"))
+        meta = {
+            "transcript": text,
+            "language": "en",
+            "author": author,
+            "license": "CC-BY-4.0",
+            "events": [{"t": 0.0, "type": "start"}],
+        }
+        (recordings / f"{name}.json").write_text(json.dumps(meta), encoding="utf-8")
+    return folder
+
+
+def generate_demo(root: Path, recordings_url: str | None = None) -> Path:
+    """Write the demo sources and a settings file under root; return the settings file's path.
+
+    With `recordings_url` (a server the caller runs over root/remote), a remote-recordings source is added.
+    """
     uploads = root / "uploads"
     en, sr = uploads / "demo-en", uploads / "demo-sr"
     for folder in (en, sr):
@@ -179,8 +237,27 @@ def generate_demo(root: Path) -> Path:
                 "provenance": "espeak-ng, generated",
                 "transcripts": {"script": "latin"},
             },
+            {
+                "name": "demo-reviews",
+                "kind": "review_db",
+                "path": str(generate_review_db(root / "review.db")),
+                "language": "hr",
+                "license": "CC0-1.0",
+                "provenance": "review app database, generated",
+            },
         ],
     }
+    if recordings_url:
+        generate_remote_recordings(root / "remote")
+        settings["sources"].append(
+            {
+                "name": "demo-remote",
+                "kind": "http_recordings",
+                "base_url": recordings_url,
+                "allow_private_addresses": True,
+                "language": "en",
+            }
+        )
     config = root / "whisper_assets.yaml"
     config.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return config

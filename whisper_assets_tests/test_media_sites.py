@@ -116,3 +116,17 @@ def test_media_site_source_flows_through_the_ingest_assets_and_the_schedule(site
     assert [r["status"] for r in processed] == ["ok"]
     inventory = read_rows(table_path(settings.tables_root, "inventory", "talks"))
     assert '"caption_kind": "manual"' in inventory[0]["provenance"]
+
+
+def test_srv_timed_text_is_parsed():
+    from whisper_assets.sources.media_sites import parse_srv
+
+    srv3 = '<timedtext format="3"><body><p t="0" d="1500">hello <s>there</s></p><p t="1500" d="1000">it&#39;s me</p></body></timedtext>'
+    assert [(c.start, c.end, c.text) for c in parse_srv(srv3)] == [
+        (0.0, 1.5, "hello there"),
+        (1.5, 2.5, "it's me"),
+    ]
+    srv1 = '<transcript><text start="0.5" dur="2.0">first words</text></transcript>'
+    assert [(c.start, c.end, c.text) for c in parse_srv(srv1)] == [(0.5, 2.5, "first words")]
+    with pytest.raises(MalformedSubtitles, match="not valid XML"):
+        parse_srv("<timedtext><body><p t=")

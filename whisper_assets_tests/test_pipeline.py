@@ -72,6 +72,8 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
     assert inventory["zero.flac"]["rejection_reason"] == "empty file (0 bytes)"
     assert inventory["notes.docx"]["rejection_reason"] == "unsupported file type .docx"
     assert inventory["good0.wav"]["channels"] == 2 and inventory["good0.wav"]["sample_rate"] == 44_100
+    provenance = json.loads(inventory["good0.wav"]["provenance"])
+    assert provenance["license"] == "unknown" and provenance["path"].endswith("mine/good0.wav")
 
     dedup = {r["rel_path"]: r for r in read_rows(table_path(settings.tables_root, "dedup_report", "mine"))}
     assert dedup["dup.mp3"]["duplicate_kind"] == "content"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,7 +70,12 @@ class InventoryResult:
 
 
 def build_inventory(
-    source: str, folder: Path, language: str, previous: list[dict], workers: int = 0
+    source: str,
+    folder: Path,
+    language: str,
+    previous: list[dict],
+    workers: int = 0,
+    provenance: dict | None = None,
 ) -> InventoryResult:
     """Scan `folder` and describe every file; audio unchanged since `previous` is not read again."""
     entries = scan_folder(folder, language)
@@ -92,7 +99,7 @@ def build_inventory(
             audio = {k: cached[k] for k in _AUDIO_FIELDS} if cached else probed[entry.rel_path]
         else:
             audio = {"readable": False}
-        rows.append(_row(source, folder, language, entry, audio))
+        rows.append(_row(source, folder, language, entry, audio, provenance or {}))
     return InventoryResult(rows=rows, probed=len(to_probe), reused=len(entries) - len(to_probe))
 
 
@@ -115,7 +122,7 @@ def _read_audio_fields(path: str) -> dict:
     }
 
 
-def _row(source: str, folder: Path, language: str, entry: FolderEntry, audio: dict) -> dict:
+def _row(source: str, folder: Path, language: str, entry: FolderEntry, audio: dict, provenance: dict) -> dict:
     reason = audio.get("audio_error") or entry.problem
     return {
         "id": f"{source}-{entry.item_key}" if entry.item_key else item_id(source, entry.rel_path),
@@ -133,5 +140,15 @@ def _row(source: str, folder: Path, language: str, entry: FolderEntry, audio: di
         "speaker": entry.speaker,
         **{k: audio.get(k) for k in _AUDIO_FIELDS},
         "rejection_reason": reason,
-        "provenance": entry.provenance,
+        "provenance": _provenance(folder, entry, provenance),
     }
+
+
+def _provenance(folder: Path, entry: FolderEntry, source_level: dict) -> str:
+    """Per-item provenance: what the source declares, the file, and what the item's manifest recorded."""
+    modified = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC).isoformat(timespec="seconds")
+    own = json.loads(entry.provenance) if entry.provenance else {}
+    return json.dumps(
+        {**source_level, "path": str(folder / entry.rel_path), "file_modified": modified, **own},
+        ensure_ascii=False,
+    )

@@ -52,7 +52,15 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> 
     source = settings.source(context.partition_key)
     folder, mirrored = prepare_source(settings, source)
     path = _table(platform, "inventory", source.name)
-    result = build_inventory(source.name, folder, source.language, read_rows(path), platform.workers)
+    declared = {
+        "source": source.name,
+        "kind": source.kind,
+        "license": source.license,
+        "provenance": source.provenance,
+    }
+    result = build_inventory(
+        source.name, folder, source.language, read_rows(path), platform.workers, provenance=declared
+    )
     write_rows(path, result.rows, INVENTORY_SCHEMA)
 
     audio = [r for r in result.rows if r["is_audio"]]

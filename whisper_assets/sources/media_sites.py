@@ -8,12 +8,14 @@ subtitle files kept.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -51,6 +53,34 @@ def check_url(url: str) -> str:
     if not re.match(r"^https?://[^\s/]+", url):
         raise UnsafeMediaUrl(f"{url!r}: only http(s) URLs are allowed")
     return url
+
+
+def parse_subtitles(path: Path) -> list[Cue]:
+    """Cues of a downloaded subtitle file, whichever format yt-dlp could get (VTT/SRT or SRV1/2/3 XML)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return parse_srv(text) if path.suffix.lower().startswith(".srv") else parse_vtt(text)
+
+
+def parse_srv(text: str) -> list[Cue]:
+    """YouTube's timed-text XML: srv1 `<text start= dur=>` (seconds) or srv3 `<p t= d=>` (milliseconds)."""
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        raise MalformedSubtitles(f"subtitles are not valid XML ({exc})") from exc
+    cues = []
+    for node in root.iter():
+        if node.tag == "text" and "start" in node.attrib:
+            start, length = float(node.get("start", 0)), float(node.get("dur", 0))
+        elif node.tag == "p" and "t" in node.attrib:
+            start, length = int(node.get("t", 0)) / 1000, int(node.get("d", 0)) / 1000
+        else:
+            continue
+        words = html.unescape(" ".join("".join(node.itertext()).split()))
+        if words and length > 0:
+            cues.append(Cue(start, start + length, words))
+    if not cues:
+        raise MalformedSubtitles("no timed cue could be read from the subtitles")
+    return cues
 
 
 def parse_vtt(text: str) -> list[Cue]:
@@ -139,7 +169,7 @@ def segment_videos(info: dict, folder: Path, language: str) -> tuple[list[dict],
             continue
         caption_kind = "manual" if any(k.startswith(language) for k in manual) else "auto"
         try:
-            cues = group_cues(parse_vtt(subtitles[0].read_text(encoding="utf-8", errors="replace")))
+            cues = group_cues(parse_subtitles(subtitles[0]))
             samples, rate = decode(audio_files[0])
         except (MalformedSubtitles, AudioDecodeError) as exc:
             rejections.append({"item": video_id, "reason": str(exc)})
