@@ -29,7 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)")
     create_db = commands.add_parser("create-review-db", help="create an empty review database (SQLite)")
     create_db.add_argument("path", type=Path)
+    review = commands.add_parser("review", help="serve the review web app for a review database")
+    review.add_argument("--db", type=Path, required=True)
+    review.add_argument("--host", default="127.0.0.1")
+    review.add_argument("--port", type=int, default=8080)
+    review.add_argument(
+        "--token",
+        default=os.environ.get("WHISPER_ASSETS_REVIEW_TOKEN"),
+        help="access token; required when --host is not a loopback address",
+    )
+    review.add_argument("--dagster", default="http://127.0.0.1:3000/graphql", help="Dagster GraphQL endpoint")
     args = parser.parse_args(argv)
+    if args.command == "review":
+        return run_review_app(args.db, args.host, args.port, args.token, args.dagster)
     if args.command == "demo":
         return run_demo(args.root)
     if args.command == "create-review-db":
@@ -177,6 +189,28 @@ def print_model_summary(settings, result) -> None:
     if "exported_model" in events:
         print(f"CTranslate2 export: {events['exported_model'].materialization.metadata['path'].value}")
     print(f"MLflow run: {meta['mlflow_run']}  (start the UI with `make mlflow-ui`)")
+
+
+def run_review_app(db: Path, host: str, port: int, token: str | None, dagster: str) -> int:
+    import ipaddress
+
+    import uvicorn
+
+    from whisper_assets.review_app.app import create_app
+
+    loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    if not loopback and not token:
+        print(
+            f"binding to {host} exposes the app beyond this machine: pass --token (or set "
+            "WHISPER_ASSETS_REVIEW_TOKEN) and open the page with ?token=...",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"review app on http://{host}:{port}/" + (f"?token={token}" if token else ""))
+    uvicorn.run(
+        create_app(db, access_token=token, dagster_graphql=dagster), host=host, port=port, log_level="warning"
+    )
+    return 0
 
 
 def run_query(sql: str, config: str | None) -> int:

@@ -1,0 +1,258 @@
+"""The review app's data access: entries of the review database, edits with history, trash and restore.
+
+The recordings table keeps exactly the schema the platform reads (`s2s_training_data`); the app adds two tables
+beside it: `s2s_trash` (deleted entries, restorable under their id) and `s2s_edit_history` (who, when, before,
+after). Every write is one `BEGIN IMMEDIATE` transaction, so the platform's reads and the app's writes coexist.
+Edits carry the version they were made against; a stale version is refused with the current entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from whisper_assets.audio.levels import levels
+from whisper_assets.sources import review_db
+
+TRASH = "s2s_trash"
+HISTORY = "s2s_edit_history"
+_EXTRA_SCHEMA = [
+    f"""CREATE TABLE IF NOT EXISTS {TRASH} (
+        id INTEGER PRIMARY KEY, transcript TEXT, audio_blob BLOB, is_reviewed INTEGER, is_trained INTEGER,
+        timestamp DATETIME, deleted_at DATETIME DEFAULT CURRENT_TIMESTAMP)""",
+    f"""CREATE TABLE IF NOT EXISTS {HISTORY} (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, entry_id INTEGER NOT NULL, at DATETIME DEFAULT CURRENT_TIMESTAMP,
+        who TEXT, action TEXT NOT NULL, before TEXT, after TEXT)""",
+]
+_SORTS = {"id": "id", "-id": "id DESC", "timestamp": "timestamp, id", "-timestamp": "timestamp DESC, id DESC"}
+_COLUMNS = "id, transcript, is_reviewed, is_trained, timestamp, length(audio_blob)"
+
+
+class NotFound(LookupError):
+    pass
+
+
+class StaleVersion(Exception):
+    """The entry changed since the client read it."""
+
+    def __init__(self, current: dict):
+        super().__init__("the entry was changed by someone else")
+        self.current = current
+
+
+def version_of(transcript: str | None, is_reviewed: int) -> str:
+    return hashlib.blake2s(f"{transcript}\0{is_reviewed}".encode(), digest_size=6).hexdigest()
+
+
+def _entry(row: tuple) -> dict:
+    row_id, transcript, is_reviewed, is_trained, timestamp, blob_bytes = row
+    return {
+        "id": row_id,
+        "transcript": transcript or "",
+        "is_reviewed": bool(is_reviewed),
+        "is_trained": bool(is_trained),
+        "timestamp": timestamp,
+        "blob_bytes": blob_bytes,
+        "version": version_of(transcript, is_reviewed),
+    }
+
+
+class ReviewStore:
+    def __init__(self, path: Path):
+        self.path = review_db.create_database(path)
+        with review_db.connect(self.path) as con:
+            for statement in _EXTRA_SCHEMA:
+                con.execute(statement)
+
+    @contextmanager
+    def _write(self) -> Iterator:
+        with review_db.connect(self.path) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def list(
+        self,
+        *,
+        page: int = 1,
+        page_size: int = 50,
+        reviewed: bool | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        query: str | None = None,
+        sort: str = "id",
+    ) -> tuple[list[dict], int]:
+        where, params = ["1 = 1"], []
+        if reviewed is not None:
+            where.append("is_reviewed = ?")
+            params.append(int(reviewed))
+        if since:
+            where.append("timestamp >= ?")
+            params.append(since)
+        if until:
+            where.append("timestamp <= ?")
+            params.append(until)
+        if query:
+            where.append("transcript LIKE ? ESCAPE '\\'")
+            params.append("%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        clause = " AND ".join(where)
+        with review_db.connect(self.path, readonly=True) as con:
+            total = con.execute(f"SELECT count(*) FROM {review_db.TABLE} WHERE {clause}", params).fetchone()[
+                0
+            ]
+            rows = con.execute(
+                f"SELECT {_COLUMNS} FROM {review_db.TABLE} WHERE {clause} ORDER BY {_SORTS[sort]} LIMIT ? OFFSET ?",
+                [*params, page_size, (page - 1) * page_size],
+            ).fetchall()
+        return [_entry(r) for r in rows], total
+
+    def get(self, entry_id: int) -> dict:
+        with review_db.connect(self.path, readonly=True) as con:
+            row = con.execute(
+                f"SELECT {_COLUMNS} FROM {review_db.TABLE} WHERE id = ?", (entry_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"entry {entry_id} does not exist")
+        return _entry(row)
+
+    def neighbours(self, entry_id: int) -> dict:
+        """Previous and next ids, and the next unreviewed one, for keyboard navigation."""
+        queries = {
+            "previous": f"SELECT max(id) FROM {review_db.TABLE} WHERE id < ?",
+            "next": f"SELECT min(id) FROM {review_db.TABLE} WHERE id > ?",
+            "next_unreviewed": f"SELECT min(id) FROM {review_db.TABLE} WHERE id > ? AND is_reviewed = 0",
+        }
+        with review_db.connect(self.path, readonly=True) as con:
+            return {name: con.execute(sql, (entry_id,)).fetchone()[0] for name, sql in queries.items()}
+
+    def audio(self, entry_id: int) -> np.ndarray:
+        with review_db.connect(self.path, readonly=True) as con:
+            row = con.execute(
+                f"SELECT audio_blob FROM {review_db.TABLE} WHERE id = ?", (entry_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"entry {entry_id} does not exist")
+        return review_db.decode_blob(row[0])
+
+    def details(self, entry_id: int) -> dict:
+        entry = self.get(entry_id)
+        try:
+            samples = self.audio(entry_id)
+            entry |= {
+                "duration": round(samples.size / 16_000, 3),
+                "levels": levels(samples),
+                "audio_error": None,
+            }
+        except review_db.CorruptBlob as exc:
+            entry |= {"duration": None, "levels": None, "audio_error": str(exc)}
+        return entry | self.neighbours(entry_id)
+
+    def update(
+        self,
+        entry_id: int,
+        version: str,
+        who: str,
+        transcript: str | None = None,
+        is_reviewed: bool | None = None,
+    ) -> dict:
+        with self._write() as con:
+            row = con.execute(
+                f"SELECT {_COLUMNS} FROM {review_db.TABLE} WHERE id = ?", (entry_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"entry {entry_id} does not exist")
+            before = _entry(row)
+            if before["version"] != version:
+                raise StaleVersion(before)
+            after_text = before["transcript"] if transcript is None else transcript
+            after_reviewed = before["is_reviewed"] if is_reviewed is None else is_reviewed
+            con.execute(
+                f"UPDATE {review_db.TABLE} SET transcript = ?, is_reviewed = ? WHERE id = ?",
+                (after_text, int(after_reviewed), entry_id),
+            )
+            self._record(
+                con, entry_id, who, "edit", before, {"transcript": after_text, "is_reviewed": after_reviewed}
+            )
+        return self.get(entry_id)
+
+    def delete(self, entry_id: int, who: str) -> None:
+        with self._write() as con:
+            moved = con.execute(
+                f"INSERT INTO {TRASH} (id, transcript, audio_blob, is_reviewed, is_trained, timestamp) "
+                f"SELECT id, transcript, audio_blob, is_reviewed, is_trained, timestamp FROM {review_db.TABLE} "
+                "WHERE id = ?",
+                (entry_id,),
+            ).rowcount
+            if not moved:
+                raise NotFound(f"entry {entry_id} does not exist")
+            con.execute(f"DELETE FROM {review_db.TABLE} WHERE id = ?", (entry_id,))
+            self._record(con, entry_id, who, "delete", None, None)
+
+    def restore(self, entry_id: int, who: str) -> dict:
+        with self._write() as con:
+            restored = con.execute(
+                f"INSERT INTO {review_db.TABLE} (id, transcript, audio_blob, is_reviewed, is_trained, timestamp) "
+                f"SELECT id, transcript, audio_blob, is_reviewed, is_trained, timestamp FROM {TRASH} WHERE id = ?",
+                (entry_id,),
+            ).rowcount
+            if not restored:
+                raise NotFound(f"entry {entry_id} is not in the trash")
+            con.execute(f"DELETE FROM {TRASH} WHERE id = ?", (entry_id,))
+            self._record(con, entry_id, who, "restore", None, None)
+        return self.get(entry_id)
+
+    def trash(self) -> list[dict]:
+        with review_db.connect(self.path, readonly=True) as con:
+            rows = con.execute(
+                f"SELECT id, transcript, deleted_at FROM {TRASH} ORDER BY deleted_at DESC"
+            ).fetchall()
+        return [{"id": r[0], "transcript": r[1], "deleted_at": r[2]} for r in rows]
+
+    def history(self, entry_id: int) -> list[dict]:
+        with review_db.connect(self.path, readonly=True) as con:
+            rows = con.execute(
+                f"SELECT at, who, action, before, after FROM {HISTORY} WHERE entry_id = ? ORDER BY seq",
+                (entry_id,),
+            ).fetchall()
+        return [
+            {
+                "at": a,
+                "who": w,
+                "action": x,
+                "before": json.loads(b or "null"),
+                "after": json.loads(c or "null"),
+            }
+            for a, w, x, b, c in rows
+        ]
+
+    def stats(self) -> dict:
+        with review_db.connect(self.path, readonly=True) as con:
+            total, reviewed, trained, waiting = con.execute(
+                f"SELECT count(*), total(is_reviewed), total(is_trained), total(is_reviewed AND NOT is_trained) "
+                f"FROM {review_db.TABLE}"
+            ).fetchone()
+            edits = con.execute(f"SELECT count(*) FROM {HISTORY} WHERE action = 'edit'").fetchone()[0]
+        return {
+            "total": total,
+            "reviewed": int(reviewed),
+            "trained": int(trained),
+            "reviewed_not_trained": int(waiting),
+            "edits": edits,
+        }
+
+    @staticmethod
+    def _record(con, entry_id: int, who: str, action: str, before: dict | None, after: dict | None) -> None:
+        before = None if before is None else {k: before[k] for k in ("transcript", "is_reviewed")}
+        con.execute(
+            f"INSERT INTO {HISTORY} (entry_id, who, action, before, after) VALUES (?, ?, ?, ?, ?)",
+            (entry_id, who, action, json.dumps(before), json.dumps(after)),
+        )
