@@ -10,16 +10,20 @@ PYTHON=${PYTHON:-python3}
   exit 1
 }
 
-# espeak-ng speaks the demo's sentences; without it the demo falls back to synthetic signals.
-if ! command -v espeak-ng >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) ||
-      echo "warning: could not install espeak-ng; the demo will use synthetic audio" >&2
-  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) ||
-      echo "warning: could not install espeak-ng; the demo will use synthetic audio" >&2
+# Debian packages: espeak-ng speaks the demo's sentences (without it the demo uses synthetic signals);
+# chromium + chromium-driver run the review page's browser test (without them that test is skipped).
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$sudo" ] || command -v sudo >/dev/null 2>&1; }; then
+    ($sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null) ||
+      echo "warning: could not install ${missing[*]}; the demo and tests degrade gracefully" >&2
   else
-    echo "note: install espeak-ng for spoken demo audio (the demo works without it)" >&2
+    echo "note: install ${missing[*]} (Debian packages) for spoken demo audio and the browser test" >&2
   fi
 fi
 

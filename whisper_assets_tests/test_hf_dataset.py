@@ -3,15 +3,12 @@
 import json
 from pathlib import Path
 
-import dagster as dg
 import pytest
 from datasets import Dataset, DatasetDict, Features, Value
 
-from whisper_assets.defs.ingest import ingest_assets
-from whisper_assets.defs.partitions import source_partitions
-from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.sources.hf_dataset import Columns, export_dataset
 from whisper_assets.tables import read_rows, table_path
+from whisper_assets_tests.helpers import materialize_source
 
 TEXTS = ["hello from a dataset", "a second spoken sentence", "and a third one"]
 
@@ -54,14 +51,7 @@ def test_audiofolder_source_flows_through_the_ingest_assets(tmp_path, write_clip
         "file_name,text\n" + "".join(f"clip{i}.wav,{t}\n" for i, t in enumerate(TEXTS))
     )
     settings = make_settings(sources=[{"name": "hf", "kind": "hf_dataset", "path": str(folder)}])
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(source_partitions.name, ["hf"])
-        result = dg.materialize(
-            ingest_assets,
-            partition_key="hf",
-            instance=instance,
-            resources={"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))},
-        )
+    result = materialize_source(tmp_path / "whisper_assets.yaml", "hf")
     assert result.success
     transcripts = read_rows(table_path(settings.tables_root, "normalized_transcripts", "hf"))
     assert sorted(r["transcript"] for r in transcripts if r["accepted"]) == sorted(TEXTS)

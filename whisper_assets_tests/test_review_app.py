@@ -174,6 +174,19 @@ class FakeDagster(BaseHTTPRequestHandler):
                     "endTime": None,
                 }
             }
+        elif "assetOrError" in body["query"]:
+            entries = [
+                {"label": "train_items", "intValue": 80},
+                {"label": "validation_items", "intValue": 12},
+                {"label": "test_items", "intValue": 8},
+                {"label": "train_hours"},
+            ]
+            data = {
+                "assetOrError": {
+                    "__typename": "Asset",
+                    "assetMaterializations": [{"metadataEntries": entries}],
+                }
+            }
         else:
             data = {
                 "logsForRun": {"__typename": "EventConnection", "events": [{"message": "step 1 loss 2.0"}]}
@@ -216,6 +229,8 @@ def test_training_starts_once_through_dagster_graphql(app_db):
             assert handler.launches[0]["selector"]["jobName"] == "train_and_evaluate"
             assert api.get("/api/train/status").json()["status"] == "STARTED"
             assert api.get("/api/train/logs").json()[0]["message"] == "step 1 loss 2.0"
+            data = api.get("/api/train/data").json()
+            assert data["splits"] == {"train": 80, "validation": 12, "test": 8}
     finally:
         server.shutdown()
         server.server_close()
@@ -224,3 +239,37 @@ def test_training_starts_once_through_dagster_graphql(app_db):
 def test_dagster_down_is_a_clear_error(client):
     response = client.post("/api/train", json={})
     assert response.status_code == 502 and "not reachable" in response.json()["detail"]
+    assert client.get("/api/train/data").json() == {"reviewed_not_trained": 3, "splits": None}
+
+
+def test_ingest_reads_while_the_app_writes(app_db, tmp_path):
+    from whisper_assets.review_app.store import ReviewStore
+
+    db, ids = app_db
+    store = ReviewStore(db)
+    errors, done = [], threading.Event()
+
+    def reviewer():
+        try:
+            for round_ in range(40):
+                for entry_id in ids[:6]:
+                    entry = store.get(entry_id)
+                    store.update(entry_id, entry["version"], "ana", f"round {round_}", is_reviewed=True)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=reviewer)
+    thread.start()
+    exports = 0
+    while not done.is_set():
+        review_db.export_reviewed(db, tmp_path / "mirror", "en")
+        review_db.fingerprint(db)
+        exports += 1
+    thread.join()
+    assert errors == [] and exports >= 1
+    assert (
+        review_db.export_reviewed(db, tmp_path / "mirror", "en").exported == 6
+    )  # all six edited and reviewed
+    assert {store.get(i)["transcript"] for i in ids[:6]} == {"round 39"}

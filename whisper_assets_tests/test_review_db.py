@@ -9,13 +9,12 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from whisper_assets.defs.ingest import ingest_assets
-from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.demo import speech_like
 from whisper_assets.sources import review_db
 from whisper_assets.sources.prepare import mark_reviewed_rows_trained
 from whisper_assets.tables import read_rows, table_path
+from whisper_assets_tests.helpers import materialize_source
 
 
 def add_row(db, text, reviewed=1, blob=None):
@@ -103,14 +102,7 @@ def test_review_db_source_flows_through_the_ingest_assets(db, make_settings, tmp
     settings = make_settings(
         sources=[{"name": "reviews", "kind": "review_db", "path": "review.db", "language": "sr"}]
     )
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(source_partitions.name, ["reviews"])
-        result = dg.materialize(
-            ingest_assets,
-            partition_key="reviews",
-            instance=instance,
-            resources={"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))},
-        )
+    result = materialize_source(tmp_path / "whisper_assets.yaml", "reviews")
     assert result.success
     inventory = {r["id"]: r for r in read_rows(table_path(settings.tables_root, "inventory", "reviews"))}
     assert {f"reviews-{i}" for i in ids} <= set(inventory)

@@ -115,6 +115,12 @@ def whisper_model(
         metrics = {k: record[k] for k in _LOGGED_EVERY if k in record}
         if metrics and "step" in record:
             tracker.log_metrics(run_id, metrics, step=record["step"])
+        if record["stage"] in (
+            "train",
+            "eval",
+        ):  # progress in the run's log (the review app reads it for ETA)
+            shown = ", ".join(f"{k} {record[k]:.4g}" for k in ("loss", "wer") if k in record)
+            context.log.info(f"{record['stage']} step {record['step']}/{options.max_steps}: {shown}")
 
     try:
         result = train(

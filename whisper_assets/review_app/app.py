@@ -166,6 +166,15 @@ def create_app(db_path: Path, access_token: str | None = None, dagster_graphql: 
         }
         return launcher.launch(config) | {"config": config}
 
+    @app.get("/api/train/data")
+    def train_data() -> dict:
+        """What a training run would use: reviewed entries not yet trained, and the current split sizes."""
+        try:
+            splits = launcher.split_sizes()
+        except DagsterError:
+            splits = None
+        return {"reviewed_not_trained": store.stats()["reviewed_not_trained"], "splits": splits}
+
     @app.get("/api/train/status")
     def train_status() -> dict:
         return launcher.status()

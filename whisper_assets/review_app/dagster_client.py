@@ -29,6 +29,14 @@ query Logs($runId: ID!) {
   }
 }"""
 
+_SPLITS = """
+query Splits {
+  assetOrError(assetKey: {path: ["splits"]}) {
+    __typename
+    ... on Asset { assetMaterializations(limit: 1) { metadataEntries { label ... on IntMetadataEntry { intValue } } } }
+  }
+}"""
+
 
 class DagsterError(RuntimeError):
     pass
@@ -87,6 +95,19 @@ class TrainingLauncher:
             "start_time": run.get("startTime"),
             "end_time": run.get("endTime"),
         }
+
+    def split_sizes(self) -> dict[str, int] | None:
+        """Items per split in the latest `splits` materialization (the ratios themselves live in settings)."""
+        asset = self._query(_SPLITS, {})["assetOrError"]
+        if asset["__typename"] != "Asset" or not asset["assetMaterializations"]:
+            return None
+        entries = asset["assetMaterializations"][0]["metadataEntries"]
+        sizes = {
+            e["label"].removesuffix("_items"): e.get("intValue")
+            for e in entries
+            if e["label"].endswith("_items")
+        }
+        return {name: sizes.get(name) or 0 for name in ("train", "validation", "test")}
 
     def logs(self) -> list[dict]:
         if not self.run_id:

@@ -96,6 +96,7 @@ async function load(id) {
     history.replaceState(null, "", withToken(`?entry=${entry.id}`));
     showDiff();
     $("audio").src = withToken(`/api/entries/${entry.id}/audio`);
+    $("play").textContent = "▶︎ Play";
     $("audio").playbackRate = Number($("speed").value);
     state.peaks = entry.duration ? (await api("GET", `/api/entries/${entry.id}/peaks?buckets=900`)).peaks : [];
     drawWaveform();
@@ -114,8 +115,9 @@ async function firstEntry() {
 async function save(extra = {}) {
   if (!state.entry || !showDiff()) { say("not saved: " + $("validation").textContent); return false; }
   try {
-    state.entry = await api("PUT", `/api/entries/${state.entry.id}`,
+    const updated = await api("PUT", `/api/entries/${state.entry.id}`,
       { version: state.entry.version, transcript: $("editor").value, ...extra });
+    state.entry = { ...state.entry, ...updated };  // keeps duration, levels and the neighbours' ids
     state.original = state.entry.transcript;
     state.reviewTimes.push((Date.now() - state.opened) / 1000); state.session++;
     say("saved"); showDiff(); refreshStats();
@@ -123,7 +125,7 @@ async function save(extra = {}) {
   } catch (error) {
     if (error.status === 409) {
       say("someone else changed this entry; their text is loaded now");
-      state.entry = error.data.current; state.original = state.entry.transcript; $("editor").value = state.original; showDiff();
+      state.entry = { ...state.entry, ...error.data.current }; state.original = state.entry.transcript; $("editor").value = state.original; showDiff();
     } else say(error.message);
     return false;
   }
@@ -140,15 +142,24 @@ async function refreshStats() {
   const average = state.reviewTimes.length ? state.reviewTimes.reduce((a, b) => a + b) / state.reviewTimes.length : 0;
   $("progress-text").textContent = `${s.reviewed}/${s.total} reviewed · ${state.session} this session · ${average.toFixed(0)} s per entry`;
   $("data-status").textContent = `${s.reviewed_not_trained} reviewed entries not yet trained on`;
+  const data = await api("GET", "/api/train/data");
+  const sizes = data.splits, total = sizes ? sizes.train + sizes.validation + sizes.test : 0;
+  $("validation-split").textContent = total
+    ? `${Math.round((100 * sizes.validation) / total)}% (${sizes.validation} of ${total} items; ratios are set in the settings file)`
+    : "not known yet (Dagster has no split manifests)";
 }
 
 async function refreshTraining() {
   try {
     const status = await api("GET", "/api/train/status");
     if (!status.run_id) return;
-    const elapsed = status.start_time ? (Date.now() / 1000 - status.start_time) : 0;
-    $("train-status").textContent = `run ${status.run_id.slice(0, 8)}: ${status.status}${elapsed ? `, ${elapsed.toFixed(0)} s` : ""}`;
+    const elapsed = status.start_time ? ((status.end_time || Date.now() / 1000) - status.start_time) : 0;
     const logs = await api("GET", "/api/train/logs");
+    // ETA from the last "train step X/Y" line the training asset logs, at the pace so far.
+    const progress = logs.map((e) => /train step (\d+)\/(\d+)/.exec(e.message)).filter(Boolean).pop();
+    const eta = progress && status.status === "STARTED" && Number(progress[1]) > 0
+      ? `, about ${Math.round((elapsed * (progress[2] - progress[1])) / progress[1])} s left (step ${progress[1]}/${progress[2]})` : "";
+    $("train-status").textContent = `run ${status.run_id.slice(0, 8)}: ${status.status}${elapsed ? `, ${elapsed.toFixed(0)} s` : ""}${eta}`;
     $("train-logs").textContent = logs.slice(-40).map((e) => e.message).join("\n");
   } catch (error) { $("train-status").textContent = error.message; }
 }
@@ -205,7 +216,7 @@ document.addEventListener("keydown", (event) => {
 });
 
 (async () => {
-  await refreshStats();
+  await refreshStats().catch((error) => say(error.message));  // the entry still loads if stats fail
   const wanted = new URLSearchParams(location.search).get("entry");
   if (wanted) await load(Number(wanted)); else await firstEntry();
   setInterval(refreshTraining, 5000);
