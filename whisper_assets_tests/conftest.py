@@ -51,3 +51,15 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(config)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_dagster_state_storage():
+    """Each DagsterInstance puts its defs-state storage into a context variable and resets it on disposal; an
+    instance garbage-collected out of order (common across tests) leaves the variable pointing at a dead
+    instance, and the next Definitions load fails with "undefined DagsterInstance weakref". Start clean."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    yield
+    _current_storage.reset(token)

@@ -14,6 +14,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from whisper_assets.review_app.dagster_client import ACTIVE, TrainingLauncher
+
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
@@ -107,6 +109,17 @@ def test_webserver_serves_the_asset_graph_over_graphql(dagster_home, make_settin
         graph = {n["assetKey"]["path"][0]: sorted(d["path"][0] for d in n["dependencyKeys"]) for n in nodes}
         assert graph["splits"] == ["processed_audio"]
         assert graph["processed_audio"] == ["dedup_report", "normalized_transcripts"]
+
+        # The review app's launcher against this real instance: one run however often Start is clicked.
+        launcher = TrainingLauncher(f"http://127.0.0.1:{port}/graphql")
+        first = launcher.launch({"max_steps": 1})
+        second = launcher.launch({"max_steps": 1})
+        assert first["run_id"] and second["run_id"] == first["run_id"] and second["already_running"]
+        # Without a daemon the run waits in the queue (`make ui` runs one); it is a real run of the right job.
+        assert launcher.status()["status"] in ACTIVE
+        with open_instance(dagster_home) as instance:
+            run = instance.get_run_by_id(first["run_id"])
+        assert run.job_name == "train_and_evaluate" and run.tags["whisper_assets/launched_by"] == "review_app"
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

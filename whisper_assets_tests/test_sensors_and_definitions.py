@@ -63,9 +63,7 @@ def test_a_huge_drop_is_scanned_across_ticks(make_settings, monkeypatch):
 
 
 def test_definitions_load_with_the_expected_graph():
-    # Loading reads the current instance's definitions state; earlier tests' instances are closed by now.
-    with dg.instance_for_test():
-        dg.Definitions.validate_loadable(defs)
+    dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     deps = {
         key.to_user_string(): sorted(k.to_user_string() for k in graph.get(key).parent_keys)

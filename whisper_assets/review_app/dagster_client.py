@@ -25,7 +25,15 @@ query Status($runId: ID!) {
 _LOGS = """
 query Logs($runId: ID!) {
   logsForRun(runId: $runId, limit: 500) {
-    __typename ... on EventConnection { events { __typename ... on MessageEvent { message timestamp level } } }
+    __typename
+    ... on EventConnection {
+      events {
+        __typename
+        ... on MessageEvent { message timestamp level }
+        ... on ExecutionStepFailureEvent { error { message } }
+        ... on RunFailureEvent { error { message } }
+      }
+    }
   }
 }"""
 
@@ -113,4 +121,10 @@ class TrainingLauncher:
         if not self.run_id:
             return []
         connection = self._query(_LOGS, {"runId": self.run_id})["logsForRun"]
-        return [e for e in connection.get("events", []) if e.get("message")]
+        events = []
+        for event in connection.get("events", []):
+            if (event.get("error") or {}).get("message"):  # failures carry the reason in their error
+                event = event | {"message": f"{event.get('message', '')} {event['error']['message']}".strip()}
+            if event.get("message"):
+                events.append(event)
+        return events
