@@ -55,11 +55,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture(autouse=True)
 def _no_stale_dagster_state_storage():
-    """Each DagsterInstance puts its defs-state storage into a context variable and resets it on disposal; an
-    instance garbage-collected out of order (common across tests) leaves the variable pointing at a dead
-    instance, and the next Definitions load fails with "undefined DagsterInstance weakref". Start clean."""
-    from dagster._core.storage.defs_state.base import _current_storage
+    """Start each test without a defs-state storage left behind by an earlier test's instance (see
+    helpers.live_defs_state for the Dagster behaviour this works around)."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
 
-    token = _current_storage.set(None)
-    yield
-    _current_storage.reset(token)
+    with set_defs_state_storage(None):
+        yield

@@ -1,6 +1,21 @@
 """Helpers shared by the Dagster-level tests."""
 
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def live_defs_state(instance):
+    """Point Dagster's defs-state context variable at this live instance for the block.
+
+    Every DagsterInstance sets that variable and resets it when disposed; one collected out of order (it happens
+    between runs in one process) leaves it on a dead instance, and the next Definitions load fails with
+    "Attempted to resolve undefined DagsterInstance weakref".
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(instance.defs_state_storage):
+        yield
 
 
 def materialize_source(config_path: Path, name: str, instance=None):
@@ -17,4 +32,5 @@ def materialize_source(config_path: Path, name: str, instance=None):
             return materialize_source(config_path, name, fresh)
     if name not in instance.get_dynamic_partitions(source_partitions.name):
         instance.add_dynamic_partitions(source_partitions.name, [name])
-    return dg.materialize(ingest_assets, partition_key=name, instance=instance, resources=resources)
+    with live_defs_state(instance):
+        return dg.materialize(ingest_assets, partition_key=name, instance=instance, resources=resources)

@@ -15,6 +15,7 @@ from whisper_assets.export.ctranslate import export_available
 from whisper_assets.settings import load_settings
 from whisper_assets.tables import read_rows, table_path
 from whisper_assets.tracking import CHAMPION, default_tracking_uri
+from whisper_assets_tests.helpers import live_defs_state
 from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
 
 
@@ -49,14 +50,15 @@ def materialize(project, instance, selection, training=None, wer_target=None):
     settings["evaluation"] = {"wer_target": wer_target}
     project.write_text(yaml.safe_dump(settings))
     run_config = {"ops": {"whisper_model": {"config": training or {}}}} if whisper_model in selection else {}
-    return dg.materialize(
-        [whisper_model, eval_metrics, exported_model],
-        selection=selection,
-        instance=instance,
-        resources={"platform": PlatformSettings(config_path=str(project)), "mlflow": MlflowTracking()},
-        run_config=run_config,
-        raise_on_error=False,
-    )
+    with live_defs_state(instance):
+        return dg.materialize(
+            [whisper_model, eval_metrics, exported_model],
+            selection=selection,
+            instance=instance,
+            resources={"platform": PlatformSettings(config_path=str(project)), "mlflow": MlflowTracking()},
+            run_config=run_config,
+            raise_on_error=False,
+        )
 
 
 def champion(client: MlflowClient, settings) -> str:

@@ -10,21 +10,24 @@ from whisper_assets.defs.ingest import ingest_assets
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.tables import query, read_rows, table_path
+from whisper_assets_tests.helpers import live_defs_state
 
 
 def materialize_sources(settings, config_path, names, instance):
     resources = {"platform": PlatformSettings(config_path=str(config_path), workers=1)}
     instance.add_dynamic_partitions(source_partitions.name, names)
-    results = {
-        name: dg.materialize(ingest_assets, partition_key=name, instance=instance, resources=resources)
-        for name in names
-    }
-    results["splits"] = dg.materialize(
-        [*ingest_assets, splits, catalog, data_licenses],
-        selection=[splits, catalog, data_licenses],
-        instance=instance,
-        resources=resources,
-    )
+    with live_defs_state(instance):
+        results = {
+            name: dg.materialize(ingest_assets, partition_key=name, instance=instance, resources=resources)
+            for name in names
+        }
+    with live_defs_state(instance):
+        results["splits"] = dg.materialize(
+            [*ingest_assets, splits, catalog, data_licenses],
+            selection=[splits, catalog, data_licenses],
+            instance=instance,
+            resources=resources,
+        )
     return results
 
 
