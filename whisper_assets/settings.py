@@ -29,6 +29,7 @@ from whisper_assets.training.options import TrainingOptions
 CONFIG_ENV_VAR = "WHISPER_ASSETS_CONFIG"
 DEFAULT_CONFIG_NAME = "whisper_assets.yaml"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+HTTP_URL = re.compile(r"^https?://[^/\s]+")
 
 
 class SettingsError(ValueError):
@@ -139,7 +140,7 @@ class HttpRecordingsSource(SourceBase):
     @field_validator("base_url")
     @classmethod
     def _http_only(cls, url: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", url):
+        if not HTTP_URL.match(url):
             raise ValueError(f"{url!r} is not an http(s) URL")
         return url
 
@@ -168,7 +169,7 @@ class MediaSiteSource(SourceBase):
     @classmethod
     def _safe_urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
-            if url.strip().startswith("-") or not re.match(r"^https?://[^/\s]+", url.strip()):
+            if not HTTP_URL.match(url.strip()):  # so nothing starting with '-' reaches yt-dlp either
                 raise ValueError(f"{url!r} is not an http(s) URL (and must not start with '-')")
         return urls
 

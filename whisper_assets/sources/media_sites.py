@@ -21,6 +21,7 @@ import numpy as np
 
 from whisper_assets.audio.decode import AUDIO_EXTENSIONS, AudioDecodeError, decode
 from whisper_assets.audio.process import TARGET_RATE, to_mono_16k, write_pcm16
+from whisper_assets.settings import HTTP_URL
 
 MANIFEST = "manifest.jsonl"
 REJECTIONS = "_rejected.jsonl"
@@ -50,7 +51,7 @@ def check_url(url: str) -> str:
     url = url.strip()
     if url.startswith("-"):
         raise UnsafeMediaUrl(f"{url!r} starts with '-': it would be read as a yt-dlp option")
-    if not re.match(r"^https?://[^\s/]+", url):
+    if not HTTP_URL.match(url):
         raise UnsafeMediaUrl(f"{url!r}: only http(s) URLs are allowed")
     return url
 
