@@ -34,3 +34,28 @@ def materialize_source(config_path: Path, name: str, instance=None):
         instance.add_dynamic_partitions(source_partitions.name, [name])
     with live_defs_state(instance):
         return dg.materialize(ingest_assets, partition_key=name, instance=instance, resources=resources)
+
+
+def run_alongside(writer, reader) -> tuple[list[Exception], int]:
+    """Run `writer` in a thread and call `reader` until it finishes; return the writer's errors and reader calls."""
+    import threading
+
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def guarded() -> None:
+        try:
+            writer()
+        except Exception as exc:  # returned to the test, which asserts there were none
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=guarded)
+    thread.start()
+    calls = 0
+    while not done.is_set():
+        reader()
+        calls += 1
+    thread.join()
+    return errors, calls

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from whisper_assets.demo import speech_like
 from whisper_assets.review_app.app import create_app
 from whisper_assets.sources import review_db
+from whisper_assets_tests.helpers import run_alongside
 
 
 def add_row(db, text, reviewed=0, blob=None):
@@ -247,29 +248,19 @@ def test_ingest_reads_while_the_app_writes(app_db, tmp_path):
 
     db, ids = app_db
     store = ReviewStore(db)
-    errors, done = [], threading.Event()
 
     def reviewer():
-        try:
-            for round_ in range(40):
-                for entry_id in ids[:6]:
-                    entry = store.get(entry_id)
-                    store.update(entry_id, entry["version"], "ana", f"round {round_}", is_reviewed=True)
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            done.set()
+        for round_ in range(40):
+            for entry_id in ids[:6]:
+                entry = store.get(entry_id)
+                store.update(entry_id, entry["version"], "ana", f"round {round_}", is_reviewed=True)
 
-    thread = threading.Thread(target=reviewer)
-    thread.start()
-    exports = 0
-    while not done.is_set():
+    def ingest():
         review_db.export_reviewed(db, tmp_path / "mirror", "en")
         review_db.fingerprint(db)
-        exports += 1
-    thread.join()
+
+    errors, exports = run_alongside(reviewer, ingest)
     assert errors == [] and exports >= 1
-    assert (
-        review_db.export_reviewed(db, tmp_path / "mirror", "en").exported == 6
-    )  # all six edited and reviewed
+    reviewed = review_db.export_reviewed(db, tmp_path / "mirror", "en").exported
+    assert reviewed == 6  # all six edited and reviewed
     assert {store.get(i)["transcript"] for i in ids[:6]} == {"round 39"}

@@ -1,7 +1,6 @@
 """The review-database source: export of reviewed rows, corrupt blobs, change detection, concurrent use."""
 
 import sqlite3
-import threading
 import time
 import zlib
 
@@ -14,7 +13,7 @@ from whisper_assets.demo import speech_like
 from whisper_assets.sources import review_db
 from whisper_assets.sources.prepare import mark_reviewed_rows_trained
 from whisper_assets.tables import read_rows, table_path
-from whisper_assets_tests.helpers import materialize_source
+from whisper_assets_tests.helpers import materialize_source, run_alongside
 
 
 def add_row(db, text, reviewed=1, blob=None):
@@ -121,36 +120,27 @@ def test_review_db_source_flows_through_the_ingest_assets(db, make_settings, tmp
 
 def test_the_platform_reads_while_the_app_writes(db, tmp_path):
     add_row(db, "seed row")
-    errors, written = [], []
-    stop = threading.Event()
+    written = []
 
     def app():  # the review app: inserts and edits in short write transactions
-        try:
-            with review_db.connect(db) as con:
-                for i in range(60):
-                    con.execute("BEGIN IMMEDIATE")
-                    cursor = con.execute(
-                        f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
-                        (f"row {i}", review_db.encode_blob(speech_like(f"row {i}")[:8000])),
-                    )
-                    con.execute(f"UPDATE {review_db.TABLE} SET transcript = transcript || '.' WHERE id = 1")
-                    con.execute("COMMIT")
-                    written.append(cursor.lastrowid)
-                    time.sleep(0.002)
-        except Exception as exc:  # surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            stop.set()
+        with review_db.connect(db) as con:
+            for i in range(60):
+                con.execute("BEGIN IMMEDIATE")
+                cursor = con.execute(
+                    f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
+                    (f"row {i}", review_db.encode_blob(speech_like(f"row {i}")[:8000])),
+                )
+                con.execute(f"UPDATE {review_db.TABLE} SET transcript = transcript || '.' WHERE id = 1")
+                con.execute("COMMIT")
+                written.append(cursor.lastrowid)
+                time.sleep(0.002)
 
-    writer = threading.Thread(target=app)
-    writer.start()
-    exports = 0
-    while not stop.is_set():
+    def platform():
         review_db.fingerprint(db)
         review_db.export_reviewed(db, tmp_path / "mirror", "en")
         review_db.mark_trained(db, written[:5])
-        exports += 1
-    writer.join()
+
+    errors, exports = run_alongside(app, platform)
     assert errors == [] and exports > 1
     final = review_db.export_reviewed(db, tmp_path / "mirror", "en")
     assert final.exported == 61 and final.rejected == 0

@@ -62,6 +62,14 @@ def _entry(row: tuple) -> dict:
     }
 
 
+def _fetch(con, columns: str, entry_id: int) -> tuple:
+    """One entry's columns, or NotFound."""
+    row = con.execute(f"SELECT {columns} FROM {review_db.TABLE} WHERE id = ?", (entry_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"entry {entry_id} does not exist")
+    return row
+
+
 class ReviewStore:
     def __init__(self, path: Path):
         self.path = review_db.create_database(path)
@@ -117,12 +125,7 @@ class ReviewStore:
 
     def get(self, entry_id: int) -> dict:
         with review_db.connect(self.path, readonly=True) as con:
-            row = con.execute(
-                f"SELECT {_COLUMNS} FROM {review_db.TABLE} WHERE id = ?", (entry_id,)
-            ).fetchone()
-        if row is None:
-            raise NotFound(f"entry {entry_id} does not exist")
-        return _entry(row)
+            return _entry(_fetch(con, _COLUMNS, entry_id))
 
     def neighbours(self, entry_id: int) -> dict:
         """Previous and next ids, and the next unreviewed one, for keyboard navigation."""
@@ -136,12 +139,8 @@ class ReviewStore:
 
     def audio(self, entry_id: int) -> np.ndarray:
         with review_db.connect(self.path, readonly=True) as con:
-            row = con.execute(
-                f"SELECT audio_blob FROM {review_db.TABLE} WHERE id = ?", (entry_id,)
-            ).fetchone()
-        if row is None:
-            raise NotFound(f"entry {entry_id} does not exist")
-        return review_db.decode_blob(row[0])
+            (blob,) = _fetch(con, "audio_blob", entry_id)
+        return review_db.decode_blob(blob)
 
     def details(self, entry_id: int) -> dict:
         entry = self.get(entry_id)
@@ -165,12 +164,7 @@ class ReviewStore:
         is_reviewed: bool | None = None,
     ) -> dict:
         with self._write() as con:
-            row = con.execute(
-                f"SELECT {_COLUMNS} FROM {review_db.TABLE} WHERE id = ?", (entry_id,)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"entry {entry_id} does not exist")
-            before = _entry(row)
+            before = _entry(_fetch(con, _COLUMNS, entry_id))
             if before["version"] != version:
                 raise StaleVersion(before)
             after_text = before["transcript"] if transcript is None else transcript
