@@ -29,11 +29,11 @@ import yaml
 
 from whisper_assets.audio.encode import write_audio
 from whisper_assets.audio.fingerprint import file_sha256
+from whisper_assets.audio.policy import AudioPolicy
 from whisper_assets.curation.processing import ProcessJob, output_key, output_path, process_items
 from whisper_assets.defs.ingest import ingest_assets
 from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.demo import speech_like
-from whisper_assets.settings import AudioPolicy
+from whisper_assets.demo.data import speech_like
 
 OUT = Path(__file__).parent / "out"
 CLIP_SECONDS = 12.0

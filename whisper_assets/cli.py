@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_demo(root: Path) -> int:
-    from whisper_assets.demo import generate_demo
+    from whisper_assets.demo.data import generate_demo
 
     root = root.resolve()
     with serve_folder(root / "remote") as recordings_url:
@@ -64,48 +64,41 @@ def run_demo(root: Path) -> int:
 def _materialize_demo(root: Path, config: Path) -> int:
     import dagster as dg
 
-    from whisper_assets.defs.curation import catalog, data_licenses, splits
-    from whisper_assets.defs.ingest import ingest_assets
+    from whisper_assets.definitions import build_definitions
     from whisper_assets.defs.partitions import source_partitions
-    from whisper_assets.defs.resources import PlatformSettings
-    from whisper_assets.defs.training import MlflowTracking, eval_metrics, exported_model, whisper_model
-    from whisper_assets.demo import espeak_available
+    from whisper_assets.defs.training import exported_model, training_job_assets
+    from whisper_assets.demo.data import espeak_available
     from whisper_assets.export.ctranslate import export_available
 
     settings = load_settings(config)
     voice = "espeak-ng speech" if espeak_available() else "synthetic signals (install espeak-ng for speech)"
-    print(f"Generated demo uploads with {voice} under {settings.uploads_root}")
+    print(f"Generated demo uploads with {voice} under {settings.layout.uploads_root}")
 
     if "DAGSTER_HOME" in os.environ:
         instance = dg.DagsterInstance.get()
     else:
         print("DAGSTER_HOME is not set: using a temporary instance (runs will not show in the UI).")
         instance = dg.DagsterInstance.ephemeral()
-    resources = {"platform": PlatformSettings(config_path=str(config)), "mlflow": MlflowTracking()}
+    defs = build_definitions(str(config))
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     names = [s.name for s in settings.sources]
     instance.add_dynamic_partitions(source_partitions.name, names)
     for name in names:
         print(f"Materializing {name} ...")
-        dg.materialize(
-            ingest_assets, partition_key=name, instance=instance, resources=resources, run_config=quiet
+        defs.resolve_job_def("ingest_source").execute_in_process(
+            partition_key=name, instance=instance, run_config=quiet
         )
-    graph = [*ingest_assets, splits, data_licenses, whisper_model, eval_metrics, exported_model, catalog]
-    dg.materialize(
-        graph, selection=[splits, data_licenses], instance=instance, resources=resources, run_config=quiet
-    )
+    defs.resolve_job_def("publish_splits").execute_in_process(instance=instance, run_config=quiet)
     print("Training the demo model (a tiny random Whisper, a few CPU steps) and evaluating it ...")
-    models = [whisper_model, eval_metrics, *([exported_model] if export_available() else []), catalog]
-    result = dg.materialize(
-        graph,
-        selection=models,
+    skipped = set() if export_available() else {exported_model.key}
+    result = defs.resolve_job_def("train_and_evaluate").execute_in_process(
         instance=instance,
-        resources=resources,
         run_config=quiet,
         raise_on_error=False,
+        asset_selection=[a.key for a in training_job_assets if a.key not in skipped],
     )
     print_summary(settings)
-    print_model_summary(settings, result)
+    print_model_summary(result)
     print(
         "\nOpen the Dagster UI on these runs with:\n"
         f"  {CONFIG_ENV_VAR}={config} make ui\n"
@@ -117,7 +110,7 @@ def _materialize_demo(root: Path, config: Path) -> int:
 def print_summary(settings) -> None:
     from whisper_assets.tables import query
 
-    catalog = settings.catalog_path
+    catalog = settings.layout.catalog_path
     sections = {
         "Files per source": "SELECT source, count(*) AS files, count(rejection_reason) AS rejected, "
         "round(sum(duration) / 60, 2) AS minutes FROM inventory GROUP BY source ORDER BY source",
@@ -137,7 +130,7 @@ def print_summary(settings) -> None:
         columns, rows = query(catalog, sql)
         print(f"\n{title}:")
         _print_rows(columns, rows)
-    print(f"\nManifests: {settings.manifests_root / 'splits'}/{{train,validation,test}}.jsonl")
+    print(f"\nManifests: {settings.layout.manifests_root / 'splits'}/{{train,validation,test}}.jsonl")
     print(f"DuckDB catalog: {catalog}")
 
 
@@ -160,7 +153,7 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def print_model_summary(settings, result) -> None:
+def print_model_summary(result) -> None:
     import json
 
     events = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
@@ -217,10 +210,10 @@ def run_query(sql: str, config: str | None) -> int:
     from whisper_assets.tables import query
 
     settings = load_settings(config)
-    if not settings.catalog_path.exists():
-        print(f"no catalog at {settings.catalog_path}: materialize `splits` first", file=sys.stderr)
+    if not settings.layout.catalog_path.exists():
+        print(f"no catalog at {settings.layout.catalog_path}: materialize `splits` first", file=sys.stderr)
         return 1
-    _print_rows(*query(settings.catalog_path, sql))
+    _print_rows(*query(settings.layout.catalog_path, sql))
     return 0
 
 

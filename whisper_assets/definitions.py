@@ -1,24 +1,33 @@
-"""The Dagster code location: assets, checks, jobs, sensors, schedules and resources. Nothing heavy at import."""
+"""The Dagster code location: assets, checks, jobs, sensors, schedules and resources. Nothing heavy at import.
+
+`build_definitions(config_path)` is the one wiring: the code location, the CLI's demo, the benchmarks and the
+tests all take their jobs and resources from it.
+"""
 
 import dagster as dg
 
-from whisper_assets.defs.curation import catalog, data_licenses, splits
+from whisper_assets.defs.curation import curation_assets, curation_job
 from whisper_assets.defs.ingest import ingest_assets, ingest_job
-from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.defs.schedules import retrain_on_new_data, sync_remote_sources
+from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
+from whisper_assets.defs.schedules import build_schedules
 from whisper_assets.defs.sensors import curation_automation, new_uploads
-from whisper_assets.defs.training import (
-    MlflowTracking,
-    eval_metrics,
-    exported_model,
-    training_job,
-    whisper_model,
-)
+from whisper_assets.defs.training import model_assets, training_job
+from whisper_assets.settings import load_settings
 
-defs = dg.Definitions(
-    assets=[*ingest_assets, splits, data_licenses, whisper_model, eval_metrics, exported_model, catalog],
-    jobs=[ingest_job, training_job],
-    sensors=[new_uploads, curation_automation],
-    schedules=[retrain_on_new_data, sync_remote_sources],
-    resources={"platform": PlatformSettings(), "mlflow": MlflowTracking()},
-)
+
+def build_definitions(config_path: str | None = None, workers: int = 0) -> dg.Definitions:
+    """Everything, bound to one settings file (None: `WHISPER_ASSETS_CONFIG` or ./whisper_assets.yaml)."""
+    settings = load_settings(config_path)
+    return dg.Definitions(
+        assets=[*ingest_assets, *curation_assets, *model_assets],
+        jobs=[ingest_job, curation_job, training_job],
+        sensors=[new_uploads, curation_automation],
+        schedules=build_schedules(settings.schedules),
+        resources={
+            "platform": PlatformSettings(config_path=config_path, workers=workers),
+            "mlflow": MlflowTracking(),
+        },
+    )
+
+
+defs = build_definitions()

@@ -6,14 +6,14 @@ single writer is whatever refreshes the views, and readers open it read-only.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from whisper_assets.files import atomic_path
 
 TABLE_FILE = "part.parquet"
 
@@ -25,16 +25,9 @@ def table_path(tables_root: Path, table: str, partition: str | None = None) -> P
 
 def write_rows(path: Path, rows: Sequence[dict], schema: pa.Schema) -> None:
     """Write rows atomically with a fixed schema (so an empty table still has its columns)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(list(rows), schema=schema)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_rows(path: Path) -> list[dict]:

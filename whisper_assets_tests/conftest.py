@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from whisper_assets.audio.encode import write_audio
-from whisper_assets.demo import speech_like
+from whisper_assets.demo.data import speech_like
 from whisper_assets.settings import Settings, load_settings
 
 RATE = 16_000
@@ -51,13 +51,3 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(config)
 
     return make
-
-
-@pytest.fixture(autouse=True)
-def _no_stale_dagster_state_storage():
-    """Start each test without a defs-state storage left behind by an earlier test's instance (see
-    helpers.live_defs_state for the Dagster behaviour this works around)."""
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with set_defs_state_storage(None):
-        yield

@@ -1,39 +1,61 @@
 """Helpers shared by the Dagster-level tests."""
 
-from contextlib import contextmanager
 from pathlib import Path
 
 
-@contextmanager
-def live_defs_state(instance):
-    """Point Dagster's defs-state context variable at this live instance for the block.
-
-    Every DagsterInstance sets that variable and resets it when disposed; one collected out of order (it happens
-    between runs in one process) leaves it on a dead instance, and the next Definitions load fails with
-    "Attempted to resolve undefined DagsterInstance weakref".
-    """
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with set_defs_state_storage(instance.defs_state_storage):
-        yield
-
-
-def materialize_source(config_path: Path, name: str, instance=None):
-    """Add the source's partition and materialize its ingest assets on a test instance."""
+def run_job(
+    config_path: Path,
+    job: str,
+    instance,
+    *,
+    partition_key: str | None = None,
+    assets: list[str] | None = None,
+    run_config: dict | None = None,
+    raise_on_error: bool = True,
+    workers: int = 0,
+):
+    """Run one of the code location's jobs, bound to this settings file, in process on a test instance."""
     import dagster as dg
 
-    from whisper_assets.defs.ingest import ingest_assets
-    from whisper_assets.defs.partitions import source_partitions
-    from whisper_assets.defs.resources import PlatformSettings
+    from whisper_assets.definitions import build_definitions
 
-    resources = {"platform": PlatformSettings(config_path=str(config_path))}
+    job_def = build_definitions(str(config_path), workers=workers).resolve_job_def(job)
+    return job_def.execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
+        run_config=run_config,
+        raise_on_error=raise_on_error,
+    )
+
+
+def tick(config_path: Path, name: str, instance, cursor: str | None = None):
+    """Evaluate one of the code location's sensors or schedules once, with its resources, on a test instance."""
+    import dagster as dg
+
+    from whisper_assets.definitions import build_definitions
+
+    defs = build_definitions(str(config_path))
+    repository = defs.get_repository_def()
+    if repository.has_sensor_def(name):
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources) as context:
+            return repository.get_sensor_def(name)(context)
+    with dg.build_schedule_context(instance=instance, resources=defs.resources) as context:
+        return repository.get_schedule_def(name)(context)
+
+
+def materialize_source(config_path: Path, name: str, instance=None, workers: int = 0):
+    """Add the source's partition and run its ingest job on a test instance."""
+    import dagster as dg
+
+    from whisper_assets.defs.partitions import source_partitions
+
     if instance is None:
         with dg.instance_for_test() as fresh:
-            return materialize_source(config_path, name, fresh)
+            return materialize_source(config_path, name, fresh, workers)
     if name not in instance.get_dynamic_partitions(source_partitions.name):
         instance.add_dynamic_partitions(source_partitions.name, [name])
-    with live_defs_state(instance):
-        return dg.materialize(ingest_assets, partition_key=name, instance=instance, resources=resources)
+    return run_job(config_path, "ingest_source", instance, partition_key=name, workers=workers)
 
 
 def run_alongside(writer, reader) -> tuple[list[Exception], int]:

@@ -30,9 +30,16 @@ def dagster_home(tmp_path):
 
 
 def open_instance(dagster_home: Path) -> dg.DagsterInstance:
-    from dagster._core.instance.ref import InstanceRef  # no public constructor for "the instance in this dir"
-
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home)))
+    """The instance in this DAGSTER_HOME, through the public constructor (which reads the variable)."""
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        return dg.DagsterInstance.get()
+    finally:
+        if previous is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 def run_env(dagster_home, config):
@@ -42,8 +49,8 @@ def run_env(dagster_home, config):
 def test_dagster_cli_materializes_a_source_partition_and_splits(dagster_home, make_settings, write_clip):
     settings = make_settings(sources=[{"name": "cli-src"}])
     for i, text in enumerate(["first clip of speech", "second clip of speech", "third clip of speech"]):
-        write_clip(settings.uploads_root / "cli-src" / f"{i}.flac", text)
-        (settings.uploads_root / "cli-src" / f"{i}.txt").write_text(text, encoding="utf-8")
+        write_clip(settings.layout.uploads_root / "cli-src" / f"{i}.flac", text)
+        (settings.layout.uploads_root / "cli-src" / f"{i}.txt").write_text(text, encoding="utf-8")
     env = run_env(dagster_home, settings.data_root / "whisper_assets.yaml")
     with open_instance(dagster_home) as instance:
         instance.add_dynamic_partitions("dataset_sources", ["cli-src"])
@@ -54,7 +61,7 @@ def test_dagster_cli_materializes_a_source_partition_and_splits(dagster_home, ma
         done = subprocess.run(args, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
     lines = sum(
-        len((settings.manifests_root / "splits" / f"{n}.jsonl").read_text().splitlines())
+        len((settings.layout.manifests_root / "splits" / f"{n}.jsonl").read_text().splitlines())
         for n in ("train", "validation", "test")
     )
     assert lines == 3

@@ -1,13 +1,13 @@
 import pytest
 
-from whisper_assets.evaluation.metrics import (
+from whisper_assets.asr.metrics import (
     aggregate,
     breakdown,
     hallucination_flags,
     score_utterance,
     view_text,
 )
-from whisper_assets.evaluation.report import champion_gate
+from whisper_assets.evaluation.gate import champion_gate
 
 
 def test_word_and_character_errors_match_hand_counts():

@@ -53,6 +53,6 @@ def test_audiofolder_source_flows_through_the_ingest_assets(tmp_path, write_clip
     settings = make_settings(sources=[{"name": "hf", "kind": "hf_dataset", "path": str(folder)}])
     result = materialize_source(tmp_path / "whisper_assets.yaml", "hf")
     assert result.success
-    transcripts = read_rows(table_path(settings.tables_root, "normalized_transcripts", "hf"))
+    transcripts = read_rows(table_path(settings.layout.tables_root, "normalized_transcripts", "hf"))
     assert sorted(r["transcript"] for r in transcripts if r["accepted"]) == sorted(TEXTS)
     assert (folder / "metadata.csv").exists() and sorted(p.name for p in folder.iterdir())[0] == "clip0.wav"

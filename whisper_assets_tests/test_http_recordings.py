@@ -9,12 +9,10 @@ from typing import ClassVar
 import dagster as dg
 import pytest
 
-from whisper_assets.defs.ingest import ingest_assets
 from whisper_assets.defs.partitions import source_partitions
-from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.defs.schedules import sync_remote_sources
 from whisper_assets.sources.http_recordings import DownloadError, Fetcher, UnsafeUrl, list_recordings, sync
 from whisper_assets.tables import read_rows, table_path
+from whisper_assets_tests.helpers import materialize_source, tick
 
 
 class RecordingsServer(BaseHTTPRequestHandler):
@@ -149,20 +147,22 @@ def test_remote_source_flows_through_the_ingest_assets_and_the_schedule(server, 
             {"name": "remote", "kind": "http_recordings", "base_url": base, "allow_private_addresses": True}
         ]
     )
-    resources = {"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))}
+    config = tmp_path / "whisper_assets.yaml"
     with dg.instance_for_test() as instance:
-        skipped = sync_remote_sources(dg.build_schedule_context(instance=instance, resources=resources))
+        skipped = tick(config, "sync_remote_sources", instance)
         assert "no remote source" in skipped.skip_message
         instance.add_dynamic_partitions(source_partitions.name, ["remote"])
-        requests = sync_remote_sources(dg.build_schedule_context(instance=instance, resources=resources))
+        requests = tick(config, "sync_remote_sources", instance)
         assert [r.partition_key for r in requests] == ["remote"]
-        result = dg.materialize(ingest_assets, partition_key="remote", instance=instance, resources=resources)
+        result = materialize_source(config, "remote", instance)
     assert result.success
-    inventory = {r["id"]: r for r in read_rows(table_path(settings.tables_root, "inventory", "remote"))}
+    inventory = {
+        r["id"]: r for r in read_rows(table_path(settings.layout.tables_root, "inventory", "remote"))
+    }
     assert set(inventory) == {"remote-a", "remote-b"}
     assert all(r["codec"] == "opus" and r["readable"] for r in inventory.values())
     assert '"url"' in inventory["remote-a"]["provenance"]
-    processed = read_rows(table_path(settings.tables_root, "processed_audio", "remote"))
+    processed = read_rows(table_path(settings.layout.tables_root, "processed_audio", "remote"))
     assert {r["status"] for r in processed} == {"ok"}
 
 

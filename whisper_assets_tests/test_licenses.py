@@ -1,7 +1,8 @@
 import json
 
 from whisper_assets.curation.licenses import licenses_markdown
-from whisper_assets.settings import FolderSource, HttpRecordingsSource
+from whisper_assets.sources.folder import FolderSource
+from whisper_assets.sources.http_recordings import HttpRecordingsSource
 
 
 def row(source, provenance=None, duration=1800.0):

@@ -97,24 +97,20 @@ def test_yt_dlp_downloads_audio_and_subtitles_and_cuts_utterances(site, tmp_path
 def test_media_site_source_flows_through_the_ingest_assets_and_the_schedule(site, make_settings, tmp_path):
     import dagster as dg
 
-    from whisper_assets.defs.ingest import ingest_assets
     from whisper_assets.defs.partitions import source_partitions
-    from whisper_assets.defs.resources import PlatformSettings
-    from whisper_assets.defs.schedules import sync_remote_sources
     from whisper_assets.tables import read_rows, table_path
+    from whisper_assets_tests.helpers import materialize_source, tick
 
     settings = make_settings(sources=[{"name": "talks", "kind": "youtube", "urls": [f"{site}/talk.html"]}])
-    resources = {"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))}
+    config = tmp_path / "whisper_assets.yaml"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(source_partitions.name, ["talks"])
-        requests = sync_remote_sources(dg.build_schedule_context(instance=instance, resources=resources))
+        requests = tick(config, "sync_remote_sources", instance)
         assert [r.partition_key for r in requests] == ["talks"]
-        assert dg.materialize(
-            ingest_assets, partition_key="talks", instance=instance, resources=resources
-        ).success
-    processed = read_rows(table_path(settings.tables_root, "processed_audio", "talks"))
+        assert materialize_source(config, "talks", instance).success
+    processed = read_rows(table_path(settings.layout.tables_root, "processed_audio", "talks"))
     assert [r["status"] for r in processed] == ["ok"]
-    inventory = read_rows(table_path(settings.tables_root, "inventory", "talks"))
+    inventory = read_rows(table_path(settings.layout.tables_root, "inventory", "talks"))
     assert '"caption_kind": "manual"' in inventory[0]["provenance"]
 
 

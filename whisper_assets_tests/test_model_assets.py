@@ -8,14 +8,11 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.defs.schedules import retrain_on_new_data
-from whisper_assets.defs.training import MlflowTracking, eval_metrics, exported_model, whisper_model
 from whisper_assets.export.ctranslate import export_available
 from whisper_assets.settings import load_settings
 from whisper_assets.tables import read_rows, table_path
 from whisper_assets.tracking import CHAMPION, default_tracking_uri
-from whisper_assets_tests.helpers import live_defs_state
+from whisper_assets_tests.helpers import run_job, tick
 from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
 
 
@@ -49,16 +46,12 @@ def materialize(project, instance, selection, training=None, wer_target=None):
     settings = yaml.safe_load(project.read_text())
     settings["evaluation"] = {"wer_target": wer_target}
     project.write_text(yaml.safe_dump(settings))
-    run_config = {"ops": {"whisper_model": {"config": training or {}}}} if whisper_model in selection else {}
-    with live_defs_state(instance):
-        return dg.materialize(
-            [whisper_model, eval_metrics, exported_model],
-            selection=selection,
-            instance=instance,
-            resources={"platform": PlatformSettings(config_path=str(project)), "mlflow": MlflowTracking()},
-            run_config=run_config,
-            raise_on_error=False,
-        )
+    run_config = (
+        {"ops": {"whisper_model": {"config": training or {}}}} if "whisper_model" in selection else {}
+    )
+    return run_job(
+        project, "train_and_evaluate", instance, assets=selection, run_config=run_config, raise_on_error=False
+    )
 
 
 def champion(client: MlflowClient, settings) -> str:
@@ -72,10 +65,10 @@ def meta(result, asset):
 
 def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(project):
     settings = load_settings(project)
-    uri = default_tracking_uri(settings.data_root)
+    uri = default_tracking_uri(settings.layout.mlflow_root)
     with dg.instance_for_test() as instance:
         # 1. A near-zero learning rate keeps the model equal to its base: not worse, so it becomes champion.
-        first = materialize(project, instance, [whisper_model, eval_metrics])
+        first = materialize(project, instance, ["whisper_model", "eval_metrics"])
         assert first.success
         trained, evaluated = meta(first, "whisper_model"), meta(first, "eval_metrics")
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -94,7 +87,7 @@ def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(projec
         second = materialize(
             project,
             instance,
-            [whisper_model, eval_metrics, exported_model],
+            ["whisper_model", "eval_metrics", "exported_model"],
             training={"seed": 7},
             wer_target=0.0,
         )
@@ -107,12 +100,12 @@ def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(projec
         ]
 
         # 3. A model that passes again takes the alias.
-        third = materialize(project, instance, [whisper_model, eval_metrics], training={"seed": 8})
+        third = materialize(project, instance, ["whisper_model", "eval_metrics"], training={"seed": 8})
         assert third.get_asset_check_evaluations()[0].passed
         assert champion(client, settings) == "3"
 
         # Per-utterance results are a table; the training log has JSON lines; the run manifest names the data.
-        rows = read_rows(table_path(settings.tables_root, "eval_utterances", trained["run"]))
+        rows = read_rows(table_path(settings.layout.tables_root, "eval_utterances", trained["run"]))
         assert {r["model"] for r in rows} == {"finetuned", "base"} and {r["split"] for r in rows} == {
             "test",
             "validation",
@@ -120,7 +113,7 @@ def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(projec
         log_lines = [json.loads(line) for line in Path(trained["training_log"]).read_text().splitlines()]
         assert {line["stage"] for line in log_lines} >= {"train", "eval", "checkpoint"}
         manifest = json.loads(
-            (settings.models_root / "whisper" / trained["run"] / "run_manifest.json").read_text()
+            (settings.layout.models_root / "whisper" / trained["run"] / "run_manifest.json").read_text()
         )
         assert (
             set(manifest["manifests"]) == {"train", "validation", "test"} and manifest["libraries"]["torch"]
@@ -129,8 +122,12 @@ def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(projec
 
 def test_rematerializing_a_finished_run_reuses_it(project):
     with dg.instance_for_test() as instance:
-        first = meta(materialize(project, instance, [whisper_model], training={"seed": 11}), "whisper_model")
-        again = meta(materialize(project, instance, [whisper_model], training={"seed": 11}), "whisper_model")
+        first = meta(
+            materialize(project, instance, ["whisper_model"], training={"seed": 11}), "whisper_model"
+        )
+        again = meta(
+            materialize(project, instance, ["whisper_model"], training={"seed": 11}), "whisper_model"
+        )
     assert again["run"] == first["run"] and again["resumed_from_step"] == 2
     assert again["mlflow_run_id"] == first["mlflow_run_id"]
     assert again["model_version"] == first["model_version"]  # not registered twice
@@ -142,7 +139,7 @@ def test_rematerializing_a_finished_run_reuses_it(project):
 def test_export_converts_and_transcribes(project):
     with dg.instance_for_test() as instance:
         result = materialize(
-            project, instance, [whisper_model, eval_metrics, exported_model], training={"seed": 21}
+            project, instance, ["whisper_model", "eval_metrics", "exported_model"], training={"seed": 21}
         )
         assert result.success
         exported = meta(result, "exported_model")
@@ -152,16 +149,15 @@ def test_export_converts_and_transcribes(project):
 
 def test_retrain_schedule_skips_until_the_data_changes(project):
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance)
-        assert "materialize `splits` first" in retrain_on_new_data(context).skip_message
+        assert "materialize `splits` first" in tick(project, "retrain_on_new_data", instance).skip_message
         digests = {"train": "a" * 64, "validation": "b" * 64, "test": "c" * 64}
         instance.report_runless_asset_event(
             dg.AssetMaterialization("splits", metadata={"manifest_sha256": digests})
         )
-        request = retrain_on_new_data(dg.build_schedule_context(instance=instance))
+        request = tick(project, "retrain_on_new_data", instance)
         assert isinstance(request, dg.RunRequest)
         instance.report_runless_asset_event(
             dg.AssetMaterialization("whisper_model", metadata={"manifest_sha256": digests})
         )
-        skipped = retrain_on_new_data(dg.build_schedule_context(instance=instance))
+        skipped = tick(project, "retrain_on_new_data", instance)
         assert "have not changed" in skipped.skip_message

@@ -5,29 +5,13 @@ import json
 import dagster as dg
 import pytest
 
-from whisper_assets.defs.curation import catalog, data_licenses, splits
-from whisper_assets.defs.ingest import ingest_assets
-from whisper_assets.defs.partitions import source_partitions
-from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.tables import query, read_rows, table_path
-from whisper_assets_tests.helpers import live_defs_state
+from whisper_assets_tests.helpers import materialize_source, run_job
 
 
 def materialize_sources(settings, config_path, names, instance):
-    resources = {"platform": PlatformSettings(config_path=str(config_path), workers=1)}
-    instance.add_dynamic_partitions(source_partitions.name, names)
-    with live_defs_state(instance):
-        results = {
-            name: dg.materialize(ingest_assets, partition_key=name, instance=instance, resources=resources)
-            for name in names
-        }
-    with live_defs_state(instance):
-        results["splits"] = dg.materialize(
-            [*ingest_assets, splits, catalog, data_licenses],
-            selection=[splits, catalog, data_licenses],
-            instance=instance,
-            resources=resources,
-        )
+    results = {name: materialize_source(config_path, name, instance, workers=1) for name in names}
+    results["splits"] = run_job(config_path, "publish_splits", instance, workers=1)
     return results
 
 
@@ -41,7 +25,7 @@ def bad_inputs_source(make_settings, write_clip):
     settings = make_settings(
         sources=[{"name": "mine", "language": "en"}], splits={"train": 0.5, "validation": 0.25, "test": 0.25}
     )
-    root = settings.uploads_root / "mine"
+    root = settings.layout.uploads_root / "mine"
     for i, text in enumerate(
         ["one small step", "for a man on the moon", "one giant leap", "for mankind", "hello there"]
     ):
@@ -70,7 +54,9 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
         results = materialize_sources(settings, config, ["mine"], instance)
     assert all(r.success for r in results.values())
 
-    inventory = {r["rel_path"]: r for r in read_rows(table_path(settings.tables_root, "inventory", "mine"))}
+    inventory = {
+        r["rel_path"]: r for r in read_rows(table_path(settings.layout.tables_root, "inventory", "mine"))
+    }
     assert inventory["corrupt.wav"]["rejection_reason"].startswith("not a decodable audio file")
     assert inventory["zero.flac"]["rejection_reason"] == "empty file (0 bytes)"
     assert inventory["notes.docx"]["rejection_reason"] == "unsupported file type .docx"
@@ -78,18 +64,21 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
     provenance = json.loads(inventory["good0.wav"]["provenance"])
     assert provenance["license"] == "unknown" and provenance["path"].endswith("mine/good0.wav")
 
-    dedup = {r["rel_path"]: r for r in read_rows(table_path(settings.tables_root, "dedup_report", "mine"))}
+    dedup = {
+        r["rel_path"]: r for r in read_rows(table_path(settings.layout.tables_root, "dedup_report", "mine"))
+    }
     assert dedup["dup.mp3"]["duplicate_kind"] == "content"
     assert dedup["dup.mp3"]["canonical_id"] == inventory["good0.wav"]["id"]
 
     transcripts = {
         r["rel_path"]: r
-        for r in read_rows(table_path(settings.tables_root, "normalized_transcripts", "mine"))
+        for r in read_rows(table_path(settings.layout.tables_root, "normalized_transcripts", "mine"))
     }
     assert transcripts["silent transcript.wav"]["rejection_reason"] == "empty transcript"
 
     processed = {
-        r["rel_path"]: r for r in read_rows(table_path(settings.tables_root, "processed_audio", "mine"))
+        r["rel_path"]: r
+        for r in read_rows(table_path(settings.layout.tables_root, "processed_audio", "mine"))
     }
     assert processed["short.wav"]["status"] == "too_short"
     assert processed["long.wav"]["status"] == "needs_segmentation"
@@ -101,7 +90,7 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
     info = sf.info(processed["good0.wav"]["audio"])
     assert (info.samplerate, info.channels, info.subtype) == (16_000, 1, "PCM_16")
 
-    manifests = settings.manifests_root / "splits"
+    manifests = settings.layout.manifests_root / "splits"
     items = [
         json.loads(line)
         for name in ("train", "validation", "test")
@@ -116,7 +105,7 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
     assert {c.check_name: c.passed for c in checks} == {"no_leakage": True, "no_empty_transcripts": True}
 
     _, rows = query(
-        settings.catalog_path, "SELECT count(*) FROM inventory WHERE rejection_reason IS NOT NULL"
+        settings.layout.catalog_path, "SELECT count(*) FROM inventory WHERE rejection_reason IS NOT NULL"
     )
     assert rows[0][0] == 3
     licenses = (settings.data_root / "DATA_LICENSES.md").read_text()
@@ -128,38 +117,31 @@ def test_rematerializing_unchanged_data_reuses_everything(bad_inputs_source, wri
     config = settings.data_root / "whisper_assets.yaml"
     with dg.instance_for_test() as instance:
         materialize_sources(settings, config, ["mine"], instance)
-        manifest_before = (settings.manifests_root / "splits" / "train.jsonl").read_text()
+        manifest_before = (settings.layout.manifests_root / "splits" / "train.jsonl").read_text()
         again = materialize_sources(settings, config, ["mine"], instance)
         assert metadata(again["mine"], "inventory")["files_read"] == 0
         assert metadata(again["mine"], "processed_audio")["processed_now"] == 0
-        assert (settings.manifests_root / "splits" / "train.jsonl").read_text() == manifest_before
+        assert (settings.layout.manifests_root / "splits" / "train.jsonl").read_text() == manifest_before
 
-        write_clip(settings.uploads_root / "mine" / "new.wav", "a brand new sentence")
-        (settings.uploads_root / "mine" / "new.txt").write_text("a brand new sentence", encoding="utf-8")
+        write_clip(settings.layout.uploads_root / "mine" / "new.wav", "a brand new sentence")
+        (settings.layout.uploads_root / "mine" / "new.txt").write_text(
+            "a brand new sentence", encoding="utf-8"
+        )
         third = materialize_sources(settings, config, ["mine"], instance)
     assert metadata(third["mine"], "inventory")["files_read"] == 1
     assert metadata(third["mine"], "processed_audio")["processed_now"] == 1
     old_lines = set(manifest_before.splitlines())
-    new_lines = set((settings.manifests_root / "splits" / "train.jsonl").read_text().splitlines())
+    new_lines = set((settings.layout.manifests_root / "splits" / "train.jsonl").read_text().splitlines())
     assert old_lines <= new_lines  # nothing moved out of train
 
 
 def test_unreadable_share_check_warns(make_settings, write_clip):
     settings = make_settings(sources=[{"name": "junk"}])
-    root = settings.uploads_root / "junk"
+    root = settings.layout.uploads_root / "junk"
     write_clip(root / "ok.wav", "fine")
     for i in range(3):
         (root / f"bad{i}.wav").write_bytes(b"garbage" * 50)
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(source_partitions.name, ["junk"])
-        result = dg.materialize(
-            ingest_assets,
-            partition_key="junk",
-            instance=instance,
-            resources={
-                "platform": PlatformSettings(config_path=str(settings.data_root / "whisper_assets.yaml"))
-            },
-        )
+    result = materialize_source(settings.data_root / "whisper_assets.yaml", "junk")
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "unreadable_share" and not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN
@@ -169,25 +151,27 @@ def test_unreadable_share_check_warns(make_settings, write_clip):
 def test_cross_source_duplicates_keep_one_copy(make_settings, write_clip):
     settings = make_settings(sources=[{"name": "first"}, {"name": "second"}])
     for source, suffix in (("first", ".wav"), ("second", ".mp3")):
-        write_clip(settings.uploads_root / source / f"clip{suffix}", "the same words spoken")
-        (settings.uploads_root / source / "clip.txt").write_text("the same words spoken", encoding="utf-8")
+        write_clip(settings.layout.uploads_root / source / f"clip{suffix}", "the same words spoken")
+        (settings.layout.uploads_root / source / "clip.txt").write_text(
+            "the same words spoken", encoding="utf-8"
+        )
     with dg.instance_for_test() as instance:
         materialize_sources(
             settings, settings.data_root / "whisper_assets.yaml", ["first", "second"], instance
         )
-    [second] = read_rows(table_path(settings.tables_root, "dedup_report", "second"))
+    [second] = read_rows(table_path(settings.layout.tables_root, "dedup_report", "second"))
     assert second["canonical_id"].startswith("first-") and second["duplicate_kind"] == "content"
-    assert read_rows(table_path(settings.tables_root, "processed_audio", "second")) == []
+    assert read_rows(table_path(settings.layout.tables_root, "processed_audio", "second")) == []
 
 
 def test_move_duplicates_option_moves_files_aside(make_settings, write_clip):
     settings = make_settings(sources=[{"name": "src"}], move_duplicates=True)
-    root = settings.uploads_root / "src"
+    root = settings.layout.uploads_root / "src"
     write_clip(root / "a.wav", "words words")
     write_clip(root / "b.wav", "words words")  # identical bytes
     (root / "b.txt").write_text("words words", encoding="utf-8")
     with dg.instance_for_test() as instance:
         materialize_sources(settings, settings.data_root / "whisper_assets.yaml", ["src"], instance)
     assert (root / "a.wav").exists() and not (root / "b.wav").exists()
-    assert (settings.duplicates_root / "src" / "b.wav").exists()
-    assert (settings.duplicates_root / "src" / "b.txt").exists()
+    assert (settings.layout.duplicates_root / "src" / "b.wav").exists()
+    assert (settings.layout.duplicates_root / "src" / "b.txt").exists()

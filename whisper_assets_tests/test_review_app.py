@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from whisper_assets.demo import speech_like
+from whisper_assets.demo.data import speech_like
 from whisper_assets.review_app.app import create_app
 from whisper_assets.sources import review_db
 from whisper_assets_tests.helpers import run_alongside

@@ -8,12 +8,12 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.demo import speech_like
+from whisper_assets.curation.inventory import mark_trained
+from whisper_assets.demo.data import speech_like
 from whisper_assets.sources import review_db
-from whisper_assets.sources.prepare import mark_reviewed_rows_trained
+from whisper_assets.sources.mirror import REJECTIONS
 from whisper_assets.tables import read_rows, table_path
-from whisper_assets_tests.helpers import materialize_source, run_alongside
+from whisper_assets_tests.helpers import materialize_source, run_alongside, tick
 
 
 def add_row(db, text, reviewed=1, blob=None):
@@ -70,7 +70,7 @@ def test_export_mirrors_reviewed_rows_only_and_incrementally(db, tmp_path):
 
     written, rate = sf.read(out / f"{first}.wav", dtype="float32")
     assert rate == 16_000 and np.allclose(written, audio, atol=1 / 32768)
-    assert f"row {bad}" in (out / review_db.REJECTIONS).read_text()
+    assert f"row {bad}" in (out / REJECTIONS).read_text()
 
     again = review_db.export_reviewed(db, out, "sr")
     assert again.written == 0  # unchanged rows are not decoded again
@@ -103,15 +103,17 @@ def test_review_db_source_flows_through_the_ingest_assets(db, make_settings, tmp
     )
     result = materialize_source(tmp_path / "whisper_assets.yaml", "reviews")
     assert result.success
-    inventory = {r["id"]: r for r in read_rows(table_path(settings.tables_root, "inventory", "reviews"))}
+    inventory = {
+        r["id"]: r for r in read_rows(table_path(settings.layout.tables_root, "inventory", "reviews"))
+    }
     assert {f"reviews-{i}" for i in ids} <= set(inventory)
     assert '"row_id"' in inventory[f"reviews-{ids[0]}"]["provenance"]
     [rejected] = [r for r in inventory.values() if r["rejection_reason"]]
     assert "odd count" in rejected["rejection_reason"]
-    processed = read_rows(table_path(settings.tables_root, "processed_audio", "reviews"))
+    processed = read_rows(table_path(settings.layout.tables_root, "processed_audio", "reviews"))
     assert sorted(r["id"] for r in processed if r["status"] == "ok") == sorted(f"reviews-{i}" for i in ids)
 
-    marked = mark_reviewed_rows_trained(settings, [{"id": f"reviews-{ids[0]}", "source": "reviews"}])
+    marked = mark_trained(settings.discover_sources(), [{"id": f"reviews-{ids[0]}", "source": "reviews"}])
     assert marked == {"reviews": 1}
     with review_db.connect(db, readonly=True) as con:
         trained = dict(con.execute(f"SELECT id, is_trained FROM {review_db.TABLE}").fetchall())
@@ -147,25 +149,17 @@ def test_the_platform_reads_while_the_app_writes(db, tmp_path):
 
 
 def test_the_sensor_runs_a_review_db_source_when_reviewed_rows_change(db, make_settings, tmp_path):
-    from whisper_assets.defs.sensors import new_uploads
-
     add_row(db, "first")
     make_settings(sources=[{"name": "reviews", "kind": "review_db", "path": str(db)}])
-    resources = {"platform": PlatformSettings(config_path=str(tmp_path / "whisper_assets.yaml"))}
+    config = tmp_path / "whisper_assets.yaml"
     with dg.instance_for_test() as instance:
-        first = new_uploads(dg.build_sensor_context(instance=instance, resources=resources))
+        first = tick(config, "new_uploads", instance)
         assert [r.partition_key for r in first.run_requests] == ["reviews"]
-        quiet = new_uploads(
-            dg.build_sensor_context(instance=instance, cursor=first.cursor, resources=resources)
-        )
+        quiet = tick(config, "new_uploads", instance, first.cursor)
         assert quiet.run_requests == []
         add_row(db, "draft", reviewed=0)
-        still = new_uploads(
-            dg.build_sensor_context(instance=instance, cursor=quiet.cursor, resources=resources)
-        )
+        still = tick(config, "new_uploads", instance, quiet.cursor)
         assert still.run_requests == []
         add_row(db, "second")
-        changed = new_uploads(
-            dg.build_sensor_context(instance=instance, cursor=still.cursor, resources=resources)
-        )
+        changed = tick(config, "new_uploads", instance, still.cursor)
         assert [r.partition_key for r in changed.run_requests] == ["reviews"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from whisper_assets.demo import speech_like
+from whisper_assets.demo.data import speech_like
 from whisper_assets.review_app.app import create_app
 from whisper_assets.sources import review_db
 

@@ -2,19 +2,13 @@ import json
 
 import dagster as dg
 
-from whisper_assets.definitions import defs
+from whisper_assets.definitions import build_definitions, defs
 from whisper_assets.defs.partitions import source_partitions
-from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.defs.sensors import new_uploads
+from whisper_assets_tests.helpers import tick
 
 
 def evaluate(instance, settings, cursor=None):
-    context = dg.build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        resources={"platform": PlatformSettings(config_path=str(settings.data_root / "whisper_assets.yaml"))},
-    )
-    return new_uploads(context)
+    return tick(settings.data_root / "whisper_assets.yaml", "new_uploads", instance, cursor)
 
 
 def apply_partition_requests(instance, result):
@@ -24,8 +18,8 @@ def apply_partition_requests(instance, result):
 
 def test_new_folder_adds_a_partition_and_requests_one_run_per_change(make_settings, write_clip):
     settings = make_settings(sources=[{"name": "configured"}])
-    (settings.uploads_root / "configured").mkdir(parents=True)
-    write_clip(settings.uploads_root / "dropped" / "a.wav", "hello")
+    (settings.layout.uploads_root / "configured").mkdir(parents=True)
+    write_clip(settings.layout.uploads_root / "dropped" / "a.wav", "hello")
     with dg.instance_for_test() as instance:
         first = evaluate(instance, settings)
         assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["configured", "dropped"]]
@@ -37,7 +31,7 @@ def test_new_folder_adds_a_partition_and_requests_one_run_per_change(make_settin
         unchanged = evaluate(instance, settings, first.cursor)
         assert unchanged.run_requests == [] and unchanged.dynamic_partitions_requests == []
 
-        write_clip(settings.uploads_root / "dropped" / "b.wav", "another")
+        write_clip(settings.layout.uploads_root / "dropped" / "b.wav", "another")
         changed = evaluate(instance, settings, unchanged.cursor)
         assert [r.partition_key for r in changed.run_requests] == ["dropped"]
         assert changed.run_requests[0].run_key != first.run_requests[1].run_key
@@ -46,7 +40,7 @@ def test_new_folder_adds_a_partition_and_requests_one_run_per_change(make_settin
 
 def test_a_huge_drop_is_scanned_across_ticks(make_settings, monkeypatch):
     settings = make_settings()
-    folder = settings.uploads_root / "big"
+    folder = settings.layout.uploads_root / "big"
     folder.mkdir(parents=True)
     for i in range(30):
         (folder / f"{i}.txt").write_text("x")
@@ -76,6 +70,7 @@ def test_definitions_load_with_the_expected_graph():
         "processed_audio": ["dedup_report", "normalized_transcripts"],
         "splits": ["processed_audio"],
         "whisper_model": ["splits"],
+        "trained_items_marked": ["whisper_model"],
         "eval_metrics": ["splits", "whisper_model"],
         "exported_model": ["eval_metrics"],
         "catalog": ["eval_metrics", "splits"],
@@ -100,3 +95,12 @@ def test_definitions_load_with_the_expected_graph():
     }
     schedule = defs.get_repository_def().get_schedule_def("retrain_on_new_data")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    ingest = defs.resolve_job_def("ingest_source")
+    assert ingest.executor_def.name == "in_process"  # one process per run: small drops start fast
+
+
+def test_schedule_crons_come_from_the_settings_file(make_settings):
+    settings = make_settings(schedules={"sync_cron": "5 * * * *", "retrain_cron": "0 4 * * 6"})
+    repository = build_definitions(str(settings.data_root / "whisper_assets.yaml")).get_repository_def()
+    assert repository.get_schedule_def("sync_remote_sources").cron_schedule == "5 * * * *"
+    assert repository.get_schedule_def("retrain_on_new_data").cron_schedule == "0 4 * * 6"

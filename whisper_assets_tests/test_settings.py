@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from whisper_assets.settings import Script, SettingsError, load_settings
+from whisper_assets.settings import SettingsError, load_settings
+from whisper_assets.text.policy import Script
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -19,7 +20,7 @@ def test_relative_data_root_resolves_against_the_settings_file(tmp_path):
     settings = load_settings(path)
     assert settings.data_root == (tmp_path / "data").resolve()
     assert settings.source("my-voice").transcripts.script is Script.LATIN
-    assert settings.uploads_root == settings.data_root / "uploads"
+    assert settings.layout.uploads_root == settings.data_root / "uploads"
 
 
 @pytest.mark.parametrize(
@@ -49,9 +50,9 @@ def test_missing_explicit_file_is_an_error(tmp_path):
 
 def test_folders_under_uploads_become_inferred_sources(make_settings, tmp_path):
     settings = make_settings(default_language="sr", sources=[{"name": "configured"}])
-    (settings.uploads_root / "dropped-in").mkdir(parents=True)
-    (settings.uploads_root / "Not A Slug").mkdir()
-    (settings.uploads_root / "duplicates").mkdir()
+    (settings.layout.uploads_root / "dropped-in").mkdir(parents=True)
+    (settings.layout.uploads_root / "Not A Slug").mkdir()
+    (settings.layout.uploads_root / "duplicates").mkdir()
     names = [s.name for s in settings.discover_sources()]
     assert names == ["configured", "dropped-in"]
     assert settings.source("dropped-in").language == "sr"

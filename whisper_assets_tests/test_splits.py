@@ -1,8 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whisper_assets.curation.splits import SPLITS, assign_split, group_key, leaks, split_items
-from whisper_assets.settings import SplitSettings
+from whisper_assets.curation.splits import SPLITS, SplitSettings, assign_split, group_key, leaks, split_items
 
 SPLIT_SETTINGS = SplitSettings()
 

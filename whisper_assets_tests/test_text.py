@@ -2,9 +2,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from whisper_assets.settings import NumberPolicy, Script, TranscriptPolicy
 from whisper_assets.text.encoding import TranscriptEncodingError, decode_transcript
 from whisper_assets.text.normalize import normalize_transcript, remove_punctuation
+from whisper_assets.text.policy import NumberPolicy, Script, TranscriptPolicy
 from whisper_assets.text.transliterate import cyrillic_to_latin, latin_to_cyrillic
 
 

@@ -11,11 +11,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-from whisper_assets.evaluation.transcribe import transcribe
+from whisper_assets.asr.model import load_base
+from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.training import checkpoints as checkpoints_module
 from whisper_assets.training.checkpoints import MARKER, Checkpoints
 from whisper_assets.training.data import FeatureCache, collate, label_ids, to_samples
-from whisper_assets.training.model import load_base, trim_encoder_window
+from whisper_assets.training.model import trim_encoder_window
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.trainer import train
 from whisper_assets_tests.training_fixtures import make_items, make_tiny_model

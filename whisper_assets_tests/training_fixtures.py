@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from whisper_assets.audio.process import TARGET_RATE, write_pcm16
-from whisper_assets.demo import speech_like
-from whisper_assets.training.model import build_tiny_whisper
+from whisper_assets.demo.data import speech_like
+from whisper_assets.demo.tiny_whisper import build_tiny_whisper
 
 TEXTS = [
     ("zero one two", "ana", "en"),

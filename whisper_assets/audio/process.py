@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from whisper_assets.files import atomic_path
 
 TARGET_RATE = 16_000
 _PEAK_CEILING = 10 ** (-1 / 20)  # -1 dBFS: loudness gain never pushes peaks past this.
@@ -64,12 +64,5 @@ def normalize_loudness(samples: np.ndarray, target_lufs: float, rate: int = TARG
 
 def write_pcm16(path: Path, samples: np.ndarray, rate: int = TARGET_RATE) -> None:
     """Write a 16-bit WAV atomically: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.wav")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,9 +9,7 @@ Nothing is deleted; moving duplicates aside is a separate, explicit step.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import pyarrow as pa
 from whisper_assets.audio.decode import AudioDecodeError, decode
 from whisper_assets.audio.fingerprint import DUPLICATE_SIMILARITY, Fingerprint, fingerprint, pcm_sha256
 from whisper_assets.audio.process import to_mono_16k
+from whisper_assets.files import write_json_atomic
 from whisper_assets.parallel import parallel_map
 
 DEDUP_SCHEMA = pa.schema(
@@ -76,6 +75,44 @@ class DedupCandidate:
         return (not self.lossless, -self.sample_rate, self.source, self.rel_path)
 
 
+def dedup_source(source: str, inventory: Sequence[dict], cache_root: Path, workers: int = 0) -> list[dict]:
+    """Report rows for one source's readable audio, matched against itself and every other source.
+
+    Other sources' files are decoded only when their duration could match one of ours.
+    """
+    readable = [r for r in inventory if r["is_audio"] and r["readable"]]
+    ours = [r for r in readable if r["source"] == source]
+    durations = [r["duration"] for r in ours]
+    rows = ours + [r for r in readable if r["source"] != source and could_match(r["duration"], durations)]
+    identities = audio_identities({r["sha256"]: r["abs_path"] for r in rows}, cache_root, workers)
+    candidates = [
+        DedupCandidate(
+            r["id"],
+            r["source"],
+            r["rel_path"],
+            r["sha256"],
+            bool(r["lossless"]),
+            r["sample_rate"],
+            identities[r["sha256"]],
+        )
+        for r in rows
+    ]
+    return [r for r in find_duplicates(candidates) if r["source"] == source]
+
+
+def move_duplicates(
+    report: Sequence[dict], inventory: Sequence[dict], source_root: Path, duplicates_root: Path
+) -> list[str]:
+    """Move the report's non-canonical files (and sidecars) aside; return where they went."""
+    abs_paths = {r["id"]: Path(r["abs_path"]) for r in inventory}
+    moved = []
+    for row in report:
+        path = abs_paths.get(row["id"])
+        if not row["is_canonical"] and path is not None and path.exists():
+            moved.append(str(move_aside(path, source_root, duplicates_root, row["source"])))
+    return moved
+
+
 def identity_cache_path(cache_root: Path, sha256: str) -> Path:
     return cache_root / "identity" / sha256[:2] / f"{sha256}.json"
 
@@ -95,7 +132,7 @@ def audio_identities(
     for identity in parallel_map(_compute_identity, missing, workers):
         found[identity.sha256] = identity
         if identity.error is None:  # errors may be transient (file replaced mid-read): retry next time
-            _write_json_atomic(identity_cache_path(cache_root, identity.sha256), identity.__dict__)
+            write_json_atomic(identity_cache_path(cache_root, identity.sha256), identity.__dict__)
     return found
 
 
@@ -204,11 +241,3 @@ def move_aside(abs_path: Path, source_root: Path, duplicates_root: Path, source:
         if sidecar.exists():
             shutil.move(sidecar, target.parent / sidecar.name)
     return target
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +14,9 @@ import pyarrow as pa
 
 from whisper_assets.audio.decode import AudioDecodeError, probe
 from whisper_assets.audio.fingerprint import file_sha256
+from whisper_assets.layout import DataLayout
 from whisper_assets.parallel import parallel_map
+from whisper_assets.sources.base import SourceBase
 from whisper_assets.sources.folder import FolderEntry, scan_folder
 
 INVENTORY_SCHEMA = pa.schema(
@@ -62,11 +66,50 @@ def item_id(source: str, rel_path: str) -> str:
     return f"{source}-{hashlib.blake2s(rel_path.encode(), digest_size=6).hexdigest()}"
 
 
+def mark_trained(sources: Sequence[SourceBase], items: Sequence[dict]) -> dict[str, int]:
+    """Tell each source's origin which of its items a model trained on; counts per source that records it."""
+    keys: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        keys[item["source"]].append(item["id"].removeprefix(f"{item['source']}-"))
+    marked = {}
+    for source in sources:
+        if (count := source.mark_trained(keys.get(source.name, []))) is not None:
+            marked[source.name] = count
+    return marked
+
+
 @dataclass(frozen=True)
 class InventoryResult:
     rows: list[dict]
     probed: int
     reused: int
+    mirrored: dict = field(default_factory=dict)  # what mirroring a non-folder source did
+
+    @property
+    def audio(self) -> list[dict]:
+        return [r for r in self.rows if r["is_audio"]]
+
+    @property
+    def unreadable_share(self) -> float:
+        audio = self.audio
+        return sum(not r["readable"] for r in audio) / len(audio) if audio else 0.0
+
+    @property
+    def hours(self) -> float:
+        return sum(r["duration"] or 0 for r in self.audio if r["readable"]) / 3600
+
+
+def take_inventory(
+    source: SourceBase, layout: DataLayout, previous: list[dict], workers: int = 0
+) -> InventoryResult:
+    """Mirror the source into its folder (non-folder kinds), then describe every file of that folder."""
+    folder = source.folder(layout)
+    mirrored = source.mirror(folder)
+    declared = {"source": source.name, "kind": source.kind, "license": source.license}
+    result = build_inventory(
+        source.name, folder, source.language, previous, workers, {**declared, "provenance": source.provenance}
+    )
+    return InventoryResult(result.rows, result.probed, result.reused, mirrored)
 
 
 def build_inventory(

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from whisper_assets.settings import DatasetSource
+from whisper_assets.sources.registry import DatasetSource
 
 _ITEM_FIELDS = ("license", "author", "uploader", "caption_kind")
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 import soundfile as sf
 
 from whisper_assets.audio.decode import AudioDecodeError, decode
+from whisper_assets.audio.policy import AudioPolicy
 from whisper_assets.audio.process import (
     TARGET_RATE,
     normalize_loudness,
@@ -20,7 +21,6 @@ from whisper_assets.audio.process import (
     write_pcm16,
 )
 from whisper_assets.parallel import parallel_map
-from whisper_assets.settings import AudioPolicy
 
 PROCESSED_SCHEMA = pa.schema(
     [
@@ -66,6 +66,36 @@ def output_key(sha256: str, policy: AudioPolicy) -> str:
 
 def output_path(processed_root: Path, source: str, key: str) -> Path:
     return processed_root / source / key[:2] / f"{key}.wav"
+
+
+def source_jobs(
+    source: str,
+    policy: AudioPolicy,
+    inventory: Sequence[dict],
+    dedup_report: Sequence[dict],
+    transcripts: Sequence[dict],
+    processed_root: Path,
+) -> list[ProcessJob]:
+    """One job per item with an accepted transcript that is the canonical copy of its content."""
+    by_id = {r["id"]: r for r in inventory}
+    canonical = {r["id"] for r in dedup_report if r["is_canonical"]}
+    jobs = []
+    for row in transcripts:
+        item = by_id.get(row["id"])
+        if not row["accepted"] or item is None or row["id"] not in canonical:
+            continue
+        key = output_key(item["sha256"], policy)
+        jobs.append(
+            ProcessJob(
+                item["id"],
+                source,
+                item["rel_path"],
+                item["abs_path"],
+                str(output_path(processed_root, source, key)),
+                policy,
+            )
+        )
+    return jobs
 
 
 def process_items(jobs: Sequence[ProcessJob], workers: int = 0) -> list[dict]:

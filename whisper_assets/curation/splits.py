@@ -8,17 +8,30 @@ speaker, or one piece of content) lands in the same split.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from typing import Self
 
-from whisper_assets.settings import SplitSettings
+from pydantic import Field, model_validator
 
-SPLITS = ("train", "validation", "test")
-MANIFEST_FIELDS = ("id", "audio", "transcript", "duration", "language", "speaker", "source")
+from whisper_assets.curation.manifests import SPLITS
+from whisper_assets.policy import Policy
+
+
+class SplitSettings(Policy):
+    """Hash-stable train/validation/test assignment."""
+
+    salt: str = "whisper-assets"
+    train: float = Field(0.8, ge=0)
+    validation: float = Field(0.1, ge=0)
+    test: float = Field(0.1, ge=0)
+
+    @model_validator(mode="after")
+    def _ratios_sum_to_one(self) -> Self:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split ratios must sum to 1 (train + validation + test = {total:g})")
+        return self
 
 
 def group_key(source: str, speaker: str | None, content_hash: str, by_speaker: bool = True) -> str:
@@ -65,15 +78,3 @@ def hours_by(rows: Sequence[dict], field: str) -> dict[str, float]:
     for row in rows:
         totals[str(row[field])] += row["duration"] / 3600
     return {k: round(v, 4) for k, v in sorted(totals.items())}
-
-
-def write_manifest(path: Path, rows: Sequence[dict]) -> str:
-    """Write one JSONL manifest atomically; return its sha256 (a digest later stages record)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps({k: row[k] for k in MANIFEST_FIELDS}, ensure_ascii=False) for row in rows]
-    payload = ("\n".join(lines) + "\n" if lines else "").encode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-    os.replace(tmp, path)
-    return hashlib.sha256(payload).hexdigest()

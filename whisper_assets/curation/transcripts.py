@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from whisper_assets.reporting import markdown_table
-from whisper_assets.settings import TranscriptPolicy
 from whisper_assets.text.normalize import normalize_transcript
+from whisper_assets.text.policy import TranscriptPolicy
 
 TRANSCRIPTS_SCHEMA = pa.schema(
     [

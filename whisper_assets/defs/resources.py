@@ -1,4 +1,4 @@
-"""Resources: the one place Dagster code gets settings from."""
+"""Resources: the one place Dagster code gets settings and the MLflow tracker from."""
 
 from functools import cached_property
 
@@ -16,3 +16,22 @@ class PlatformSettings(dg.ConfigurableResource):
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.config_path)
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """MLflow tracking: the settings file's `mlflow:` section unless overridden here (e.g. by EnvVar)."""
+
+    tracking_uri: str | None = None
+
+    def tracker(self, settings: Settings):
+        from whisper_assets.tracking.tracker import Tracker  # imports MLflow: only in runs that track
+
+        return Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root, self.tracking_uri)
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict | None:
+    """The metadata of an asset's latest materialization, as plain values (None: never materialized)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return None
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}

@@ -9,7 +9,6 @@ from whisper_assets.defs.curation import catalog, data_licenses, splits
 from whisper_assets.defs.ingest import ingest_job
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.sources.prepare import source_fingerprint
 from whisper_assets.sources.watch import ScanProgress
 
 SCAN_BUDGET_SECONDS = 20.0  # well inside the default 60 s sensor evaluation limit
@@ -40,7 +39,8 @@ def new_uploads(context: dg.SensorEvaluationContext, platform: PlatformSettings)
     requests = []
     for name in order:
         state = progress if progress and progress.source == name else ScanProgress(source=name)
-        fingerprint = source_fingerprint(settings, sources[name], state, deadline)
+        source = sources[name]
+        fingerprint = source.fingerprint(source.folder(settings.layout), state, deadline)
         if fingerprint is None:
             context.log.info(f"{name}: scanned {state.files} files so far, continuing next tick")
             progress = state

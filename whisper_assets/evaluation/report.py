@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pyarrow as pa
 
-from whisper_assets.evaluation.metrics import aggregate, breakdown, duration_bucket, score_utterance
-from whisper_assets.evaluation.transcribe import transcribe
-from whisper_assets.training.model import load_base, resolve_device
+from whisper_assets.asr.metrics import aggregate, breakdown, duration_bucket, score_utterance
+from whisper_assets.asr.model import load_base, resolve_device
+from whisper_assets.asr.transcribe import transcribe
 
 UTTERANCE_SCHEMA = pa.schema(
     [
@@ -109,26 +108,3 @@ def table_rows(rows: Sequence[dict], run: str, model: str) -> list[dict]:
         }
         for r in rows
     ]
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    passed: bool
-    reason: str
-
-
-def champion_gate(
-    candidate_wer: float, base_wer: float, target: float | None, champion_wer: float | None = None
-) -> GateDecision:
-    """Promote only a model that is no worse than its base and the current champion, and meets the target."""
-    if candidate_wer > base_wer:
-        return GateDecision(
-            False, f"test WER {candidate_wer:.4f} is worse than the base model's {base_wer:.4f}"
-        )
-    if target is not None and candidate_wer > target:
-        return GateDecision(False, f"test WER {candidate_wer:.4f} misses the target {target:.4f}")
-    if champion_wer is not None and candidate_wer > champion_wer:
-        return GateDecision(
-            False, f"test WER {candidate_wer:.4f} is worse than the champion's {champion_wer:.4f}"
-        )
-    return GateDecision(True, f"test WER {candidate_wer:.4f} (base {base_wer:.4f}, target {target})")

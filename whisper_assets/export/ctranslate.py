@@ -5,7 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+
+from whisper_assets.asr.run_folder import RunFolder
+from whisper_assets.curation.manifests import read_manifest
 
 _COPIED = (
     "tokenizer.json",
@@ -47,6 +51,29 @@ def export_ctranslate2(model_dir: Path, out_dir: Path, quantization: str = "int8
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return out_dir
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    path: Path
+    quantization: str
+    checked_on: dict | None  # the test item transcribed to prove the export loads
+    hypothesis: str
+
+    @property
+    def size_mb(self) -> float:
+        return round(sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file()) / 2**20, 2)
+
+
+def export_run(folder: RunFolder, exports_root: Path, quantization: str = "int8") -> ExportedModel:
+    """Convert a run's model and transcribe its first test item with the export."""
+    out_dir = export_ctranslate2(
+        folder.model_dir, exports_root / f"{folder.name}-ct2-{quantization}", quantization
+    )
+    clip = next(iter(read_manifest(folder.manifest("test"))), None)
+    compute_type = "int8" if quantization.startswith("int8") else "default"
+    hypothesis = transcribe_exported(out_dir, clip["audio"], clip["language"], compute_type) if clip else ""
+    return ExportedModel(out_dir, quantization, clip, hypothesis)
 
 
 def transcribe_exported(model_dir: Path, audio_path: str, language: str | None, compute_type: str) -> str:

@@ -11,20 +11,52 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from whisper_assets.audio.decode import is_audio_path
+from whisper_assets.layout import DataLayout
+from whisper_assets.sources.base import SLUG_PATTERN, SourceBase
+from whisper_assets.sources.mirror import REJECTIONS, STATE
+from whisper_assets.sources.watch import walk_files
 from whisper_assets.text.encoding import TranscriptEncodingError, decode_transcript
 
 METADATA_CSV = "metadata.csv"
 MANIFEST_SUFFIXES = (".jsonl",)
 SIDECAR_SUFFIXES = (".norm.txt", ".txt")
 IGNORED_NAMES = frozenset(
-    {"README.md", "LICENSE", "LICENSE.txt", ".DS_Store", "Thumbs.db", "desktop.ini", "_state.json"}
+    {"README.md", "LICENSE", "LICENSE.txt", ".DS_Store", "Thumbs.db", "desktop.ini", STATE}
 )
-REJECTIONS = "_rejected.jsonl"  # written by source mirrors: {"item", "reason"} for what could not be mirrored
+
+
+class FolderSource(SourceBase):
+    """Recordings dropped under `uploads/<name>/` (or `location`): audio + .txt, metadata.csv or JSONL."""
+
+    is_default: ClassVar[bool] = True
+    path_fields: ClassVar[tuple[str, ...]] = ("location",)
+
+    kind: Literal["folder"] = "folder"
+    location: str | None = Field(None, description="Folder to read; default `<uploads_root>/<name>`.")
+
+    def folder(self, layout: DataLayout) -> Path:
+        return Path(self.location) if self.location else layout.uploads_root / self.name
+
+
+def upload_folder_sources(layout: DataLayout, known: set[str], language: str) -> list[FolderSource]:
+    """Slug-named folders under uploads/ that no settings entry names, as folder sources with defaults."""
+    if not layout.uploads_root.is_dir():
+        return []
+    return [
+        FolderSource(name=child.name, language=language)
+        for child in sorted(layout.uploads_root.iterdir())
+        if child.is_dir()
+        and child != layout.duplicates_root
+        and child.name not in known
+        and SLUG_PATTERN.fullmatch(child.name)
+    ]
 
 
 @dataclass
@@ -50,15 +82,6 @@ class TreeFile:
     rel_path: str
     size: int
     mtime_ns: int
-
-
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every regular file under root in a stable order, skipping hidden files and folders."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
 
 
 def list_tree(root: Path) -> list[TreeFile]:

@@ -12,8 +12,37 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar, Literal
 
-MANIFEST = "manifest.jsonl"
+from pydantic import Field
+
+from whisper_assets.sources.base import SourceBase
+from whisper_assets.sources.mirror import MANIFEST, write_mirror
+from whisper_assets.sources.watch import ScanProgress, fingerprint_tree
+
+
+class HfDatasetSource(SourceBase):
+    """A Hugging Face dataset on disk (save_to_disk folder or audiofolder layout), columns mapped to items."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("path",)
+
+    kind: Literal["hf_dataset"] = "hf_dataset"
+    path: str
+    split: str | None = Field(None, description="One split; None takes every split.")
+    audio_column: str = "audio"
+    text_column: str = "text"
+    speaker_column: str | None = None
+    language_column: str | None = None
+    id_column: str | None = None
+
+    def mirror(self, folder: Path) -> dict:
+        columns = Columns(
+            self.audio_column, self.text_column, self.speaker_column, self.language_column, self.id_column
+        )
+        return {"exported": export_dataset(Path(self.path), folder, self.split, columns, self.language)}
+
+    def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
+        return fingerprint_tree(Path(self.path), progress, deadline)  # the dataset itself, not the mirror
 
 
 @dataclass(frozen=True)
@@ -97,7 +126,7 @@ def export_dataset(path: Path, out_dir: Path, split: str | None, columns: Column
             }
         )
     for stale in out_dir.iterdir():
-        if stale.name not in kept and stale.name != MANIFEST and not stale.name.startswith("."):
+        if stale.name not in kept and not stale.name.startswith((MANIFEST, ".", "_")):
             stale.unlink()
-    (out_dir / MANIFEST).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in manifest))
+    write_mirror(out_dir, manifest, [])
     return len(manifest)

@@ -20,14 +20,60 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar, Literal
 
-MANIFEST = "manifest.jsonl"
-REJECTIONS = "_rejected.jsonl"
-STATE = "_state.json"
+from pydantic import Field, field_validator
+
+from whisper_assets.layout import DataLayout
+from whisper_assets.sources.base import SourceBase, check_http_url
+from whisper_assets.sources.mirror import read_state, write_mirror, write_state
+from whisper_assets.sources.watch import ScanProgress
+
 PARTIAL_DIR = ".partial"
 _MIRRORED_SUFFIXES = (".json", ".webm")
 _HREF = re.compile(r'href="([^"?#]+)"', re.IGNORECASE)
 _CHUNK = 1 << 16
+
+
+class HttpRecordingsSource(SourceBase):
+    """`<base_url>/recordings` (.json metadata + .webm audio pairs), mirrored into data/recordings/<name>/."""
+
+    remote: ClassVar[bool] = True
+
+    kind: Literal["http_recordings"] = "http_recordings"
+    base_url: str = Field(description="http(s) URL; only its host is ever contacted.")
+    allow_private_addresses: bool = Field(False, description="Allow loopback/private hosts (a LAN server).")
+    max_file_mb: int = Field(200, ge=1)
+    timeout_seconds: float = Field(20.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        return check_http_url(url)
+
+    def folder(self, layout: DataLayout) -> Path:
+        return layout.mirrors_root / "recordings" / self.name
+
+    def mirror(self, folder: Path) -> dict:
+        report = sync(self.fetcher(), folder, self.language)
+        return {
+            "downloaded": len(report.downloaded),
+            "refreshed": len(report.refreshed),
+            "pruned": report.pruned,
+            "failed": report.failed,
+            "unchanged": report.unchanged,
+        }
+
+    def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
+        return "synced on a schedule"  # the sensor only adds the partition; sync_remote_sources runs it
+
+    def fetcher(self) -> Fetcher:
+        return Fetcher(
+            self.base_url,
+            allow_private=self.allow_private_addresses,
+            timeout=self.timeout_seconds,
+            max_bytes=self.max_file_mb * 2**20,
+        )
 
 
 class UnsafeUrl(ValueError):
@@ -133,8 +179,7 @@ class SyncReport:
 def sync(fetcher: Fetcher, mirror: Path, language: str) -> SyncReport:
     """Bring the mirror in line with the listing, then write its manifest and recorded rejections."""
     mirror.mkdir(parents=True, exist_ok=True)
-    state_path = mirror / STATE
-    state: dict[str, dict] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state: dict[str, dict] = read_state(mirror)
     report = SyncReport()
     try:
         names = list_recordings(fetcher)
@@ -164,7 +209,7 @@ def sync(fetcher: Fetcher, mirror: Path, language: str) -> SyncReport:
         (mirror / name).unlink(missing_ok=True)
         del state[name]
         report.pruned.append(name)
-    state_path.write_text(json.dumps(state, indent=1))
+    write_state(mirror, state)
     _write_manifest(mirror, state, language, report.failed)
     return report
 
@@ -230,7 +275,4 @@ def _write_manifest(mirror: Path, state: dict[str, dict], language: str, failed:
                 },
             }
         )
-    (mirror / MANIFEST).write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8"
-    )
-    (mirror / REJECTIONS).write_text("".join(json.dumps(r) + "\n" for r in rejections), encoding="utf-8")
+    write_mirror(mirror, lines, rejections)

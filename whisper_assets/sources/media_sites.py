@@ -9,27 +9,49 @@ subtitle files kept.
 from __future__ import annotations
 
 import html
-import json
 import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Literal
 from xml.etree import ElementTree
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from whisper_assets.audio.decode import AUDIO_EXTENSIONS, AudioDecodeError, decode
 from whisper_assets.audio.process import TARGET_RATE, to_mono_16k, write_pcm16
-from whisper_assets.settings import HTTP_URL
+from whisper_assets.sources.base import HTTP_URL, SourceBase, check_http_url
+from whisper_assets.sources.mirror import write_mirror
+from whisper_assets.sources.watch import ScanProgress
 
-MANIFEST = "manifest.jsonl"
-REJECTIONS = "_rejected.jsonl"
 SUBTITLE_EXTENSIONS = frozenset({".vtt", ".srv1", ".srv2", ".srv3", ".srt"})
 MAX_SEGMENT_SECONDS = 30.0
 _TIMESTAMP = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{3})"
 _CUE = re.compile(_TIMESTAMP + r"\s*-->\s*" + _TIMESTAMP)
 _TAG = re.compile(r"<[^>]+>")
+
+
+class MediaSiteSource(SourceBase):
+    """Videos or playlists from YouTube and other media sites (yt-dlp): audio cut along their subtitles."""
+
+    remote: ClassVar[bool] = True
+
+    kind: Literal["youtube"] = "youtube"
+    urls: list[str] = Field(min_length=1)
+    allow_auto_captions: bool = Field(False, description="Use auto-captions when no manual subtitles exist.")
+
+    @field_validator("urls")
+    @classmethod
+    def _safe_urls(cls, urls: list[str]) -> list[str]:
+        return [check_http_url(url) for url in urls]
+
+    def mirror(self, folder: Path) -> dict:
+        return sync_urls(self.urls, folder, self.language, self.allow_auto_captions)
+
+    def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
+        return "urls:" + "|".join(self.urls)  # re-run when the list changes; the schedule re-syncs
 
 
 class UnsafeMediaUrl(ValueError):
@@ -219,8 +241,5 @@ def sync_urls(urls: Sequence[str], folder: Path, language: str, allow_auto_capti
         video_rows, video_rejections = segment_videos(info, folder, language)
         rows += video_rows
         rejections += video_rejections
-    (folder / MANIFEST).write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-    )
-    (folder / REJECTIONS).write_text("".join(json.dumps(r) + "\n" for r in rejections), encoding="utf-8")
+    write_mirror(folder, rows, rejections)
     return {"utterances": len(rows), "rejected": len(rejections)}

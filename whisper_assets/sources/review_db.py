@@ -11,14 +11,19 @@ import hashlib
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from whisper_assets.audio.process import TARGET_RATE, write_pcm16
+from whisper_assets.sources.base import SourceBase
+from whisper_assets.sources.mirror import read_state, write_mirror, write_state
+from whisper_assets.sources.watch import ScanProgress
 
 TABLE = "s2s_training_data"
 SCHEMA = f"""
@@ -32,12 +37,28 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 )
 """
 BUSY_TIMEOUT_MS = 10_000
-MANIFEST = "manifest.jsonl"
-REJECTIONS = "_rejected.jsonl"
 
 
 class CorruptBlob(ValueError):
     """An audio blob that is not zlib-compressed 16-bit PCM."""
+
+
+class ReviewDbSource(SourceBase):
+    """Reviewed rows of a review database (SQLite, table s2s_training_data), mirrored into a folder."""
+
+    path_fields: ClassVar[tuple[str, ...]] = ("path",)
+
+    kind: Literal["review_db"] = "review_db"
+    path: str = Field(description="The SQLite file the review app writes.")
+
+    def mirror(self, folder: Path) -> dict:
+        return asdict(export_reviewed(Path(self.path), folder, self.language))
+
+    def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
+        return fingerprint(Path(self.path)) if Path(self.path).exists() else "missing"
+
+    def mark_trained(self, item_ids: Sequence[str]) -> int | None:
+        return mark_trained(Path(self.path), [int(i) for i in item_ids])
 
 
 @contextmanager
@@ -109,8 +130,7 @@ def export_reviewed(path: Path, out_dir: Path, language: str) -> ExportStats:
     longer reviewed) are removed from the mirror. The database itself is only read.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    state_path = out_dir / "_state.json"
-    state: dict[str, str] = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state: dict[str, str] = read_state(out_dir)
     with connect(path, readonly=True) as con:
         meta = con.execute(
             f"SELECT id, transcript, length(audio_blob), timestamp FROM {TABLE} WHERE is_reviewed = 1 ORDER BY id"
@@ -144,9 +164,8 @@ def export_reviewed(path: Path, out_dir: Path, language: str) -> ExportStats:
     for name in set(state) - set(new_state):
         (out_dir / name).unlink(missing_ok=True)
         removed += 1
-    _write_lines(out_dir / MANIFEST, manifest)
-    _write_lines(out_dir / REJECTIONS, rejections)
-    state_path.write_text(json.dumps(new_state))
+    write_mirror(out_dir, manifest, rejections)
+    write_state(out_dir, new_state)
     return ExportStats(exported=len(manifest), written=written, removed=removed, rejected=len(rejections))
 
 
@@ -170,9 +189,3 @@ def mark_trained(path: Path, row_ids: Iterable[int]) -> int:
             con.execute("ROLLBACK")
             raise
     return changed
-
-
-def _write_lines(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)

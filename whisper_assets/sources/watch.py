@@ -10,13 +10,21 @@ import hashlib
 import os
 import time
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from whisper_assets.sources.folder import walk_files
-
 _MODULUS = 1 << 128
 _PAGE = 2000
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every regular file under root in a stable order, skipping hidden files and folders."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
 
 
 @dataclass

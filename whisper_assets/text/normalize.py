@@ -9,7 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from whisper_assets.settings import NumberPolicy, Script, TranscriptPolicy
+from whisper_assets.text.policy import NumberPolicy, Script, TranscriptPolicy
 from whisper_assets.text.transliterate import cyrillic_to_latin, has_cyrillic, latin_to_cyrillic
 
 _ANNOTATION = re.compile(r"\[[^\[\]]*\]|\([^()]*\)|<[^<>]*>|\{[^{}]*\}")

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from transformers import WhisperProcessor
 
+from whisper_assets.asr.audio import PACK_GAP_SECONDS, SAMPLE_RATE, load_audio
+
 log = logging.getLogger(__name__)
-_PACK_GAP_SECONDS = 0.3
 _FEATURE_CACHE_VERSION = 1
 
 
@@ -31,14 +31,6 @@ class Sample:
     text: str
     language: str
     duration: float
-
-
-def read_manifest(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def manifest_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def to_samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list[Sample]:
@@ -68,7 +60,7 @@ def to_samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list
     for group in groups.values():
         current: list[dict] = []
         for item in sorted(group, key=lambda i: i["id"]):
-            length = sum(i["duration"] for i in current) + _PACK_GAP_SECONDS * len(current) + item["duration"]
+            length = sum(i["duration"] for i in current) + PACK_GAP_SECONDS * len(current) + item["duration"]
             if current and length > window_seconds:
                 samples.append(_packed(current))
                 current = []
@@ -78,7 +70,7 @@ def to_samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list
 
 
 def _packed(items: list[dict]) -> Sample:
-    duration = sum(i["duration"] for i in items) + _PACK_GAP_SECONDS * (len(items) - 1)
+    duration = sum(i["duration"] for i in items) + PACK_GAP_SECONDS * (len(items) - 1)
     return Sample(
         tuple(i["id"] for i in items),
         tuple(i["audio"] for i in items),
@@ -86,18 +78,6 @@ def _packed(items: list[dict]) -> Sample:
         items[0]["language"],
         duration,
     )
-
-
-def load_audio(paths: Sequence[str]) -> np.ndarray:
-    """Read processed 16 kHz mono files, joined by short pauses when packed."""
-    gap = np.zeros(int(_PACK_GAP_SECONDS * 16_000), dtype=np.float32)
-    parts = []
-    for k, path in enumerate(paths):
-        audio, rate = sf.read(path, dtype="float32")
-        if rate != 16_000:
-            raise ValueError(f"{path} is {rate} Hz; training reads processed 16 kHz audio")
-        parts.extend([gap, audio] if k else [audio])
-    return np.concatenate(parts)
 
 
 def label_ids(
@@ -162,7 +142,7 @@ class FeatureCache:
     def compute(self, sample: Sample, language: str | None) -> tuple[np.ndarray, np.ndarray]:
         audio = load_audio(sample.audio)
         features = self.processor.feature_extractor(
-            audio, sampling_rate=16_000, return_tensors="np"
+            audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
         ).input_features[0]
         labels = label_ids(self.processor, sample.text, language, self.task, self.multilingual)
         return features.astype(np.float32), np.asarray(labels, dtype=np.int64)

@@ -8,6 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from whisper_assets.curation.manifests import ManifestRef
+from whisper_assets.files import write_json_atomic
 from whisper_assets.training.options import TrainingOptions
 
 _LIBRARIES = (
@@ -49,15 +51,15 @@ def library_versions() -> dict[str, str]:
 
 
 def write_run_manifest(
-    path: Path, options: TrainingOptions, manifests: dict[str, tuple[Path, str]], **facts
+    path: Path, options: TrainingOptions, manifests: dict[str, ManifestRef], **facts
 ) -> dict:
     """`run_manifest.json`: split manifest digests, hyperparameters, git commit, library versions, results."""
     payload = {
-        "manifests": {name: {"path": str(p), "sha256": digest} for name, (p, digest) in manifests.items()},
+        "manifests": {name: {"path": str(ref.path), "sha256": ref.sha256} for name, ref in manifests.items()},
         "hyperparameters": options.model_dump(mode="json"),
         "git_commit": git_commit(Path(__file__).parent),
         "libraries": library_versions(),
         **facts,
     }
-    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(path, payload, indent=2)
     return payload

@@ -22,8 +22,15 @@ import numpy as np
 import torch
 from transformers import get_scheduler
 
-from whisper_assets.evaluation.metrics import aggregate, score_utterance
-from whisper_assets.evaluation.transcribe import is_multilingual, transcribe
+from whisper_assets.asr.metrics import aggregate, score_utterance
+from whisper_assets.asr.model import (
+    configure_language,
+    is_multilingual,
+    load_base,
+    resolve_device,
+    resolve_precision,
+)
+from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.training.checkpoints import Checkpoints
 from whisper_assets.training.data import (
     FeatureCache,
@@ -32,15 +39,7 @@ from whisper_assets.training.data import (
     collate,
     to_samples,
 )
-from whisper_assets.training.model import (
-    apply_method,
-    configure_language,
-    load_base,
-    resolve_device,
-    resolve_precision,
-    save_model,
-    trim_encoder_window,
-)
+from whisper_assets.training.model import apply_method, save_model, trim_encoder_window
 from whisper_assets.training.options import TrainingOptions
 
 log = logging.getLogger(__name__)

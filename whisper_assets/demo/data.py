@@ -19,8 +19,8 @@ import soxr
 import yaml
 
 from whisper_assets.audio.encode import write_audio
+from whisper_assets.demo.tiny_whisper import build_tiny_whisper
 from whisper_assets.sources import review_db
-from whisper_assets.training.model import build_tiny_whisper
 
 EN_SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

@@ -6,18 +6,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
-from transformers import WhisperForConditionalGeneration, WhisperProcessor
+from transformers import WhisperProcessor
 
-from whisper_assets.training.data import load_audio
-
-
-def unwrap(model) -> WhisperForConditionalGeneration:
-    """The Whisper model under a peft wrapper (adapters are injected in place, so they stay active)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def is_multilingual(model) -> bool:
-    return bool(getattr(unwrap(model).generation_config, "is_multilingual", False))
+from whisper_assets.asr.audio import SAMPLE_RATE, load_audio
+from whisper_assets.asr.model import is_multilingual, unwrap
 
 
 @torch.inference_mode()
@@ -47,7 +39,7 @@ def transcribe(
             chunk = indices[start : start + batch_size]
             audio = [load_audio((items[i]["audio"],)) for i in chunk]
             features = processor.feature_extractor(
-                audio, sampling_rate=16_000, return_tensors="pt"
+                audio, sampling_rate=SAMPLE_RATE, return_tensors="pt"
             ).input_features
             kwargs = {"language": lang, "task": task} if multilingual else {}
             tokens = whisper.generate(features.to(device, dtype), max_new_tokens=max_new_tokens, **kwargs)

@@ -1,8 +1,4 @@
-"""Experiment tracking on MLflow: runs with params, metrics, dataset inputs, a registered model and a champion.
-
-The default store is embedded (SQLite plus local artifacts under the data root), so nothing has to be started;
-a team points `tracking_uri` at its MLflow server instead.
-"""
+"""The MLflow client the platform uses: runs, params, metrics, dataset inputs, registry and champion alias."""
 
 from __future__ import annotations
 
@@ -14,16 +10,26 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 
-CHAMPION = "champion"
+from whisper_assets.curation.manifests import ManifestRef
+from whisper_assets.tracking import CHAMPION, MlflowSettings
+
 _BATCH = 900  # MLflow accepts at most 1000 entities per log_batch
-
-
-def default_tracking_uri(data_root: Path) -> str:
-    return f"sqlite:///{(data_root / 'mlflow' / 'mlflow.db').resolve()}"
 
 
 class Tracker:
     """A thin, explicit wrapper around MlflowClient (no global mlflow state, safe in Dagster workers)."""
+
+    @classmethod
+    def from_settings(
+        cls, settings: MlflowSettings, mlflow_root: Path, tracking_uri: str | None = None
+    ) -> Tracker:
+        """The tracker for these settings: an explicit URI wins, then the settings', then the embedded store."""
+        return cls(
+            tracking_uri or settings.resolved_uri(mlflow_root),
+            settings.experiment,
+            settings.registered_model,
+            artifact_root=mlflow_root / "artifacts",
+        )
 
     def __init__(
         self, tracking_uri: str, experiment: str, registered_model: str, artifact_root: Path | None = None
@@ -54,14 +60,14 @@ class Tracker:
         for start in range(0, len(entries), _BATCH):
             self.client.log_batch(run_id, metrics=entries[start : start + _BATCH])
 
-    def log_datasets(self, run_id: str, manifests: Mapping[str, tuple[Path, str]]) -> None:
+    def log_datasets(self, run_id: str, manifests: Mapping[str, ManifestRef]) -> None:
         """Record each split manifest (path and sha256 digest) as a dataset input of the run."""
         inputs = [
             DatasetInput(
-                Dataset(name=name, digest=digest[:36], source_type="local", source=str(path)),
+                Dataset(name=name, digest=ref.sha256[:36], source_type="local", source=str(ref.path)),
                 tags=[InputTag("mlflow.data.context", name)],
             )
-            for name, (path, digest) in manifests.items()
+            for name, ref in manifests.items()
         ]
         self.client.log_inputs(run_id, datasets=inputs)
 

@@ -1,0 +1,66 @@
+"""Where everything lives under the data root: one place for every folder the platform reads or writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The folders under one data root (uploads, mirrors, processed audio, tables, manifests, models, logs)."""
+
+    data_root: Path
+
+    @property
+    def uploads_root(self) -> Path:
+        return self.data_root / "uploads"
+
+    @property
+    def duplicates_root(self) -> Path:
+        return self.uploads_root / "duplicates"
+
+    @property
+    def mirrors_root(self) -> Path:
+        """Non-folder sources are mirrored into a folder each under here."""
+        return self.data_root / "data"
+
+    @property
+    def processed_root(self) -> Path:
+        return self.data_root / "data" / "processed"
+
+    @property
+    def cache_root(self) -> Path:
+        return self.data_root / "data" / "cache"
+
+    @property
+    def features_root(self) -> Path:
+        return self.data_root / "data" / "features"
+
+    @property
+    def tables_root(self) -> Path:
+        return self.data_root / "tables"
+
+    @property
+    def manifests_root(self) -> Path:
+        return self.data_root / "manifests"
+
+    @property
+    def models_root(self) -> Path:
+        return self.data_root / "models"
+
+    @property
+    def logs_root(self) -> Path:
+        return self.data_root / "logs"
+
+    @property
+    def mlflow_root(self) -> Path:
+        return self.data_root / "mlflow"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_root / "catalog.duckdb"
+
+    @property
+    def licenses_path(self) -> Path:
+        return self.data_root / "DATA_LICENSES.md"

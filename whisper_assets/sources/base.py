@@ -1,0 +1,84 @@
+"""What every dataset source has, and the contract each source kind implements.
+
+A kind is one module in this package defining a subclass of `SourceBase` with a `kind` literal; the registry
+finds it there. The subclass owns its settings (its fields), the folder the inventory reads, how that folder
+is mirrored from the origin, how the upload sensor notices a change, and whether a schedule syncs it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from whisper_assets.audio.policy import AudioPolicy
+from whisper_assets.layout import DataLayout
+from whisper_assets.policy import Policy
+from whisper_assets.sources.watch import ScanProgress, fingerprint_tree
+from whisper_assets.text.policy import TranscriptPolicy
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+HTTP_URL = re.compile(r"^https?://[^/\s]+")
+
+
+class SourceBase(Policy):
+    """A dataset source: a slug name (its partition key), labels, provenance and processing policies."""
+
+    is_default: ClassVar[bool] = False  # the kind of entries that name none (and of discovered folders)
+    remote: ClassVar[bool] = False  # synced by the `sync_remote_sources` schedule rather than the sensor
+    path_fields: ClassVar[tuple[str, ...]] = ()  # fields holding paths relative to the settings file
+
+    kind: str
+    name: str
+    language: str = "en"
+    split_by: Literal["speaker", "content"] = Field(
+        "speaker",
+        description="Group key for splits when speakers are known: speaker-disjoint, or per content.",
+    )
+    license: str = "unknown"
+    provenance: str = ""
+    transcripts: TranscriptPolicy = TranscriptPolicy()
+    audio: AudioPolicy = AudioPolicy()
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, name: str) -> str:
+        if not SLUG_PATTERN.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a slug: use lowercase letters, digits, '-' or '_' (no commas or pipes, "
+                "which break partition backfills), at most 63 characters"
+            )
+        return name
+
+    @field_validator("language")
+    @classmethod
+    def _language_code(cls, language: str) -> str:
+        if not re.fullmatch(r"[a-z]{2,3}", language):
+            raise ValueError(f"{language!r} is not a language code: use a Whisper code such as 'en' or 'hr'")
+        return language
+
+    def folder(self, layout: DataLayout) -> Path:
+        """The folder the inventory reads (for mirrored kinds, the mirror)."""
+        return layout.mirrors_root / "sources" / self.name
+
+    def mirror(self, folder: Path) -> dict:
+        """Bring the folder up to date with the origin; return what was done (shown in the UI)."""
+        return {}
+
+    def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
+        """A cheap value that changes when the content changes (None: the scan ran out of time, resume later)."""
+        return fingerprint_tree(folder, progress, deadline)
+
+    def mark_trained(self, item_ids: Sequence[str]) -> int | None:
+        """Tell the origin these items were trained on; None when the kind has nowhere to record it."""
+        return None
+
+
+def check_http_url(url: str) -> str:
+    """An http(s) URL with a host; nothing that starts with '-' (it would read as a command-line option)."""
+    if not HTTP_URL.match(url.strip()):
+        raise ValueError(f"{url!r} is not an http(s) URL (and must not start with '-')")
+    return url

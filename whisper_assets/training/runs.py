@@ -1,0 +1,129 @@
+"""A training run from split manifests to a registered model: folder, MLflow run, resume, run manifest.
+
+The run folder is named by a hash of the options and the manifests' digests, so materializing the same run
+again resumes it from its newest complete checkpoint, or (when finished) re-publishes it without training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from whisper_assets.asr.run_folder import RunFolder
+from whisper_assets.curation.manifests import ManifestRef, read_manifest
+from whisper_assets.tracking.tracker import Tracker
+from whisper_assets.training.options import TrainingOptions
+from whisper_assets.training.run_manifest import git_commit, run_name, write_run_manifest
+from whisper_assets.training.trainer import TrainResult, train
+
+_LOGGED_EVERY = ("loss", "lr", "grad_norm", "wer", "gpu_memory_mb", "gpu_utilization")
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    folder: RunFolder
+    mlflow_run_id: str
+    model_version: str
+    result: TrainResult
+    manifests: dict[str, ManifestRef]
+    log_path: Path
+
+    @property
+    def audio_seconds_per_second(self) -> float:
+        return self.result.audio_seconds / self.result.train_seconds if self.result.train_seconds else 0.0
+
+
+def progress_line(record: dict, max_steps: int) -> str | None:
+    """The human line for a training or validation record ("train step 3/40: loss 2.1"), read for ETAs."""
+    if record["stage"] not in ("train", "eval"):
+        return None
+    shown = ", ".join(f"{k} {record[k]:.4g}" for k in ("loss", "wer") if k in record)
+    return f"{record['stage']} step {record['step']}/{max_steps}: {shown}"
+
+
+def train_run(
+    options: TrainingOptions,
+    published: dict[str, ManifestRef],
+    models_root: Path,
+    features_root: Path,
+    logs_root: Path,
+    tracker: Tracker,
+    tags: Mapping[str, str],
+    progress: Callable[[str], None] = lambda _line: None,
+) -> TrainedRun:
+    """Train (or resume, or re-publish) the run these options and manifests define; register its model."""
+    name = run_name(options, {split: ref.sha256 for split, ref in published.items()})
+    folder = RunFolder.of(models_root, name)
+    manifests = folder.snapshot_manifests(published)
+    run_id = _mlflow_run(folder, tracker, options, manifests, tags)
+
+    def on_record(record: dict) -> None:
+        metrics = {k: record[k] for k in _LOGGED_EVERY if k in record}
+        if metrics and "step" in record:
+            tracker.log_metrics(run_id, metrics, step=record["step"])
+        if line := progress_line(record, options.max_steps):
+            progress(line)
+
+    log_path = logs_root / "training" / f"{name}.log"
+    try:
+        result = train(
+            options,
+            read_manifest(manifests["train"].path),
+            read_manifest(manifests["validation"].path),
+            folder.root,
+            features_root,
+            log_path,
+            on_record,
+        )
+    except Exception:
+        tracker.finish(run_id, ok=False)
+        raise
+    write_run_manifest(
+        folder.run_manifest_path,
+        options,
+        manifests,
+        run=name,
+        mlflow_run_id=run_id,
+        steps=result.steps,
+        best_wer=result.best_wer,
+        best_step=result.best_step,
+        precision=result.precision,
+        device=result.device,
+        samples=result.samples,
+        feature_cache=result.cache,
+    )
+    version = _register_once(folder, tracker, run_id, result)
+    return TrainedRun(folder, run_id, version, result, manifests, log_path)
+
+
+def _mlflow_run(
+    folder: RunFolder,
+    tracker: Tracker,
+    options: TrainingOptions,
+    manifests: dict[str, ManifestRef],
+    tags: Mapping[str, str],
+) -> str:
+    """The run's MLflow run: started once, then reused by every resume."""
+    if run_id := folder.mlflow_run_id():
+        return run_id
+    run_id = tracker.start_run(folder.name, {**tags, "git_commit": str(git_commit())})
+    folder.root.mkdir(parents=True, exist_ok=True)
+    folder.mlflow_run_id_path.write_text(run_id)
+    tracker.log_params(run_id, options.model_dump(mode="json"))
+    tracker.log_datasets(run_id, manifests)
+    return run_id
+
+
+def _register_once(folder: RunFolder, tracker: Tracker, run_id: str, result: TrainResult) -> str:
+    """Log the model and register a version, unless a finished run already did."""
+    if version := folder.model_version():
+        return version
+    source = tracker.log_artifacts(run_id, result.model_dir, "model")
+    tracker.log_file(run_id, folder.run_manifest_path)
+    tracker.log_metrics(
+        run_id, {"train_seconds": result.train_seconds, "audio_seconds": result.audio_seconds}
+    )
+    version = tracker.register(run_id, source)
+    folder.model_version_path.write_text(version)
+    return version
