@@ -8,12 +8,14 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.inventory import mark_trained
+from whisper_assets.curation.manifests import write_manifest
 from whisper_assets.demo.data import speech_like
 from whisper_assets.sources import review_db
 from whisper_assets.sources.mirror import REJECTIONS
 from whisper_assets.tables import read_rows, table_path
-from whisper_assets_tests.helpers import materialize_source, run_alongside, tick
+from whisper_assets_tests.helpers import materialize_source, run_alongside, run_job, tick
 
 
 def add_row(db, text, reviewed=1, blob=None):
@@ -163,3 +165,36 @@ def test_the_sensor_runs_a_review_db_source_when_reviewed_rows_change(db, make_s
         add_row(db, "second")
         changed = tick(config, "new_uploads", instance, still.cursor)
         assert [r.partition_key for r in changed.run_requests] == ["reviews"]
+
+
+def test_the_write_back_asset_marks_the_latest_runs_training_rows(db, make_settings, tmp_path):
+    trained, held_out = add_row(db, "u treningu"), add_row(db, "u testu")
+    settings = make_settings(sources=[{"name": "reviews", "kind": "review_db", "path": str(db)}])
+    run = RunFolder.of(settings.layout.models_root, "run-abc")
+    write_manifest(
+        run.manifest("train"), [manifest_row(f"reviews-{trained}"), manifest_row("other-1", "other")]
+    )
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("whisper_model", metadata={"run": run.name})
+        )
+        result = run_job(
+            tmp_path / "whisper_assets.yaml", "train_and_evaluate", instance, assets=["trained_items_marked"]
+        )
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["marked_trained"].value == {"reviews": 1}
+    with review_db.connect(db, readonly=True) as con:
+        flags = dict(con.execute(f"SELECT id, is_trained FROM {review_db.TABLE}").fetchall())
+    assert flags == {trained: 1, held_out: 0}
+
+
+def manifest_row(item_id: str, source: str = "reviews") -> dict:
+    return {
+        "id": item_id,
+        "audio": "x.wav",
+        "transcript": "x",
+        "duration": 1.0,
+        "language": "hr",
+        "speaker": None,
+        "source": source,
+    }
