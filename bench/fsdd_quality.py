@@ -18,10 +18,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from whisper_assets.defs.curation import catalog, splits
-from whisper_assets.defs.ingest import ingest_assets
-from whisper_assets.defs.resources import PlatformSettings
-from whisper_assets.defs.training import MlflowTracking, eval_metrics, exported_model, whisper_model
+from whisper_assets.definitions import build_definitions
 
 OUT = Path(__file__).parent / "out" / "fsdd"
 
@@ -69,22 +66,19 @@ def main() -> None:
     }
     config = OUT / "whisper_assets.yaml"
     config.write_text(yaml.safe_dump(settings))
-    resources = {"platform": PlatformSettings(config_path=str(config)), "mlflow": MlflowTracking()}
+    defs = build_definitions(str(config))
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    graph = [*ingest_assets, splits, whisper_model, eval_metrics, exported_model, catalog]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("dataset_sources", ["fsdd"])
-        dg.materialize(
-            ingest_assets, partition_key="fsdd", instance=instance, resources=resources, run_config=quiet
+        defs.resolve_job_def("ingest_source").execute_in_process(
+            partition_key="fsdd", instance=instance, run_config=quiet
         )
-        dg.materialize(graph, selection=[splits], instance=instance, resources=resources, run_config=quiet)
+        defs.resolve_job_def("publish_splits").execute_in_process(instance=instance, run_config=quiet)
         started = time.perf_counter()
-        result = dg.materialize(
-            graph,
-            selection=[whisper_model, eval_metrics],
+        result = defs.resolve_job_def("train_and_evaluate").execute_in_process(
             instance=instance,
-            resources=resources,
             run_config=quiet,
+            asset_selection=[dg.AssetKey("whisper_model"), dg.AssetKey("eval_metrics")],
         )
         elapsed = time.perf_counter() - started
     events = {

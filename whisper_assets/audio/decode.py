@@ -110,7 +110,8 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         with sf.SoundFile(str(path)) as handle:
             if handle.subtype == "PCM_16":  # libsndfile converts int16 to float ~10x slower than numpy does
-                samples = handle.read(dtype="int16", always_2d=True).astype(np.float32) / 32768.0
+                pcm = handle.read(dtype="int16", always_2d=True)
+                samples = np.multiply(pcm, np.float32(1 / 32768), dtype=np.float32)
             else:
                 samples = handle.read(dtype="float32", always_2d=True)
             rate = handle.samplerate

@@ -38,7 +38,7 @@ STATUS_OK = "ok"
 STATUS_TOO_SHORT = "too_short"
 STATUS_NEEDS_SEGMENTATION = "needs_segmentation"
 STATUS_FAILED = "failed"
-_PROCESSING_VERSION = 1  # bump when the processing code changes its output for the same parameters
+_PROCESSING_VERSION = 2  # bump when the processing code changes its output for the same parameters
 
 
 @dataclass(frozen=True)
