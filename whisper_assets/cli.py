@@ -39,9 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         help="access token; required when --host is not a loopback address",
     )
     review.add_argument("--dagster", default="http://127.0.0.1:3000/graphql", help="Dagster GraphQL endpoint")
+    review.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="another Host name the app answers to (a DNS name people use to reach it); repeatable",
+    )
+    review.add_argument("--max-audio-seconds", type=float, default=600.0, help="longer blobs are rejected")
     args = parser.parse_args(argv)
     if args.command == "review":
-        return run_review_app(args.db, args.host, args.port, args.token, args.dagster)
+        return run_review_app(args)
     if args.command == "demo":
         return run_demo(args.root)
     if args.command == "create-review-db":
@@ -184,26 +191,45 @@ def print_model_summary(result) -> None:
     print(f"MLflow run: {meta['mlflow_run']}  (start the UI with `make mlflow-ui`)")
 
 
-def run_review_app(db: Path, host: str, port: int, token: str | None, dagster: str) -> int:
-    import ipaddress
-
+def run_review_app(args: argparse.Namespace) -> int:
     import uvicorn
 
     from whisper_assets.review_app.app import create_app
 
-    loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    if not loopback and not token:
+    host = args.host.strip()
+    if not host:
+        print("--host is empty: give an address to bind (127.0.0.1 by default)", file=sys.stderr)
+        return 2
+    if not is_loopback(host) and not args.token:
         print(
             f"binding to {host} exposes the app beyond this machine: pass --token (or set "
-            "WHISPER_ASSETS_REVIEW_TOKEN) and open the page with ?token=...",
+            "WHISPER_ASSETS_REVIEW_TOKEN) and open the page once with ?token=...",
             file=sys.stderr,
         )
         return 2
-    print(f"review app on http://{host}:{port}/" + (f"?token={token}" if token else ""))
-    uvicorn.run(
-        create_app(db, access_token=token, dagster_graphql=dagster), host=host, port=port, log_level="warning"
+    print(f"review app on http://{host}:{args.port}/" + (f"?token={args.token}" if args.token else ""))
+    app = create_app(
+        args.db,
+        access_token=args.token,
+        dagster_graphql=args.dagster,
+        bound_host=host,
+        allowed_hosts=args.allowed_host,
+        max_audio_seconds=args.max_audio_seconds,
     )
+    uvicorn.run(app, host=host, port=args.port, log_level="warning")
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.1, ::1, localhost; any other name counts as reaching beyond this machine."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def run_query(sql: str, config: str | None) -> int:

@@ -8,14 +8,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from whisper_assets.sources.media_sites import (
-    MalformedSubtitles,
-    UnsafeMediaUrl,
-    check_url,
-    group_cues,
-    parse_vtt,
-    sync_urls,
-)
+from whisper_assets.sources.guard import UnsafeUrl, address_policy, check_url
+from whisper_assets.sources.media_sites import MalformedSubtitles, group_cues, parse_vtt, sync_urls
+
+LAN = address_policy(allow_private=True)  # the test site is on 127.0.0.1
 
 VTT = """WEBVTT
 
@@ -71,13 +67,13 @@ def test_vtt_parsing_and_grouping():
 
 @pytest.mark.parametrize("url", ["--exec=rm -rf ~", "-o/etc/passwd", "file:///etc/passwd", "ftp://x/y"])
 def test_unsafe_urls_are_refused(url):
-    with pytest.raises(UnsafeMediaUrl):
+    with pytest.raises(UnsafeUrl):
         check_url(url)
 
 
 def test_yt_dlp_downloads_audio_and_subtitles_and_cuts_utterances(site, tmp_path):
     folder = tmp_path / "source"
-    stats = sync_urls([f"{site}/talk.html", f"{site}/broken.html", "-o bad"], folder, "en", False)
+    stats = sync_urls([f"{site}/talk.html", f"{site}/broken.html", "-o bad"], folder, "en", False, LAN)
     rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
     assert stats == {"utterances": 1, "rejected": 2}  # three cues within 30 s: one utterance
     assert rows[0]["transcript"] == "first line of the talk second line of the talk third line"
@@ -101,7 +97,13 @@ def test_media_site_source_flows_through_the_ingest_assets_and_the_schedule(site
     from whisper_assets.tables import read_rows, table_path
     from whisper_assets_tests.helpers import materialize_source, tick
 
-    settings = make_settings(sources=[{"name": "talks", "kind": "youtube", "urls": [f"{site}/talk.html"]}])
+    source = {
+        "name": "talks",
+        "kind": "youtube",
+        "urls": [f"{site}/talk.html"],
+        "allow_private_addresses": True,
+    }
+    settings = make_settings(sources=[source])
     config = tmp_path / "whisper_assets.yaml"
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(source_partitions.name, ["talks"])

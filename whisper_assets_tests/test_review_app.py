@@ -4,6 +4,7 @@ import io
 import json
 import re
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -12,9 +13,11 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from whisper_assets.demo.data import speech_like
-from whisper_assets.review_app.app import create_app
+from whisper_assets.review_app.app import SESSION_COOKIE, create_app
 from whisper_assets.sources import review_db
 from whisper_assets_tests.helpers import run_alongside
+
+LOCAL = "http://127.0.0.1:8080"  # the Host the app answers to by default
 
 
 def add_row(db, text, reviewed=0, blob=None):
@@ -37,7 +40,7 @@ def app_db(tmp_path):
 @pytest.fixture
 def client(app_db):
     app = create_app(app_db[0], dagster_graphql="http://127.0.0.1:9/graphql")
-    with TestClient(app) as test_client:
+    with TestClient(app, base_url=LOCAL) as test_client:
         page = test_client.get("/").text
         token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
         test_client.headers.update({"X-CSRF-Token": token, "X-Reviewer": "ana"})
@@ -141,10 +144,20 @@ def test_script_in_a_transcript_is_data_and_the_page_renders_text_only(client, a
 
 
 def test_an_access_token_guards_everything_when_set(app_db):
-    with TestClient(create_app(app_db[0], access_token="s3cret")) as guarded:
+    with TestClient(create_app(app_db[0], access_token="s3cret"), base_url=LOCAL) as guarded:
         assert guarded.get("/api/stats").status_code == 401
+        assert guarded.get("/static/app.js").status_code == 401
+        assert guarded.get("/", params={"token": "wrong"}).status_code == 401
         assert guarded.get("/api/stats", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        assert guarded.get("/", params={"token": "s3cret"}).status_code == 200
+        first = guarded.get("/", params={"token": "s3cret", "entry": "3"}, follow_redirects=False)
+        assert (
+            first.status_code == 303 and first.headers["location"] == "/?entry=3"
+        )  # the token leaves the URL
+        cookie = first.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "s3cret" not in cookie
+        guarded.cookies.set(SESSION_COOKIE, first.cookies[SESSION_COOKIE])
+        assert guarded.get("/static/app.js").status_code == 200  # the page's own files load with the session
+        assert guarded.get("/api/stats").status_code == 200
 
 
 class FakeDagster(BaseHTTPRequestHandler):
@@ -206,7 +219,7 @@ def test_training_starts_once_through_dagster_graphql(app_db):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         app = create_app(app_db[0], dagster_graphql=f"http://127.0.0.1:{server.server_address[1]}/graphql")
-        with TestClient(app) as api:
+        with TestClient(app, base_url=LOCAL) as api:
             token = re.search(r'name="csrf-token" content="([^"]+)"', api.get("/").text).group(1)
             api.headers["X-CSRF-Token"] = token
             request = {
@@ -264,3 +277,109 @@ def test_ingest_reads_while_the_app_writes(app_db, tmp_path):
     reviewed = review_db.export_reviewed(db, tmp_path / "mirror", "en").exported
     assert reviewed == 6  # all six edited and reviewed
     assert {store.get(i)["transcript"] for i in ids[:6]} == {"round 39"}
+
+
+def test_only_the_bound_host_names_are_served_and_writes_need_our_origin(client, app_db):
+    _, ids = app_db
+    assert client.get("/", headers={"Host": "attacker.example:18100"}).status_code == 421  # DNS rebinding
+    for host in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "LOCALHOST."):
+        assert client.get("/api/stats", headers={"Host": host}).status_code == 200
+    entry = client.get(f"/api/entries/{ids[0]}").json()
+    edit = {"version": entry["version"], "transcript": "from another site"}
+    foreign = client.put(
+        f"/api/entries/{ids[0]}", json=edit, headers={"Origin": "http://attacker.example:18100"}
+    )
+    assert foreign.status_code == 403
+    assert client.put(f"/api/entries/{ids[0]}", json=edit, headers={"Origin": "null"}).status_code == 403
+    assert client.put(f"/api/entries/{ids[0]}", json=edit, headers={"Origin": LOCAL}).status_code == 200
+
+
+def test_configured_names_and_wildcard_binding(app_db):
+    named = create_app(app_db[0], bound_host="0.0.0.0", allowed_hosts=["review.lan"], access_token="t")
+    with TestClient(named, base_url="http://review.lan") as api:
+        assert api.get("/api/stats", headers={"Authorization": "Bearer t"}).status_code == 200
+        assert (
+            api.get("/api/stats", headers={"Host": "evil.example", "Authorization": "Bearer t"}).status_code
+            == 421
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "unknown"),
+    [
+        ("/api/entries/{id}", 404),
+        ("/api/entries/{id}/audio", 404),
+        ("/api/entries/{id}/peaks", 404),
+        ("/api/entries/{id}/history", 200),  # history outlives entries: an unknown id has none
+    ],
+)
+def test_ids_beyond_sqlite_integers_are_refused_by_the_schema(client, path, unknown):
+    for big in (2**63, 99999999999999999999):
+        assert client.get(path.format(id=big)).status_code == 422
+    assert client.get(path.format(id=2**63 - 1)).status_code == unknown
+
+
+def test_huge_ids_and_pages_never_reach_sqlite(client):
+    assert client.delete(f"/api/entries/{2**63}").status_code == 422
+    assert client.post(f"/api/trash/{2**63}/restore").status_code == 422
+    assert client.get("/api/entries", params={"page": "999999999999999999999"}).status_code == 422
+
+
+def test_restoring_over_a_reused_id_is_a_conflict(client, app_db):
+    db, ids = app_db
+    assert client.delete(f"/api/entries/{ids[3]}").status_code == 200
+    with review_db.connect(db) as con:  # a new recording takes the freed id
+        con.execute(f"INSERT INTO {review_db.TABLE} (id, transcript) VALUES (?, 'newcomer')", (ids[3],))
+    conflict = client.post(f"/api/trash/{ids[3]}/restore")
+    assert conflict.status_code == 409 and "has its id now" in conflict.json()["detail"]
+    assert client.get(f"/api/entries/{ids[3]}").json()["transcript"] == "newcomer"
+
+
+def test_a_decompression_bomb_is_refused_without_inflating_it(client, app_db, monkeypatch):
+    db, _ = app_db
+    bomb = zlib.compress(bytes(100 * 2**20), 9)  # ~100 KB that inflates to 100 MB
+    assert len(bomb) < 150_000
+    bomb_id = add_row(db, "bomb", blob=bomb)
+    with pytest.raises(review_db.CorruptBlob, match="more than 600 s"):
+        review_db.decode_blob(bomb)
+    assert client.get(f"/api/entries/{bomb_id}/audio").status_code == 422
+    assert "more than 600 s" in client.get(f"/api/entries/{bomb_id}").json()["audio_error"]
+    assert review_db.decode_blob(bomb, max_seconds=3600).size == 50 * 2**20  # allowed when configured longer
+
+
+def test_seeking_does_not_decode_the_blob_again(client, app_db, monkeypatch):
+    _, ids = app_db
+    calls = []
+    real = review_db.decode_blob
+    monkeypatch.setattr(review_db, "decode_blob", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(3):
+        assert client.get(f"/api/entries/{ids[4]}/audio", headers={"Range": "bytes=0-99"}).status_code == 206
+    assert client.get(f"/api/entries/{ids[4]}/peaks").status_code == 200
+    assert len(calls) == 1
+
+
+def test_no_op_edits_are_not_recorded_and_unplayable_entries_cannot_be_approved(client, app_db):
+    _, ids = app_db
+    entry = client.get(f"/api/entries/{ids[0]}").json()
+    same = client.put(
+        f"/api/entries/{ids[0]}", json={"version": entry["version"], "transcript": entry["transcript"]}
+    )
+    assert same.status_code == 200 and client.get(f"/api/entries/{ids[0]}/history").json() == []
+    broken = client.get(f"/api/entries/{ids[-1]}").json()
+    refused = client.post(f"/api/entries/{ids[-1]}/review")
+    assert refused.status_code == 422 and "unplayable" in refused.json()["detail"]
+    approve = {"version": broken["version"], "is_reviewed": True}
+    assert client.put(f"/api/entries/{ids[-1]}", json=approve).status_code == 422
+    assert client.get(f"/api/entries/{ids[-1]}").json()["is_reviewed"] is False
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [("", "--host is empty"), ("review.example", "pass --token"), ("10.0.0.5", "pass --token")],
+)
+def test_review_command_explains_bad_hosts_without_a_traceback(tmp_path, capsys, host, message):
+    from whisper_assets.cli import main
+
+    assert main(["review", "--db", str(tmp_path / "r.db"), "--host", host]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 
 from whisper_assets.demo.data import speech_like
-from whisper_assets.review_app.app import create_app
+from whisper_assets.review_app.app import SESSION_COOKIE, create_app
 from whisper_assets.sources import review_db
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -22,8 +22,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def served(tmp_path):
+def serve(tmp_path, token: str | None = None):
     db = review_db.create_database(tmp_path / "review.db")
     with review_db.connect(db) as con:
         for text in ("the first recording to check", "<b>second</b> recording", "a third one"):
@@ -34,7 +33,8 @@ def served(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(db, access_token=token)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -42,6 +42,16 @@ def served(tmp_path):
     yield f"http://127.0.0.1:{port}", db
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path):
+    yield from serve(tmp_path)
+
+
+@pytest.fixture
+def served_shared(tmp_path):
+    yield from serve(tmp_path, token="shared-s3cret")
 
 
 @pytest.fixture
@@ -108,3 +118,28 @@ def test_play_edit_save_with_ctrl_enter_and_check_the_database(served, browser):
     SCREENSHOT.parent.mkdir(exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_a_token_shared_page_loads_styled_and_saves_through_its_session(served_shared, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, db = served_shared
+    browser.get(url + "/?token=shared-s3cret")
+    editor = browser.find_element(By.ID, "editor")
+    wait_for(lambda: editor.get_attribute("value") == "the first recording to check")
+    assert "token" not in browser.current_url  # dropped from the address (and so from history and referrers)
+    background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(246, 247, 249)"  # style.css loaded with the session cookie
+    cookie = browser.get_cookie(SESSION_COOKIE)
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "s3cret" not in cookie["value"]
+
+    editor.send_keys(Keys.CONTROL, "a")
+    editor.send_keys("edited over a shared link")
+    editor.send_keys(Keys.CONTROL, "s")
+
+    def saved():
+        with review_db.connect(db, readonly=True) as con:
+            return con.execute(f"SELECT transcript FROM {review_db.TABLE} WHERE id = 1").fetchone()[0]
+
+    wait_for(lambda: saved() == "edited over a shared link")

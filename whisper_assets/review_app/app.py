@@ -1,29 +1,57 @@
 """The review web app: an ASGI app (FastAPI) over the review database, with a static page and no CDN.
 
 Safety: transcripts are sent as JSON and rendered as text by the page; state-changing requests need the CSRF
-token the page was served with; audio is addressed by integer id only; SQL is parameterized; when the server is
-bound beyond loopback, every request needs the access token.
+token the page was served with, and a browser's Origin (when it sends one) must be the app's own; only the Host
+names the server answers to are served (DNS rebinding); audio is addressed by integer id only; SQL is
+parameterized; blobs inflate to a bounded length. When the server is bound beyond loopback, every request needs
+the access token: as a Bearer header, or `?token=` once, which becomes an HttpOnly, SameSite=Strict session
+cookie and is dropped from the address.
 """
 
 import io
 import math
 import secrets
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlencode, urlsplit
 
 import soundfile as sf
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from whisper_assets.audio.levels import peaks
 from whisper_assets.review_app.dagster_client import DagsterError, TrainingLauncher
-from whisper_assets.review_app.store import NotFound, ReviewStore, StaleVersion
-from whisper_assets.sources.review_db import CorruptBlob
+from whisper_assets.review_app.store import Conflict, NotFound, ReviewStore, StaleVersion
+from whisper_assets.sources.review_db import MAX_AUDIO_SECONDS, CorruptBlob
 
 STATIC = resources.files("whisper_assets.review_app") / "static"
+SESSION_COOKIE = "whisper_assets_session"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+WILDCARD_ADDRESSES = ("0.0.0.0", "::")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# SQLite integers are signed 64-bit: larger ids are unknown ids (404), not overflow errors.
+EntryId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]
+
+
+def host_name(host_header: str) -> str:
+    """The name in a Host header or URL netloc, without port or IPv6 brackets, lowercased."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
+
+
+def served_names(bound_host: str, allowed_hosts: Sequence[str]) -> frozenset[str] | None:
+    """The Host names to accept; None accepts any (bound to every interface with no names configured)."""
+    names = {host_name(h) for h in allowed_hosts}
+    if bound_host in WILDCARD_ADDRESSES:
+        return frozenset(names) if names else None
+    return frozenset({*LOOPBACK_NAMES, host_name(bound_host), *names})
 
 
 class EntryEdit(BaseModel):
@@ -39,20 +67,55 @@ class TrainRequest(BaseModel):
     max_epochs: float = Field(3.0, gt=0, le=100)
 
 
-def create_app(db_path: Path, access_token: str | None = None, dagster_graphql: str | None = None) -> FastAPI:
-    store = ReviewStore(db_path)
+def create_app(
+    db_path: Path,
+    access_token: str | None = None,
+    dagster_graphql: str | None = None,
+    bound_host: str = "127.0.0.1",
+    allowed_hosts: Sequence[str] = (),
+    max_audio_seconds: float = MAX_AUDIO_SECONDS,
+) -> FastAPI:
+    store = ReviewStore(db_path, max_audio_seconds)
     launcher = TrainingLauncher(dagster_graphql or "http://127.0.0.1:3000/graphql")
     csrf_token = secrets.token_urlsafe(24)
+    session = secrets.token_urlsafe(32)
+    names = served_names(bound_host, allowed_hosts)
     app = FastAPI(title="whisper-assets review", version="1")
+
+    def matches(given: str | None, expected: str) -> bool:
+        return bool(given) and secrets.compare_digest(given.encode(), expected.encode())
 
     @app.middleware("http")
     async def require_access_token(request: Request, call_next):
-        if access_token:
-            given = request.headers.get("authorization", "").removeprefix(
-                "Bearer "
-            ) or request.query_params.get("token")
-            if not given or not secrets.compare_digest(given, access_token):
-                return JSONResponse({"detail": "access token required"}, status_code=401)
+        """Bearer header or session cookie; `?token=` on a page load becomes the cookie (and leaves the URL)."""
+        if not access_token or matches(request.cookies.get(SESSION_COOKIE), session):
+            return await call_next(request)
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if matches(bearer, access_token):
+            return await call_next(request)
+        if matches(request.query_params.get("token"), access_token):
+            if request.method not in SAFE_METHODS:
+                return await call_next(request)
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", path="/")
+            return response
+        return JSONResponse({"detail": "access token required"}, status_code=401)
+
+    @app.middleware("http")
+    async def same_origin_only(request: Request, call_next):
+        """Only the Host names the server answers to (DNS rebinding), and no foreign Origin on a write."""
+        host = host_name(request.headers.get("host", ""))
+        if names is not None and host not in names:
+            return JSONResponse({"detail": f"unknown Host {host!r}: not served here"}, status_code=421)
+        origin = request.headers.get("origin")
+        if origin is not None and request.method not in SAFE_METHODS:
+            parts = urlsplit(origin)
+            if parts.netloc.lower() != request.headers.get("host", "").lower():
+                return JSONResponse(
+                    {"detail": f"cross-origin request from {origin!r} refused"}, status_code=403
+                )
         return await call_next(request)
 
     def csrf(x_csrf_token: Annotated[str | None, Header()] = None) -> None:
@@ -65,6 +128,10 @@ def create_app(db_path: Path, access_token: str | None = None, dagster_graphql: 
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound):
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, exc: Conflict):
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.exception_handler(StaleVersion)
     async def stale(_request: Request, exc: StaleVersion):
@@ -81,7 +148,7 @@ def create_app(db_path: Path, access_token: str | None = None, dagster_graphql: 
 
     @app.get("/api/entries")
     def list_entries(
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=2**31)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
         reviewed: bool | None = None,
         since: str | None = None,
@@ -101,16 +168,16 @@ def create_app(db_path: Path, access_token: str | None = None, dagster_graphql: 
         }
 
     @app.get("/api/entries/{entry_id}")
-    def get_entry(entry_id: int) -> dict:
+    def get_entry(entry_id: EntryId) -> dict:
         return store.details(entry_id)
 
     @app.get("/api/entries/{entry_id}/history")
-    def get_history(entry_id: int) -> list[dict]:
+    def get_history(entry_id: EntryId) -> list[dict]:
         return store.history(entry_id)
 
     @app.get("/api/entries/{entry_id}/audio")
     def get_audio(
-        entry_id: int, range_header: Annotated[str | None, Header(alias="range")] = None
+        entry_id: EntryId, range_header: Annotated[str | None, Header(alias="range")] = None
     ) -> Response:
         try:
             samples = store.audio(entry_id)
@@ -121,24 +188,35 @@ def create_app(db_path: Path, access_token: str | None = None, dagster_graphql: 
         return _ranged(buffer.getvalue(), range_header, "audio/wav")
 
     @app.get("/api/entries/{entry_id}/peaks")
-    def get_peaks(entry_id: int, buckets: Annotated[int, Query(ge=10, le=4000)] = 800) -> dict:
+    def get_peaks(entry_id: EntryId, buckets: Annotated[int, Query(ge=10, le=4000)] = 800) -> dict:
         try:
             samples = store.audio(entry_id)
         except CorruptBlob as exc:
             raise HTTPException(422, str(exc)) from exc
         return {"duration": samples.size / 16_000, "peaks": peaks(samples, buckets)}
 
+    def playable(entry_id: int) -> None:
+        try:
+            store.audio(entry_id)
+        except CorruptBlob as exc:
+            raise HTTPException(
+                422, f"entry {entry_id} cannot be approved: its audio is unplayable ({exc})"
+            ) from exc
+
     @app.put("/api/entries/{entry_id}", dependencies=[Depends(csrf)])
-    def put_entry(entry_id: int, edit: EntryEdit, reviewer: Annotated[str, Depends(who)]) -> dict:
+    def put_entry(entry_id: EntryId, edit: EntryEdit, reviewer: Annotated[str, Depends(who)]) -> dict:
+        if edit.is_reviewed:
+            playable(entry_id)
         return store.update(entry_id, edit.version, reviewer, edit.transcript, edit.is_reviewed)
 
     @app.post("/api/entries/{entry_id}/review", dependencies=[Depends(csrf)])
-    def review_entry(entry_id: int, reviewer: Annotated[str, Depends(who)]) -> dict:
+    def review_entry(entry_id: EntryId, reviewer: Annotated[str, Depends(who)]) -> dict:
         current = store.get(entry_id)
+        playable(entry_id)
         return store.update(entry_id, current["version"], reviewer, is_reviewed=True)
 
     @app.delete("/api/entries/{entry_id}", dependencies=[Depends(csrf)])
-    def delete_entry(entry_id: int, reviewer: Annotated[str, Depends(who)]) -> dict:
+    def delete_entry(entry_id: EntryId, reviewer: Annotated[str, Depends(who)]) -> dict:
         store.delete(entry_id, reviewer)
         return {"deleted": entry_id, "restore": f"/api/trash/{entry_id}/restore"}
 
@@ -147,7 +225,7 @@ def create_app(db_path: Path, access_token: str | None = None, dagster_graphql: 
         return store.trash()
 
     @app.post("/api/trash/{entry_id}/restore", dependencies=[Depends(csrf)])
-    def restore_entry(entry_id: int, reviewer: Annotated[str, Depends(who)]) -> dict:
+    def restore_entry(entry_id: EntryId, reviewer: Annotated[str, Depends(who)]) -> dict:
         return store.restore(entry_id, reviewer)
 
     @app.get("/api/stats")

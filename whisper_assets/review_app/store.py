@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,8 +36,15 @@ _SORTS = {"id": "id", "-id": "id DESC", "timestamp": "timestamp, id", "-timestam
 _COLUMNS = "id, transcript, is_reviewed, is_trained, timestamp, length(audio_blob)"
 
 
+_CACHED_AUDIO = 8  # decoded entries kept, so seeking and the waveform do not decode a blob again
+
+
 class NotFound(LookupError):
     pass
+
+
+class Conflict(Exception):
+    """The request cannot be carried out in the entry's current state; the message says what to do."""
 
 
 class StaleVersion(Exception):
@@ -71,8 +81,11 @@ def _fetch(con, columns: str, entry_id: int) -> tuple:
 
 
 class ReviewStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_audio_seconds: float = review_db.MAX_AUDIO_SECONDS):
         self.path = review_db.create_database(path)
+        self.max_audio_seconds = max_audio_seconds
+        self._audio: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._audio_lock = threading.Lock()
         with review_db.connect(self.path) as con:
             for statement in _EXTRA_SCHEMA:
                 con.execute(statement)
@@ -138,9 +151,20 @@ class ReviewStore:
             return {name: con.execute(sql, (entry_id,)).fetchone()[0] for name, sql in queries.items()}
 
     def audio(self, entry_id: int) -> np.ndarray:
+        """The entry's decoded samples, cached per audio version (blob length and timestamp)."""
         with review_db.connect(self.path, readonly=True) as con:
+            key = _fetch(con, "id, length(audio_blob), timestamp", entry_id)
+            with self._audio_lock:
+                if key in self._audio:
+                    self._audio.move_to_end(key)
+                    return self._audio[key]
             (blob,) = _fetch(con, "audio_blob", entry_id)
-        return review_db.decode_blob(blob)
+        samples = review_db.decode_blob(blob, self.max_audio_seconds)
+        with self._audio_lock:
+            self._audio[key] = samples
+            while len(self._audio) > _CACHED_AUDIO:
+                self._audio.popitem(last=False)
+        return samples
 
     def details(self, entry_id: int) -> dict:
         entry = self.get(entry_id)
@@ -169,6 +193,8 @@ class ReviewStore:
                 raise StaleVersion(before)
             after_text = before["transcript"] if transcript is None else transcript
             after_reviewed = before["is_reviewed"] if is_reviewed is None else is_reviewed
+            if (after_text, after_reviewed) == (before["transcript"], before["is_reviewed"]):
+                return before  # nothing changed: no write, no history entry
             con.execute(
                 f"UPDATE {review_db.TABLE} SET transcript = ?, is_reviewed = ? WHERE id = ?",
                 (after_text, int(after_reviewed), entry_id),
@@ -193,11 +219,18 @@ class ReviewStore:
 
     def restore(self, entry_id: int, who: str) -> dict:
         with self._write() as con:
-            restored = con.execute(
-                f"INSERT INTO {review_db.TABLE} (id, transcript, audio_blob, is_reviewed, is_trained, timestamp) "
-                f"SELECT id, transcript, audio_blob, is_reviewed, is_trained, timestamp FROM {TRASH} WHERE id = ?",
-                (entry_id,),
-            ).rowcount
+            try:
+                restored = con.execute(
+                    f"INSERT INTO {review_db.TABLE} (id, transcript, audio_blob, is_reviewed, is_trained, "
+                    f"timestamp) SELECT id, transcript, audio_blob, is_reviewed, is_trained, timestamp FROM {TRASH} "
+                    "WHERE id = ?",
+                    (entry_id,),
+                ).rowcount
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(
+                    f"entry {entry_id} cannot be restored: a new entry has its id now. Delete that entry first, "
+                    "or keep the trashed one deleted"
+                ) from exc
             if not restored:
                 raise NotFound(f"entry {entry_id} is not in the trash")
             con.execute(f"DELETE FROM {TRASH} WHERE id = ?", (entry_id,))

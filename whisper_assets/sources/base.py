@@ -21,7 +21,6 @@ from whisper_assets.sources.watch import ScanProgress, fingerprint_tree
 from whisper_assets.text.policy import TranscriptPolicy
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-HTTP_URL = re.compile(r"^https?://[^/\s]+")
 
 
 class SourceBase(Policy):
@@ -75,10 +74,3 @@ class SourceBase(Policy):
     def mark_trained(self, item_ids: Sequence[str]) -> int | None:
         """Tell the origin these items were trained on; None when the kind has nowhere to record it."""
         return None
-
-
-def check_http_url(url: str) -> str:
-    """An http(s) URL with a host; nothing that starts with '-' (it would read as a command-line option)."""
-    if not HTTP_URL.match(url.strip()):
-        raise ValueError(f"{url!r} is not an http(s) URL (and must not start with '-')")
-    return url

@@ -9,10 +9,8 @@ host over http(s); redirects are followed only to that host; loopback, private a
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -22,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
 from whisper_assets.layout import DataLayout
-from whisper_assets.sources.base import SourceBase, check_http_url
+from whisper_assets.sources.base import SourceBase
+from whisper_assets.sources.guard import AddressPolicy, UnsafeUrl, address_policy, check_url, pinned_opener
 from whisper_assets.sources.mirror import read_state, write_mirror, write_state
 from whisper_assets.sources.watch import ScanProgress
 
@@ -46,10 +45,10 @@ class HttpRecordingsSource(SourceBase):
     max_file_mb: int = Field(200, ge=1)
     timeout_seconds: float = Field(20.0, gt=0)
 
-    @field_validator("base_url")
-    @classmethod
-    def _http_only(cls, url: str) -> str:
-        return check_http_url(url)
+    @model_validator(mode="after")
+    def _safe_url(self) -> HttpRecordingsSource:
+        check_url(self.base_url, self.allow_private_addresses)  # at load time: what needs no DNS
+        return self
 
     def folder(self, layout: DataLayout) -> Path:
         return layout.mirrors_root / "recordings" / self.name
@@ -76,10 +75,6 @@ class HttpRecordingsSource(SourceBase):
         )
 
 
-class UnsafeUrl(ValueError):
-    """A URL the source may not fetch: wrong scheme, other host, or a private address."""
-
-
 class DownloadError(RuntimeError):
     """One file could not be fetched; the sync records it and goes on with the others."""
 
@@ -94,35 +89,22 @@ class Fetcher:
     retries: int = 3
     backoff: float = 0.5
     max_bytes: int = 200 * 2**20
+    policy: AddressPolicy | None = None  # which addresses may be connected to; default from allow_private
 
     @property
     def host(self) -> str:
         return urllib.parse.urlsplit(self.base_url).hostname or ""
 
     def check(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise UnsafeUrl(f"{url!r}: only http and https are allowed")
-        if (parts.hostname or "") != self.host:
+        """Scheme and host; the address is checked when connecting (pinned: see sources/guard.py)."""
+        check_url(url, self.allow_private)
+        if (urllib.parse.urlsplit(url).hostname or "") != self.host:
             raise UnsafeUrl(f"{url!r}: only the configured host {self.host!r} may be contacted")
-        if self.allow_private:
-            return
-        try:
-            infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        except socket.gaierror as exc:
-            raise DownloadError(f"cannot resolve {parts.hostname!r}: {exc}") from exc
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                raise UnsafeUrl(
-                    f"{url!r} resolves to {address}, a loopback/private/link-local address; set "
-                    "allow_private_addresses: true on the source to allow it"
-                )
 
     def open(self, url: str, headers: dict[str, str] | None = None):
         """GET with retries on connection errors and 5xx; 4xx errors fail at once."""
         self.check(url)
-        opener = urllib.request.build_opener(_SameHostRedirects(self))
+        opener = pinned_opener(self.policy or address_policy(self.allow_private), _SameHostRedirects(self))
         request = urllib.request.Request(url, headers={"User-Agent": "whisper-assets", **(headers or {})})
         for attempt in range(self.retries + 1):
             try:

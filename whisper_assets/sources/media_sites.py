@@ -15,14 +15,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
 from whisper_assets.audio.decode import AUDIO_EXTENSIONS, AudioDecodeError, decode
 from whisper_assets.audio.process import TARGET_RATE, to_mono_16k, write_pcm16
-from whisper_assets.sources.base import HTTP_URL, SourceBase, check_http_url
+from whisper_assets.sources.base import SourceBase
+from whisper_assets.sources.guard import (
+    AddressPolicy,
+    UnsafeUrl,
+    address_policy,
+    check_url,
+    guard_proxy,
+    proxy_url,
+    resolve_allowed,
+)
 from whisper_assets.sources.mirror import write_mirror
 from whisper_assets.sources.watch import ScanProgress
 
@@ -41,21 +51,20 @@ class MediaSiteSource(SourceBase):
     kind: Literal["youtube"] = "youtube"
     urls: list[str] = Field(min_length=1)
     allow_auto_captions: bool = Field(False, description="Use auto-captions when no manual subtitles exist.")
+    allow_private_addresses: bool = Field(False, description="Allow loopback/private hosts (a LAN server).")
 
-    @field_validator("urls")
-    @classmethod
-    def _safe_urls(cls, urls: list[str]) -> list[str]:
-        return [check_http_url(url) for url in urls]
+    @model_validator(mode="after")
+    def _safe_urls(self) -> MediaSiteSource:
+        for url in self.urls:
+            check_url(url, self.allow_private_addresses)  # at load time: what needs no DNS
+        return self
 
     def mirror(self, folder: Path) -> dict:
-        return sync_urls(self.urls, folder, self.language, self.allow_auto_captions)
+        policy = address_policy(self.allow_private_addresses)
+        return sync_urls(self.urls, folder, self.language, self.allow_auto_captions, policy)
 
     def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
         return "urls:" + "|".join(self.urls)  # re-run when the list changes; the schedule re-syncs
-
-
-class UnsafeMediaUrl(ValueError):
-    """A URL yt-dlp must not see."""
 
 
 class MalformedSubtitles(ValueError):
@@ -67,15 +76,6 @@ class Cue:
     start: float
     end: float
     text: str
-
-
-def check_url(url: str) -> str:
-    url = url.strip()
-    if url.startswith("-"):
-        raise UnsafeMediaUrl(f"{url!r} starts with '-': it would be read as a yt-dlp option")
-    if not HTTP_URL.match(url):
-        raise UnsafeMediaUrl(f"{url!r}: only http(s) URLs are allowed")
-    return url
 
 
 def parse_subtitles(path: Path) -> list[Cue]:
@@ -144,9 +144,16 @@ def group_cues(cues: Sequence[Cue], max_seconds: float = MAX_SEGMENT_SECONDS) ->
     return groups
 
 
-def download(url: str, folder: Path, language: str, allow_auto_captions: bool) -> dict:
-    """Fetch best audio and subtitles of one URL (or playlist) into folder/.raw/; return yt-dlp's info."""
+def download(url: str, folder: Path, language: str, allow_auto_captions: bool, policy: AddressPolicy) -> dict:
+    """Fetch best audio and subtitles of one URL (or playlist) into folder/.raw/; return yt-dlp's info.
+
+    The URL's host must resolve to addresses the policy allows before yt-dlp sees it, and every request yt-dlp
+    then makes (pages, redirects, media, subtitles) goes through a guard proxy that checks it again.
+    """
     import yt_dlp
+
+    parts = urlsplit(check_url(url, allow_private=True))  # the form; the policy judges the addresses
+    resolve_allowed(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), policy)
 
     raw = folder / ".raw"  # hidden: the inventory reads only the cut utterances
     raw.mkdir(parents=True, exist_ok=True)
@@ -169,8 +176,13 @@ def download(url: str, folder: Path, language: str, allow_auto_captions: bool) -
         "retries": 3,
         "socket_timeout": 20,
     }
-    with yt_dlp.YoutubeDL(params) as ydl:
-        info = ydl.extract_info(check_url(url), download=True)
+    with guard_proxy(policy) as proxy, yt_dlp.YoutubeDL(params | {"proxy": proxy_url(proxy)}) as ydl:
+        try:
+            info = ydl.extract_info(url, download=True)
+        except Exception as exc:
+            if proxy.refused:
+                raise UnsafeUrl(f"refused to fetch {'; '.join(proxy.refused)}") from exc
+            raise
     for path in raw.rglob("*"):  # keep only audio and subtitles
         if path.is_file() and path.suffix.lower() not in AUDIO_EXTENSIONS | SUBTITLE_EXTENSIONS:
             path.unlink()
@@ -225,14 +237,16 @@ def segment_videos(info: dict, folder: Path, language: str) -> tuple[list[dict],
     return rows, rejections
 
 
-def sync_urls(urls: Sequence[str], folder: Path, language: str, allow_auto_captions: bool) -> dict:
+def sync_urls(
+    urls: Sequence[str], folder: Path, language: str, allow_auto_captions: bool, policy: AddressPolicy
+) -> dict:
     """Download every URL and cut it into utterances; the folder then holds a manifest the inventory reads."""
     folder.mkdir(parents=True, exist_ok=True)
     rows, rejections = [], []
     for url in urls:
         try:
-            info = download(url, folder, language, allow_auto_captions)
-        except UnsafeMediaUrl as exc:
+            info = download(url, folder, language, allow_auto_captions, policy)
+        except UnsafeUrl as exc:
             rejections.append({"item": url, "reason": str(exc)})
             continue
         except Exception as exc:  # yt-dlp's DownloadError and friends: recorded, the other URLs go on

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 )
 """
 BUSY_TIMEOUT_MS = 10_000
+MAX_AUDIO_SECONDS = 600.0  # a blob may inflate to at most this much 16 kHz audio (zlib bombs stop here)
 
 
 class CorruptBlob(ValueError):
@@ -50,9 +51,10 @@ class ReviewDbSource(SourceBase):
 
     kind: Literal["review_db"] = "review_db"
     path: str = Field(description="The SQLite file the review app writes.")
+    max_audio_seconds: float = Field(MAX_AUDIO_SECONDS, gt=0, description="Longer blobs are rejected.")
 
     def mirror(self, folder: Path) -> dict:
-        return asdict(export_reviewed(Path(self.path), folder, self.language))
+        return asdict(export_reviewed(Path(self.path), folder, self.language, self.max_audio_seconds))
 
     def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
         return fingerprint(Path(self.path)) if Path(self.path).exists() else "missing"
@@ -88,14 +90,26 @@ def encode_blob(samples: np.ndarray) -> bytes:
     return zlib.compress(pcm.tobytes())
 
 
-def decode_blob(blob: bytes | None) -> np.ndarray:
-    """zlib-compressed int16 PCM -> float32 samples; CorruptBlob with the reason otherwise."""
+def decode_blob(blob: bytes | None, max_seconds: float = MAX_AUDIO_SECONDS) -> np.ndarray:
+    """zlib-compressed int16 PCM -> float32 samples; CorruptBlob with the reason otherwise.
+
+    Inflation stops at `max_seconds` of audio, so a small blob that inflates to gigabytes costs nothing.
+    """
     if not blob:
         raise CorruptBlob("empty audio blob")
+    limit = 2 * round(max_seconds * TARGET_RATE)
+    inflater = zlib.decompressobj()
     try:
-        raw = zlib.decompress(blob)
+        raw = inflater.decompress(blob, limit + 1)
     except zlib.error as exc:
         raise CorruptBlob(f"audio blob is not zlib data ({exc})") from exc
+    if len(raw) > limit:
+        raise CorruptBlob(
+            f"audio blob inflates to more than {max_seconds:g} s of 16 kHz audio (the limit; a decompression "
+            "bomb or a recording to split)"
+        )
+    if not inflater.eof:
+        raise CorruptBlob("audio blob is not zlib data (incomplete or truncated stream)")
     if len(raw) % 2:
         raise CorruptBlob(f"audio blob holds {len(raw)} bytes: an odd count cannot be 16-bit PCM")
     if not raw:
@@ -123,7 +137,9 @@ class ExportStats:
     rejected: int
 
 
-def export_reviewed(path: Path, out_dir: Path, language: str) -> ExportStats:
+def export_reviewed(
+    path: Path, out_dir: Path, language: str, max_seconds: float = MAX_AUDIO_SECONDS
+) -> ExportStats:
     """Mirror reviewed rows into a folder source: `<id>.wav` files, a JSONL manifest and recorded rejections.
 
     Only rows whose audio changed are decoded and written again; files of rows that are gone (deleted or no
@@ -144,7 +160,7 @@ def export_reviewed(path: Path, out_dir: Path, language: str) -> ExportStats:
             with connect(path, readonly=True) as con:  # one short read per blob: writers are not held up
                 (blob,) = con.execute(f"SELECT audio_blob FROM {TABLE} WHERE id = ?", (row_id,)).fetchone()
             try:
-                write_pcm16(out_dir / name, decode_blob(blob), TARGET_RATE)
+                write_pcm16(out_dir / name, decode_blob(blob, max_seconds), TARGET_RATE)
             except CorruptBlob as exc:
                 (out_dir / name).unlink(missing_ok=True)
                 rejections.append({"item": f"row {row_id}", "reason": str(exc)})

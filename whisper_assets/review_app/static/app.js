@@ -2,13 +2,11 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const token = new URLSearchParams(location.search).get("token");
-const withToken = (url) => (token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url);
+// Shared mode: the access token became an HttpOnly session cookie when the page loaded; the browser sends it.
 const state = { entry: null, original: "", peaks: [], opened: 0, reviewTimes: [], session: 0 };
 
 async function api(method, url, body) {
   const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrf };
-  if (token) headers.Authorization = "Bearer " + token;
   const response = await fetch(url, { method, headers, body: body ? JSON.stringify(body) : undefined });
   const data = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
   if (!response.ok) throw Object.assign(new Error(data?.detail || response.statusText), { status: response.status, data });
@@ -93,9 +91,11 @@ async function load(id) {
     $("levels").className = lv && (lv.clipped_share > 0.001 || lv.peak_dbfs > -0.5) ? "bad" : "";
     $("editor").value = entry.transcript;
     $("jump").value = entry.id;
-    history.replaceState(null, "", withToken(`?entry=${entry.id}`));
+    $("review").disabled = Boolean(entry.audio_error);  // nothing to approve when the audio cannot be played
+    $("save-next").disabled = Boolean(entry.audio_error);
+    history.replaceState(null, "", `?entry=${entry.id}`);
     showDiff();
-    $("audio").src = withToken(`/api/entries/${entry.id}/audio`);
+    $("audio").src = `/api/entries/${entry.id}/audio`;
     $("play").textContent = "▶︎ Play";
     $("audio").playbackRate = Number($("speed").value);
     state.peaks = entry.duration ? (await api("GET", `/api/entries/${entry.id}/peaks?buckets=900`)).peaks : [];
