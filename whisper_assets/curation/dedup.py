@@ -1,15 +1,22 @@
 """Find exact and content duplicates within and across sources, and pick one canonical copy of each.
 
 Exact duplicates share file bytes (sha256). Content duplicates decode to the same audio: identical 16 kHz PCM
-(lossless re-encodes) or a perceptual fingerprint match (lossy re-encodes such as wav -> mp3). The canonical copy
-is chosen deterministically: lossless before lossy, higher sample rate first, then source and path order.
-Nothing is deleted; moving duplicates aside is a separate, explicit step.
+(lossless re-encodes), or, for lossy re-encodes (mp3, opus, aac, an 8 kHz copy, a gain change), a voiced span of
+the same length whose waveform lines up sample by sample with the other's (`waveform_similarity`); for long
+clips a perceptual fingerprint first narrows the pairs worth comparing. Two takes of the same words by the same
+voice are different recordings and stay apart. Items merged while their transcripts differ are noted as such.
+
+The canonical copy is chosen deterministically: lossless before lossy, higher sample rate first, then source
+and path order. `cluster_items` over every source at once gives the same clusters whatever order sources came
+in. Nothing is deleted; moving duplicates aside is a separate, explicit step.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +25,19 @@ import numpy as np
 import pyarrow as pa
 
 from whisper_assets.audio.decode import AudioDecodeError, decode
-from whisper_assets.audio.fingerprint import DUPLICATE_SIMILARITY, Fingerprint, fingerprint, pcm_sha256
+from whisper_assets.audio.fingerprint import (
+    Fingerprint,
+    comparable_waveform,
+    correlation_size,
+    energy,
+    fingerprint,
+    pcm_sha256,
+    similarities,
+)
 from whisper_assets.audio.process import to_mono_16k
 from whisper_assets.files import write_json_atomic
 from whisper_assets.parallel import parallel_map
+from whisper_assets.text.normalize import comparable
 
 DEDUP_SCHEMA = pa.schema(
     [
@@ -37,10 +53,16 @@ DEDUP_SCHEMA = pa.schema(
         ("duplicate_kind", pa.string()),
         ("similarity", pa.float64()),
         ("error", pa.string()),
+        ("note", pa.string()),
     ]
 )
-_DURATION_SLACK_SECONDS = 0.15
+# Voiced spans of two encodes of one recording differ by codec delay and trimming: at most 0.05 s on FSDD.
+_DURATION_SLACK_SECONDS = 0.1
 _DURATION_SLACK_SHARE = 0.05
+SAME_WAVEFORM = 0.93  # re-encodes >= 0.96, different takes by one voice <= 0.89 (bench/dedup_precision.py)
+_FINGERPRINT_GATE = 0.6  # clips this long or longer are compared only when their fingerprints roughly agree
+_FINGERPRINT_GATE_SECONDS = 3.0  # below it the 48-cell fingerprint is too coarse to gate on
+_IDENTITY_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -69,10 +91,26 @@ class DedupCandidate:
     lossless: bool
     sample_rate: int
     identity: AudioIdentity
+    path: str = ""  # the file, decoded again only to confirm a content match
+    transcript: str | None = None  # comparable form (see text.normalize.comparable)
 
     @property
     def canonical_rank(self) -> tuple:
         return (not self.lossless, -self.sample_rate, self.source, self.rel_path)
+
+    @classmethod
+    def from_inventory(cls, row: dict, identity: AudioIdentity) -> DedupCandidate:
+        return cls(
+            row["id"],
+            row["source"],
+            row["rel_path"],
+            row["sha256"],
+            bool(row["lossless"]),
+            row["sample_rate"],
+            identity,
+            row["abs_path"],
+            comparable(row["transcript_raw"]) if row.get("transcript_raw") else None,
+        )
 
 
 def dedup_source(source: str, inventory: Sequence[dict], cache_root: Path, workers: int = 0) -> list[dict]:
@@ -85,19 +123,16 @@ def dedup_source(source: str, inventory: Sequence[dict], cache_root: Path, worke
     durations = [r["duration"] for r in ours]
     rows = ours + [r for r in readable if r["source"] != source and could_match(r["duration"], durations)]
     identities = audio_identities({r["sha256"]: r["abs_path"] for r in rows}, cache_root, workers)
-    candidates = [
-        DedupCandidate(
-            r["id"],
-            r["source"],
-            r["rel_path"],
-            r["sha256"],
-            bool(r["lossless"]),
-            r["sample_rate"],
-            identities[r["sha256"]],
-        )
-        for r in rows
-    ]
+    candidates = [DedupCandidate.from_inventory(r, identities[r["sha256"]]) for r in rows]
     return [r for r in find_duplicates(candidates) if r["source"] == source]
+
+
+def cluster_items(inventory: Sequence[dict], cache_root: Path, workers: int = 0) -> dict[str, dict]:
+    """Duplicate clusters over every source at once: report row per readable audio item, by id."""
+    readable = [r for r in inventory if r["is_audio"] and r["readable"]]
+    identities = audio_identities({r["sha256"]: r["abs_path"] for r in readable}, cache_root, workers)
+    rows = find_duplicates([DedupCandidate.from_inventory(r, identities[r["sha256"]]) for r in readable])
+    return {row["id"]: row for row in rows}
 
 
 def move_duplicates(
@@ -114,7 +149,7 @@ def move_duplicates(
 
 
 def identity_cache_path(cache_root: Path, sha256: str) -> Path:
-    return cache_root / "identity" / sha256[:2] / f"{sha256}.json"
+    return cache_root / f"identity-v{_IDENTITY_VERSION}" / sha256[:2] / f"{sha256}.json"
 
 
 def audio_identities(
@@ -166,7 +201,7 @@ def find_duplicates(candidates: Sequence[DedupCandidate]) -> list[dict]:
             if key[1]:
                 union(i, first_by_key.setdefault(key, i))
 
-    best_similarity = _match_fingerprints(candidates, union)
+    best_similarity = _match_content(candidates, union, root)
 
     clusters: dict[int, list[int]] = {}
     for i in range(len(candidates)):
@@ -193,35 +228,102 @@ def find_duplicates(candidates: Sequence[DedupCandidate]) -> list[dict]:
                     "duplicate_kind": kind,
                     "similarity": 1.0 if kind == "exact" or c is canonical else best_similarity.get(k, 1.0),
                     "error": c.identity.error,
+                    "note": _transcript_note(c, canonical),
                 }
             )
     return sorted(rows, key=lambda r: (r["source"], r["rel_path"]))
 
 
-def _match_fingerprints(candidates: Sequence[DedupCandidate], union) -> dict[int, float]:
-    """Union candidates whose fingerprints agree; compare only pairs of similar voiced duration."""
-    indexed = [(c.identity.fingerprint, i) for i, c in enumerate(candidates)]
-    indexed = sorted(((p.voiced_seconds, i, p) for p, i in indexed if p is not None), key=lambda t: t[:2])
-    if not indexed:
-        return {}
-    seconds = np.array([t[0] for t in indexed])
-    bits = np.stack([t[2].bits for t in indexed])
+def _transcript_note(item: DedupCandidate, canonical: DedupCandidate) -> str | None:
+    if (
+        item is canonical
+        or not (item.transcript and canonical.transcript)
+        or item.transcript == canonical.transcript
+    ):
+        return None
+    return f"same audio as {canonical.id} but a different transcript: check which one is right"
+
+
+def _match_content(candidates: Sequence[DedupCandidate], union, root) -> dict[int, float]:
+    """Union candidates whose voiced spans agree in length and whose waveforms line up (lossy re-encodes)."""
+    indexed = sorted(
+        (c.identity.voiced_seconds, i)
+        for i, c in enumerate(candidates)
+        if c.identity.voiced_seconds is not None
+    )
+    waveforms = _Waveforms(candidates)
     best: dict[int, float] = {}
-    for a, (start, i, _) in enumerate(indexed):
-        end = int(
-            np.searchsorted(
-                seconds, start + max(_DURATION_SLACK_SECONDS, _DURATION_SLACK_SHARE * start), "right"
-            )
-        )
-        if end <= a + 1:
+    for a, (seconds, i) in enumerate(indexed):
+        limit = seconds + max(_DURATION_SLACK_SECONDS, _DURATION_SLACK_SHARE * seconds)
+        neighbours = []
+        for other_seconds, j in itertools.islice(indexed, a + 1, None):
+            if other_seconds > limit:
+                break
+            if root(i) != root(j) and _worth_comparing(candidates[i], candidates[j], seconds):
+                neighbours.append(j)
+        if not neighbours:
             continue
-        similarity = (bits[a + 1 : end] == bits[a]).mean(axis=1)
-        for offset in np.flatnonzero(similarity >= DUPLICATE_SIMILARITY):
-            j, value = indexed[a + 1 + offset][1], float(similarity[offset])
-            union(i, j)
-            for k in (i, j):
-                best[k] = max(best.get(k, 0.0), value)
+        size = correlation_size(*(len(waveforms.get(k)) for k in (i, *neighbours)))
+        values = similarities(
+            waveforms.spectrum(i, size),
+            waveforms.energy(i),
+            np.stack([waveforms.spectrum(j, size) for j in neighbours]),
+            np.array([waveforms.energy(j) for j in neighbours]),
+            size,
+        )
+        for j, value in zip(neighbours, values, strict=True):
+            if value >= SAME_WAVEFORM:
+                union(i, j)
+                for k in (i, j):
+                    best[k] = max(best.get(k, 0.0), float(value))
     return best
+
+
+def _worth_comparing(a: DedupCandidate, b: DedupCandidate, seconds: float) -> bool:
+    if seconds < _FINGERPRINT_GATE_SECONDS:
+        return True
+    fa, fb = a.identity.fingerprint, b.identity.fingerprint
+    return fa is not None and fb is not None and fa.similarity(fb) >= _FINGERPRINT_GATE
+
+
+class _Waveforms:
+    """Comparable waveforms and their spectra, computed on first use; the most recent kept within a budget.
+
+    Pairs are compared in order of duration, so an item's neighbours are needed close together in time.
+    """
+
+    def __init__(self, candidates: Sequence[DedupCandidate], budget_bytes: int = 256 * 2**20):
+        self.candidates = candidates
+        self.budget = budget_bytes
+        self.cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.size = 0
+
+    def get(self, index: int) -> np.ndarray:
+        return self._cached((self.candidates[index].sha256,), lambda: self._load(self.candidates[index].path))
+
+    def spectrum(self, index: int, size: int) -> np.ndarray:
+        key = (self.candidates[index].sha256, size)
+        return self._cached(key, lambda: np.fft.rfft(self.get(index), size))
+
+    def energy(self, index: int) -> float:
+        return energy(self.get(index))
+
+    def _cached(self, key: tuple, compute) -> np.ndarray:
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        value = self.cache[key] = compute()
+        self.size += value.nbytes
+        while self.size > self.budget and len(self.cache) > 4:
+            self.size -= self.cache.popitem(last=False)[1].nbytes
+        return value
+
+    @staticmethod
+    def _load(path: str) -> np.ndarray:
+        try:
+            return comparable_waveform(to_mono_16k(*decode(path)))
+        except (AudioDecodeError, OSError):
+            return np.zeros(0, dtype=np.float32)
 
 
 def could_match(duration: float, others: Sequence[float]) -> bool:

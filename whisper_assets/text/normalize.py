@@ -107,3 +107,9 @@ def script_mismatch(text: str, language: str) -> str | None:
     if language in _CYRILLIC_ONLY_LANGUAGES and latin_share > 0.5:
         return f"transcript is in Latin script but the language is {language!r}"
     return None
+
+
+def comparable(text: str) -> str:
+    """A transcript as compared for sameness: NFC, lowercase, no punctuation, one script, single spaces."""
+    text = remove_punctuation(unicodedata.normalize("NFC", text)).lower()
+    return _WHITESPACE.sub(" ", cyrillic_to_latin(text)).strip()
