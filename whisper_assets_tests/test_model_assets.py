@@ -8,6 +8,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from whisper_assets.curation.manifests import publish_staged, stage_manifests
 from whisper_assets.export.ctranslate import export_available
 from whisper_assets.settings import load_settings
 from whisper_assets.tables import read_rows, table_path
@@ -22,10 +23,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     items = make_items(root / "data" / "processed")
     splits = {"train": items[:4], "validation": items[4:5], "test": items[5:]}
-    for name, rows in splits.items():
-        path = root / "manifests" / "splits" / f"{name}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    publish_staged(root / "manifests", stage_manifests(root / "manifests", splits))
     base = make_tiny_model(root / "base-model")
     config = root / "whisper_assets.yaml"
     training = {

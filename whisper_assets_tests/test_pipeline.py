@@ -175,3 +175,89 @@ def test_move_duplicates_option_moves_files_aside(make_settings, write_clip):
     assert (root / "a.wav").exists() and not (root / "b.wav").exists()
     assert (settings.layout.duplicates_root / "src" / "b.wav").exists()
     assert (settings.layout.duplicates_root / "src" / "b.txt").exists()
+
+
+def published_ids(settings) -> list[str]:
+    folder = settings.layout.manifests_root / "splits"
+    return sorted(
+        json.loads(line)["id"]
+        for name in ("train", "validation", "test")
+        for line in (folder / f"{name}.jsonl").open()
+    )
+
+
+@pytest.mark.parametrize("order", [["early", "late"], ["late", "early"]])
+def test_duplicate_clusters_do_not_depend_on_arrival_order(tmp_path, write_clip, order):
+    """The same recording in two sources: one copy in the manifests, the same one whichever came first."""
+    from whisper_assets.settings import load_settings
+
+    config = tmp_path / "whisper_assets.yaml"
+    config.write_text("data_root: .\nsources: [{name: early}, {name: late}]\n")
+    settings = load_settings(config)
+    for name, suffix, text in (("early", ".mp3", "shared words"), ("late", ".flac", "shared words")):
+        write_clip(settings.layout.uploads_root / name / f"clip{suffix}", text, seconds=2.0)
+        (settings.layout.uploads_root / name / "clip.txt").write_text(text, encoding="utf-8")
+    write_clip(settings.layout.uploads_root / "early" / "own.wav", "only in the early source", seconds=2.0)
+    (settings.layout.uploads_root / "early" / "own.txt").write_text("only early", encoding="utf-8")
+    with dg.instance_for_test() as instance:
+        for name in order:  # each source published as it arrives, as the sensor would
+            result = materialize_sources(settings, config, [name], instance)
+            assert all(c.passed for c in result["splits"].get_asset_check_evaluations())
+    late_copy = read_rows(table_path(settings.layout.tables_root, "inventory", "late"))[0]["id"]
+    assert late_copy in published_ids(settings)  # the lossless copy wins, whenever it arrived
+    assert len(published_ids(settings)) == 2
+
+
+def test_content_leaks_are_found_from_the_audio_not_the_ids(make_settings, write_clip):
+    from whisper_assets.curation.inventory import build_inventory
+    from whisper_assets.curation.publish import content_leaks
+
+    settings = make_settings()
+    folder = settings.layout.uploads_root / "s"
+    write_clip(folder / "a.wav", "the same recording", seconds=2.0)
+    write_clip(folder / "b.mp3", "the same recording", seconds=2.0)
+    write_clip(folder / "c.wav", "another recording", seconds=2.0)
+    rows = {r["rel_path"]: r for r in build_inventory("s", folder, "en", []).rows}
+    # Rows as a buggy step might hand them over: distinct ids and cluster ids, same audio in two splits.
+    by_split = {
+        "train": [
+            {"id": rows["a.wav"]["id"], "content_hash": "x"},
+            {"id": rows["c.wav"]["id"], "content_hash": "y"},
+        ],
+        "test": [{"id": rows["b.mp3"]["id"], "content_hash": "z"}],
+    }
+    leaked = content_leaks(by_split, list(rows.values()), settings.layout.cache_root)
+    assert list(leaked.values()) == [["test", "train"]]
+    by_split["train"].pop(0)
+    assert content_leaks(by_split, list(rows.values()), settings.layout.cache_root) == {}
+
+
+def test_failed_blocking_checks_publish_nothing_and_training_refuses(bad_inputs_source, monkeypatch):
+    from whisper_assets.curation import publish
+    from whisper_assets.curation.manifests import (
+        ManifestsNotPublished,
+        current_split_manifests,
+        staging_folder,
+    )
+
+    settings = bad_inputs_source
+    config = settings.data_root / "whisper_assets.yaml"
+    with dg.instance_for_test() as instance:
+        materialize_sources(settings, config, ["mine"], instance)
+        published = current_split_manifests(settings.layout.manifests_root)
+        before = {k: ref.sha256 for k, ref in published.items()}
+
+        def leaky(items, _settings):  # a splitter with a bug: every item in train and in test
+            return {"train": list(items), "validation": [], "test": list(items)}
+
+        monkeypatch.setattr(publish, "split_items", leaky)
+        failed = run_job(config, "publish_splits", instance, raise_on_error=False)
+    checks = {c.check_name: c.passed for c in failed.get_asset_check_evaluations()}
+    assert checks["no_leakage"] is False
+    after = current_split_manifests(settings.layout.manifests_root)
+    assert {k: ref.sha256 for k, ref in after.items()} == before  # training still sees the last good ones
+    staged = staging_folder(settings.layout.manifests_root) / "test.jsonl"
+    assert staged.exists()
+    staged.replace(settings.layout.manifests_root / "splits" / "test.jsonl")  # copied into place by hand
+    with pytest.raises(ManifestsNotPublished, match="not the manifest `splits` published"):
+        current_split_manifests(settings.layout.manifests_root)

@@ -1,6 +1,11 @@
 """A training run's lifecycle and its evaluation as plain Python: no Dagster, an embedded MLflow store."""
 
-from whisper_assets.curation.manifests import current_split_manifests, read_manifest, write_manifest
+from whisper_assets.curation.manifests import (
+    current_split_manifests,
+    publish_staged,
+    read_manifest,
+    stage_manifests,
+)
 from whisper_assets.evaluation.gate import EvaluationSettings
 from whisper_assets.evaluation.run import evaluate_run
 from whisper_assets.layout import DataLayout
@@ -14,8 +19,8 @@ from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
 def test_a_run_trains_once_registers_once_and_is_evaluated_against_its_base(tmp_path):
     layout = DataLayout(tmp_path)
     items = make_items(layout.processed_root)
-    for split, rows in {"train": items[:4], "validation": items[4:5], "test": items[5:]}.items():
-        write_manifest(layout.manifests_root / "splits" / f"{split}.jsonl", rows)
+    splits = {"train": items[:4], "validation": items[4:5], "test": items[5:]}
+    publish_staged(layout.manifests_root, stage_manifests(layout.manifests_root, splits))
     options = TrainingOptions(
         base_model=str(make_tiny_model(tmp_path / "base")),
         max_steps=2,
@@ -50,7 +55,8 @@ def test_a_run_trains_once_registers_once_and_is_evaluated_against_its_base(tmp_
     assert first.folder.decoding().base_model == options.base_model
 
     # The split manifests change after training: the run keeps evaluating on the manifests it was trained with.
-    write_manifest(layout.manifests_root / "splits" / "test.jsonl", items[:3])
+    changed = splits | {"test": items[:3]}
+    publish_staged(layout.manifests_root, stage_manifests(layout.manifests_root, changed))
     again = run()  # a different run now (other data): its own folder
     assert again.folder != first.folder and again.model_version != first.model_version
     repeat = train_run(

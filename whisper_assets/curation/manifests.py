@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisper_assets.files import read_jsonl, write_jsonl_atomic
+from whisper_assets.files import read_jsonl, write_json_atomic, write_jsonl_atomic
 
 SPLITS = ("train", "validation", "test")
 MANIFEST_FIELDS = ("id", "audio", "transcript", "duration", "language", "speaker", "source")
+PUBLISHED = "_published.json"  # the digests of the manifests `splits` published after its checks passed
+
+
+class ManifestsNotPublished(RuntimeError):
+    """The split manifests on disk are not the ones a passing `splits` run published."""
 
 
 def split_manifest_path(manifests_root: Path, split: str) -> Path:
     return manifests_root / "splits" / f"{split}.jsonl"
+
+
+def staging_folder(manifests_root: Path) -> Path:
+    """Where `splits` writes manifests before its blocking checks decide whether to publish them."""
+    return manifests_root / "splits" / "staging"
+
+
+def stage_manifests(manifests_root: Path, by_split: dict[str, Sequence[dict]]) -> dict[str, str]:
+    """Write every split's manifest into the staging folder; return their sha256 digests."""
+    return {
+        split: write_manifest(staging_folder(manifests_root) / f"{split}.jsonl", rows)
+        for split, rows in by_split.items()
+    }
+
+
+def publish_staged(manifests_root: Path, digests: dict[str, str]) -> None:
+    """Move the staged manifests into place and record their digests: training reads only these."""
+    for split in digests:
+        (staging_folder(manifests_root) / f"{split}.jsonl").replace(
+            split_manifest_path(manifests_root, split)
+        )
+    write_json_atomic(manifests_root / "splits" / PUBLISHED, {"sha256": digests}, indent=1)
 
 
 def write_manifest(path: Path, rows: Sequence[dict]) -> str:
@@ -40,11 +68,24 @@ class ManifestRef:
 
 
 def current_split_manifests(manifests_root: Path) -> dict[str, ManifestRef]:
-    """The published train/validation/test manifests with their digests; a clear error when one is missing."""
+    """The published train/validation/test manifests with their digests.
+
+    Refused unless each file is exactly what a `splits` run published after its blocking checks passed.
+    """
+    record = manifests_root / "splits" / PUBLISHED
+    if not record.exists():
+        raise ManifestsNotPublished(
+            f"no published split manifests under {record.parent}: materialize `splits` (its checks must pass)"
+        )
+    published = json.loads(record.read_text(encoding="utf-8"))["sha256"]
     refs = {}
     for split in SPLITS:
         path = split_manifest_path(manifests_root, split)
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: materialize `splits` first")
-        refs[split] = ManifestRef(path, manifest_digest(path))
+        digest = manifest_digest(path) if path.exists() else None
+        if digest != published.get(split):
+            raise ManifestsNotPublished(
+                f"{path} is not the manifest `splits` published after its checks passed (changed, missing or "
+                "left from a failed run): materialize `splits` again"
+            )
+        refs[split] = ManifestRef(path, digest)
     return refs

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
-from whisper_assets.curation.manifests import split_manifest_path, write_manifest
+from whisper_assets.curation.dedup import cluster_items
+from whisper_assets.curation.manifests import publish_staged, stage_manifests
 from whisper_assets.curation.processing import STATUS_OK
 from whisper_assets.curation.splits import SplitSettings, group_key, hours_by, leaks, split_items
 from whisper_assets.tables import read_table_all, table_path, write_rows
@@ -28,43 +30,77 @@ SPLITS_SCHEMA = pa.schema(
 )
 
 
-def trainable_items(tables_root: Path, speaker_disjoint: dict[str, bool]) -> list[dict]:
-    """Join processed audio, transcripts and inventory labels for every trainable item of every source."""
-    inventory = {r["id"]: r for r in read_table_all(tables_root, "inventory")}
+def trainable_items(
+    tables_root: Path, cache_root: Path, speaker_disjoint: dict[str, bool], workers: int = 0
+) -> list[dict]:
+    """Every source's processed items with accepted transcripts, one per content cluster.
+
+    Clusters are decided here over all sources at once, so the result does not depend on the order sources
+    arrived in: a better copy that came later replaces an earlier source's copy.
+    """
+    inventory = read_table_all(tables_root, "inventory")
+    labels = {r["id"]: r for r in inventory}
     transcripts = {r["id"]: r for r in read_table_all(tables_root, "normalized_transcripts") if r["accepted"]}
-    identity = {r["id"]: r for r in read_table_all(tables_root, "dedup_report")}
+    clusters = cluster_items(inventory, cache_root, workers)
     items = []
     for row in read_table_all(tables_root, "processed_audio"):
-        if row["status"] != STATUS_OK or row["id"] not in transcripts or row["id"] not in identity:
+        cluster = clusters.get(row["id"])
+        if (
+            row["status"] != STATUS_OK
+            or row["id"] not in transcripts
+            or not (cluster and cluster["is_canonical"])
+        ):
             continue
-        labels = inventory[row["id"]]
-        content = identity[row["id"]]["cluster_id"]
+        item = labels[row["id"]]
         items.append(
             {
                 "id": row["id"],
                 "audio": row["audio"],
                 "transcript": transcripts[row["id"]]["transcript"],
                 "duration": round(row["duration"], 3),
-                "language": labels["language"],
-                "speaker": labels["speaker"],
+                "language": item["language"],
+                "speaker": item["speaker"],
                 "source": row["source"],
-                "content_hash": content,
+                "content_hash": cluster["cluster_id"],
                 "group": group_key(
-                    row["source"], labels["speaker"], content, speaker_disjoint.get(row["source"], True)
+                    row["source"],
+                    item["speaker"],
+                    cluster["cluster_id"],
+                    speaker_disjoint.get(row["source"], True),
                 ),
             }
         )
     return items
 
 
+def content_leaks(
+    by_split: dict[str, list[dict]], inventory: Sequence[dict], cache_root: Path
+) -> dict[str, list[str]]:
+    """Recordings in two splits, found again from their audio (PCM hashes, waveform matches), not from ids."""
+    split_of = {row["id"]: split for split, rows in by_split.items() for row in rows}
+    chosen = [r for r in inventory if r["id"] in split_of]
+    leaked: dict[str, list[str]] = {}
+    for row in cluster_items(chosen, cache_root).values():
+        if row["is_canonical"]:
+            continue
+        splits = sorted({split_of[row["id"]], split_of[row["canonical_id"]]})
+        if len(splits) > 1:
+            leaked[f"same audio: {row['id']} and {row['canonical_id']}"] = splits
+    return leaked
+
+
 @dataclass(frozen=True)
 class SplitsResult:
-    """What `publish_splits` wrote: rows per split, manifest digests, leaks and empty transcripts found."""
+    """What `publish_splits` found: rows per split, digests, leaks and empty transcripts; published or not."""
 
     by_split: dict[str, list[dict]]
     digests: dict[str, str]
     leaked: dict[str, list[str]]
     empty: list[str]
+
+    @property
+    def published(self) -> bool:
+        return not self.leaked and not self.empty
 
     @property
     def rows(self) -> int:
@@ -84,15 +120,23 @@ class SplitsResult:
 
 
 def publish_splits(
-    tables_root: Path, manifests_root: Path, speaker_disjoint: dict[str, bool], settings: SplitSettings
+    tables_root: Path,
+    manifests_root: Path,
+    cache_root: Path,
+    speaker_disjoint: dict[str, bool],
+    settings: SplitSettings,
 ) -> SplitsResult:
-    """Assign every trainable item to a split; write the manifests and the `splits` table."""
-    by_split = split_items(trainable_items(tables_root, speaker_disjoint), settings)
-    digests = {
-        name: write_manifest(split_manifest_path(manifests_root, name), rows)
-        for name, rows in by_split.items()
-    }
+    """Assign every trainable item to a split and stage the manifests; publish them (and the `splits` table)
+    only when no recording leaks between splits and no transcript is empty."""
+    by_split = split_items(trainable_items(tables_root, cache_root, speaker_disjoint), settings)
+    digests = stage_manifests(manifests_root, by_split)
     all_rows = [row | {"split": name} for name, rows in by_split.items() for row in rows]
-    write_rows(table_path(tables_root, "splits"), all_rows, SPLITS_SCHEMA)
-    empty = [r["id"] for r in all_rows if not r["transcript"].strip()]
-    return SplitsResult(by_split, digests, leaks(by_split), empty)
+    inventory = read_table_all(tables_root, "inventory")
+    leaked = leaks(by_split) | content_leaks(by_split, inventory, cache_root)
+    result = SplitsResult(
+        by_split, digests, leaked, [r["id"] for r in all_rows if not r["transcript"].strip()]
+    )
+    if result.published:
+        publish_staged(manifests_root, digests)
+        write_rows(table_path(tables_root, "splits"), all_rows, SPLITS_SCHEMA)
+    return result

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from whisper_assets.curation.licenses import licenses_markdown
+from whisper_assets.curation.manifests import staging_folder
 from whisper_assets.curation.publish import publish_splits
 from whisper_assets.defs.ingest import inventory, processed_audio
 from whisper_assets.defs.resources import PlatformSettings
@@ -38,7 +39,8 @@ SPLITS_AUTOMATION = (
             LEAKAGE_CHECK,
             asset="splits",
             blocking=True,
-            description="No speaker or content hash appears in two splits.",
+            description="No speaker, and no recording (found again from its audio), appears in two splits; "
+            "the manifests are published only when this passes.",
         ),
         dg.AssetCheckSpec(
             EMPTY_TRANSCRIPT_CHECK,
@@ -53,9 +55,15 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
     settings = platform.settings
     layout = settings.layout
     by_speaker = {s.name: s.split_by == "speaker" for s in settings.discover_sources()}
-    result = publish_splits(layout.tables_root, layout.manifests_root, by_speaker, settings.splits)
+    result = publish_splits(
+        layout.tables_root, layout.manifests_root, layout.cache_root, by_speaker, settings.splits
+    )
     summary = result.summary()
     context.log.info("splits: " + ", ".join(f"{s['split']}={s['items']}" for s in summary))
+    if not result.published:
+        context.log.warning(
+            f"checks failed: manifests left unpublished in {staging_folder(layout.manifests_root)}"
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": result.rows,
@@ -63,6 +71,7 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
             **{f"{s['split']}_hours": s["hours"] for s in summary},
             "hours_by_language": {s["split"]: s["by_language"] for s in summary},
             "hours_by_source": {s["split"]: s["by_source"] for s in summary},
+            "published": result.published,
             "manifest_sha256": result.digests,
             "manifests": dg.MetadataValue.path(str(layout.manifests_root / "splits")),
             "summary": dg.MetadataValue.md(
