@@ -12,13 +12,14 @@ from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from whisper_assets.settings import CONFIG_ENV_VAR, load_settings
+from whisper_assets.settings import CONFIG_ENV_VAR, SettingsError, load_settings
 
 DEMO_ROOT = Path("demo")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="whisper-assets", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="generate demo uploads and materialize the whole graph")
     demo.add_argument(
@@ -47,6 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     review.add_argument("--max-audio-seconds", type=float, default=600.0, help="longer blobs are rejected")
     args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except SettingsError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     if args.command == "review":
         return run_review_app(args)
     if args.command == "demo":

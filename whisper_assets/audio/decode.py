@@ -67,6 +67,8 @@ def probe(path: str | Path) -> AudioInfo:
         return _probe_with_ffmpeg(path)
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioDecodeError("audio stream holds no samples")
+    if info.format in _RIFF_FORMATS and (problem := _truncated_riff(path)):
+        raise AudioDecodeError(problem)
     return AudioInfo(
         duration=info.frames / info.samplerate,
         sample_rate=info.samplerate,
@@ -74,6 +76,26 @@ def probe(path: str | Path) -> AudioInfo:
         codec=info.subtype.lower(),
         container=info.format.lower(),
     )
+
+
+_RIFF_FORMATS = ("WAV", "WAVEX")
+_STREAMING_SIZES = (0, 0xFFFFFFFF)  # what writers that do not know the length yet put in the header
+
+
+def _truncated_riff(path: Path) -> str | None:
+    """Why a WAV file is cut short: its data chunk promises more bytes than the file holds (None if whole)."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    offset = 12  # "RIFF" <size> "WAVE", then chunks of <id> <size> <payload>
+    while offset + 8 <= len(head):
+        chunk, size = head[offset : offset + 4], int.from_bytes(head[offset + 4 : offset + 8], "little")
+        if chunk == b"data":
+            holds = path.stat().st_size - offset - 8
+            if size not in _STREAMING_SIZES and holds < size:
+                return f"truncated WAV: its header promises {size} bytes of audio, the file holds {holds}"
+            return None
+        offset += 8 + size + (size & 1)
+    return None
 
 
 def _probe_with_ffmpeg(path: Path) -> AudioInfo:

@@ -107,7 +107,13 @@ def take_inventory(
     mirrored = source.mirror(folder)
     declared = {"source": source.name, "kind": source.kind, "license": source.license}
     result = build_inventory(
-        source.name, folder, source.language, previous, workers, {**declared, "provenance": source.provenance}
+        source.name,
+        folder,
+        source.language,
+        previous,
+        workers,
+        {**declared, "provenance": source.provenance},
+        source.link_roots(),
     )
     return InventoryResult(result.rows, result.probed, result.reused, mirrored)
 
@@ -119,9 +125,10 @@ def build_inventory(
     previous: list[dict],
     workers: int = 0,
     provenance: dict | None = None,
+    link_roots: Sequence[Path] = (),
 ) -> InventoryResult:
     """Scan `folder` and describe every file; audio unchanged since `previous` is not read again."""
-    entries = scan_folder(folder, language)
+    entries = scan_folder(folder, language, link_roots)
     cache = {(r["rel_path"], r["bytes"], r["mtime_ns"]): r for r in previous if r.get("is_audio")}
     to_probe = [e for e in entries if e.is_audio and (e.rel_path, e.size, e.mtime_ns) not in cache]
     probed = dict(

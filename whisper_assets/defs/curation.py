@@ -9,6 +9,7 @@ from whisper_assets.defs.ingest import inventory, processed_audio
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.files import write_text_atomic
 from whisper_assets.reporting import markdown_table
+from whisper_assets.sources.folder import ignored_upload_folders
 from whisper_assets.tables import read_table_all, refresh_catalog
 
 CATALOG_TABLES = (
@@ -72,6 +73,7 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
             "hours_by_language": {s["split"]: s["by_language"] for s in summary},
             "hours_by_source": {s["split"]: s["by_source"] for s in summary},
             "published": result.published,
+            **({"ignored_upload_folders": ignored} if (ignored := ignored_upload_folders(layout)) else {}),
             "manifest_sha256": result.digests,
             "manifests": dg.MetadataValue.path(str(layout.manifests_root / "splits")),
             "summary": dg.MetadataValue.md(

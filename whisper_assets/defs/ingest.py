@@ -13,6 +13,7 @@ from whisper_assets.curation.transcripts import TRANSCRIPTS_SCHEMA, normalize_in
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.reporting import count_reasons, markdown_table
+from whisper_assets.sources.folder import ignored_upload_folders
 from whisper_assets.tables import read_rows, read_table_all, table_path, write_rows
 
 GROUP = "ingest"
@@ -55,6 +56,11 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> 
             "files_read": result.probed,
             "files_reused": result.reused,
             **({"mirrored": result.mirrored} if result.mirrored else {}),
+            **(
+                {"ignored_upload_folders": ignored}
+                if (ignored := ignored_upload_folders(settings.layout))
+                else {}
+            ),
             "path": dg.MetadataValue.path(str(path)),
             "preview": dg.MetadataValue.md(markdown_table(result.rows, INVENTORY_PREVIEW)),
         },

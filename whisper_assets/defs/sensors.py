@@ -9,6 +9,7 @@ from whisper_assets.defs.curation import catalog, data_licenses, splits
 from whisper_assets.defs.ingest import ingest_job
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
+from whisper_assets.sources.folder import ignored_upload_folders
 from whisper_assets.sources.watch import ScanProgress
 
 SCAN_BUDGET_SECONDS = 20.0  # well inside the default 60 s sensor evaluation limit
@@ -27,6 +28,8 @@ def new_uploads(context: dg.SensorEvaluationContext, platform: PlatformSettings)
     seen: dict[str, str] = cursor.get("seen", {})
     progress = ScanProgress(**cursor["scan"]) if cursor.get("scan") else None
 
+    for folder, reason in ignored_upload_folders(settings.layout).items():
+        context.log.warning(f"uploads/{folder}: {reason}")
     sources = {s.name: s for s in settings.discover_sources()}
     known = set(context.instance.get_dynamic_partitions(source_partitions.name))
     new_keys = sorted(set(sources) - known)

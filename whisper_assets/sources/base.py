@@ -63,6 +63,10 @@ class SourceBase(Policy):
         """The folder the inventory reads (for mirrored kinds, the mirror)."""
         return layout.mirrors_root / "sources" / self.name
 
+    def link_roots(self) -> list[Path]:
+        """Where links inside the folder may point besides the folder itself (a mirror's origin)."""
+        return []
+
     def mirror(self, folder: Path) -> dict:
         """Bring the folder up to date with the origin; return what was done (shown in the UI)."""
         return {}

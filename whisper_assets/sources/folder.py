@@ -11,6 +11,8 @@ import csv
 import io
 import json
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import ClassVar, Literal
@@ -43,6 +45,21 @@ class FolderSource(SourceBase):
 
     def folder(self, layout: DataLayout) -> Path:
         return Path(self.location) if self.location else layout.uploads_root / self.name
+
+
+def ignored_upload_folders(layout: DataLayout) -> dict[str, str]:
+    """Folders under uploads/ that cannot become sources, each with why and the name to rename it to."""
+    if not layout.uploads_root.is_dir():
+        return {}
+    ignored = {}
+    for child in sorted(layout.uploads_root.iterdir()):
+        if child.is_dir() and child != layout.duplicates_root and not SLUG_PATTERN.fullmatch(child.name):
+            slug = re.sub(r"[^a-z0-9_-]+", "-", child.name.lower()).strip("-_")[:63] or "source"
+            ignored[child.name] = (
+                f"not read: {child.name!r} is not a source name (lowercase letters, digits, '-' or '_'); "
+                f"rename the folder to {slug!r}"
+            )
+    return ignored
 
 
 def upload_folder_sources(layout: DataLayout, known: set[str], language: str) -> list[FolderSource]:
@@ -82,27 +99,45 @@ class TreeFile:
     rel_path: str
     size: int
     mtime_ns: int
+    refused: str | None = None  # why the file is not read (a link out of the source folder, say)
 
 
-def list_tree(root: Path) -> list[TreeFile]:
-    """(relative path, size, mtime) of every file: the cheap signature sensors and caches compare."""
+def list_tree(root: Path, link_roots: Sequence[Path] = ()) -> list[TreeFile]:
+    """(relative path, size, mtime) of every file: the cheap signature sensors and caches compare.
+
+    Links are followed only to files inside the source folder (or `link_roots`, where a mirror links to
+    its origin); a link anywhere else, a linked folder or a broken link is listed as refused, with the reason.
+    """
+    inside = [Path(os.path.realpath(r)) for r in (root, *link_roots)]
     files = []
     for path in walk_files(root):
+        rel = _rel(path, root)
         try:
             stat = path.stat()
-        except FileNotFoundError:  # removed while we listed
-            continue
-        files.append(TreeFile(_rel(path, root), stat.st_size, stat.st_mtime_ns))
+        except FileNotFoundError:
+            if path.is_symlink():
+                files.append(TreeFile(rel, 0, 0, "broken symbolic link: not read"))
+            continue  # else removed while we listed
+        refused = None
+        if path.is_symlink():
+            target = Path(os.path.realpath(path))
+            if path.is_dir():
+                refused = "linked folder: not followed (copy its files in, or make it a source of its own)"
+            elif not any(target.is_relative_to(r) for r in inside):
+                refused = f"symbolic link to {target}, outside the source folder: not read"
+        files.append(TreeFile(rel, stat.st_size, stat.st_mtime_ns, refused))
     return files
 
 
-def scan_folder(root: Path, language: str) -> list[FolderEntry]:
+def scan_folder(root: Path, language: str, link_roots: Sequence[Path] = ()) -> list[FolderEntry]:
     """All entries of a source folder; audio entries carry their transcript when one was found."""
     if not root.is_dir():
         raise FileNotFoundError(f"source folder {root} does not exist")
-    tree = {f.rel_path: f for f in list_tree(root)}
+    listed = list_tree(root, link_roots)
+    refused = {f.rel_path: f.refused for f in listed if f.refused}
+    others = [_entry(f, is_audio=False, problem=f.refused) for f in listed if f.refused]
+    tree = {f.rel_path: f for f in listed if not f.refused}
     audio = {rel: _entry(f, is_audio=True) for rel, f in tree.items() if is_audio_path(rel)}
-    others: list[FolderEntry] = []
     claimed: set[str] = set()
 
     for rel, file in tree.items():
@@ -114,7 +149,7 @@ def scan_folder(root: Path, language: str) -> list[FolderEntry]:
             others.extend(_recorded_rejections(root, file))
         elif name == METADATA_CSV or rel.endswith(MANIFEST_SUFFIXES):
             claimed.add(rel)
-            others.extend(_read_manifest(root, file, audio, language))
+            others.extend(_read_manifest(root, file, audio, refused, language))
 
     for rel, entry in audio.items():
         if entry.transcript_origin is not None:
@@ -180,7 +215,7 @@ def _manifest_problem_entry(file: TreeFile, line: int, message: str) -> FolderEn
 
 
 def _read_manifest(
-    root: Path, file: TreeFile, audio: dict[str, FolderEntry], language: str
+    root: Path, file: TreeFile, audio: dict[str, FolderEntry], refused: dict[str, str], language: str
 ) -> list[FolderEntry]:
     """Attach a metadata.csv's or JSONL manifest's rows to their audio; unusable lines become problem entries."""
     try:
@@ -191,7 +226,7 @@ def _read_manifest(
     rows = _csv_rows(decoded.text) if is_csv else _jsonl_rows(decoded.text)
     problems = []
     for line, row in rows:
-        problem = row if isinstance(row, str) else _claim(audio, root, file, row, decoded.encoding)
+        problem = row if isinstance(row, str) else _claim(audio, refused, root, file, row, decoded.encoding)
         if problem:
             problems.append(_manifest_problem_entry(file, line, problem))
     return problems
@@ -231,7 +266,14 @@ def _jsonl_rows(text: str) -> list[tuple[int, dict | str]]:
     return rows
 
 
-def _claim(audio: dict[str, FolderEntry], root: Path, file: TreeFile, row: dict, encoding: str) -> str | None:
+def _claim(
+    audio: dict[str, FolderEntry],
+    refused: dict[str, str],
+    root: Path,
+    file: TreeFile,
+    row: dict,
+    encoding: str,
+) -> str | None:
     """Attach one manifest row to its audio entry; return why the row cannot be used, if so."""
     audio_ref = row.get("audio")
     if not isinstance(audio_ref, str) or not audio_ref:
@@ -239,6 +281,8 @@ def _claim(audio: dict[str, FolderEntry], root: Path, file: TreeFile, row: dict,
     rel = _resolve_audio(root, file.rel_path, audio_ref)
     if rel is None:
         return f"audio path {audio_ref!r} points outside the source folder"
+    if rel in refused:
+        return f"audio path {audio_ref!r}: {refused[rel]}"
     if rel not in audio:
         return f"audio file {audio_ref!r} does not exist"
     entry = audio[rel]

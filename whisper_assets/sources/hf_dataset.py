@@ -44,6 +44,9 @@ class HfDatasetSource(SourceBase):
     def fingerprint(self, folder: Path, progress: ScanProgress, deadline: float) -> str | None:
         return fingerprint_tree(Path(self.path), progress, deadline)  # the dataset itself, not the mirror
 
+    def link_roots(self) -> list[Path]:
+        return [Path(self.path)]  # the mirror links to audio files of the dataset
+
 
 @dataclass(frozen=True)
 class Columns:

@@ -19,10 +19,14 @@ _PAGE = 2000
 
 
 def walk_files(root: Path) -> Iterator[Path]:
-    """Every regular file under root in a stable order, skipping hidden files and folders."""
+    """Every file under root in a stable order, skipping hidden files and folders.
+
+    Linked folders are listed (so they can be reported) but never descended into.
+    """
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+        linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in linked)
+        for name in sorted([*filenames, *linked]):
             if not name.startswith("."):
                 yield Path(dirpath) / name
 
