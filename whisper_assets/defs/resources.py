@@ -11,7 +11,7 @@ class PlatformSettings(dg.ConfigurableResource):
     """The project's settings file, loaded at run time (never at import)."""
 
     config_path: str | None = None
-    workers: int = 0  # worker processes for per-file work; 0 = one per core
+    workers: int = 0  # threads for per-file work; 0 = one per core
 
     @cached_property
     def settings(self) -> Settings:
