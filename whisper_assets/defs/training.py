@@ -62,13 +62,14 @@ def whisper_model(
     settings = platform.settings
     layout = settings.layout
     options = effective_options(settings, config)
+    tracker = mlflow.tracker(settings)
     run = train_run(
         options,
         current_split_manifests(layout.manifests_root),
         layout.models_root,
         layout.features_root,
         layout.logs_root,
-        mlflow.tracker(settings),
+        tracker,
         {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_model"},
         context.log.info,
     )
@@ -89,7 +90,7 @@ def whisper_model(
             "audio_seconds_per_second": round(run.audio_seconds_per_second, 2),
             "feature_cache": result.cache,
             "mlflow_run_id": run.mlflow_run_id,
-            "mlflow_run": dg.MetadataValue.url(mlflow.tracker(settings).run_link(run.mlflow_run_id)),
+            "mlflow_run": dg.MetadataValue.url(tracker.run_link(run.mlflow_run_id)),
             "model_version": run.model_version,
             "training_log": dg.MetadataValue.path(str(run.log_path)),
         }
