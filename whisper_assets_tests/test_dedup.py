@@ -10,6 +10,7 @@ from whisper_assets.audio.encode import write_audio
 from whisper_assets.audio.fingerprint import file_sha256
 from whisper_assets.curation.dedup import (
     DedupCandidate,
+    PairVerdicts,
     audio_identities,
     find_duplicates,
     identity_cache_path,
@@ -102,3 +103,30 @@ def test_a_re_encode_with_another_transcript_is_merged_and_noted(tmp_path, write
     rows = by_id(find_duplicates(found))
     assert rows["s-b.mp3"]["canonical_id"] == "s-a.wav"
     assert "different transcript" in rows["s-b.mp3"]["note"] and rows["s-a.wav"]["note"] is None
+
+
+def test_a_re_run_compares_only_pairs_with_a_new_file(tmp_path, write_clip, monkeypatch):
+    from whisper_assets.curation import dedup
+
+    texts = ["alpha bravo", "quiet river stones", "seven lamps", "uzbek yogurt"]
+    paths = [write_clip(tmp_path / f"{i}.wav", text, seconds=2.0) for i, text in enumerate(texts)]
+    loads = []
+    real = dedup._Waveforms._load
+    monkeypatch.setattr(
+        dedup._Waveforms, "_load", staticmethod(lambda path: loads.append(path) or real(path))
+    )
+
+    def cluster(files):
+        return by_id(
+            find_duplicates(candidates({"s": files}, tmp_path / "cache"), PairVerdicts(tmp_path, "s"))
+        )
+
+    first = cluster(paths)
+    assert len(loads) == 4 and all(r["cluster_size"] == 1 for r in first.values())
+    loads.clear()
+    assert cluster(paths) == first and loads == []  # nothing new: verdicts are reused, nothing decoded
+    copy = tmp_path / "copy.mp3"
+    write_audio(copy, sf.read(paths[0])[0], 16_000)
+    again = cluster([*paths, copy])
+    assert again["s-copy.mp3"]["canonical_id"] == "s-0.wav"
+    assert str(copy) in loads and len(loads) <= 5  # the new file against its neighbours only

@@ -13,7 +13,7 @@ in. Nothing is deleted; moving duplicates aside is a separate, explicit step.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import json
 import shutil
 from collections import OrderedDict
@@ -62,7 +62,7 @@ _DURATION_SLACK_SHARE = 0.05
 SAME_WAVEFORM = 0.93  # re-encodes >= 0.96, different takes by one voice <= 0.89 (bench/dedup_precision.py)
 _FINGERPRINT_GATE = 0.6  # clips this long or longer are compared only when their fingerprints roughly agree
 _FINGERPRINT_GATE_SECONDS = 3.0  # below it the 48-cell fingerprint is too coarse to gate on
-_IDENTITY_VERSION = 2
+_IDENTITY_VERSION = 2  # bump when identities or the matching rule change: cached verdicts depend on both
 
 
 @dataclass(frozen=True)
@@ -124,15 +124,56 @@ def dedup_source(source: str, inventory: Sequence[dict], cache_root: Path, worke
     rows = ours + [r for r in readable if r["source"] != source and could_match(r["duration"], durations)]
     identities = audio_identities({r["sha256"]: r["abs_path"] for r in rows}, cache_root, workers)
     candidates = [DedupCandidate.from_inventory(r, identities[r["sha256"]]) for r in rows]
-    return [r for r in find_duplicates(candidates) if r["source"] == source]
+    verdicts = PairVerdicts(cache_root, f"source-{source}")
+    return [r for r in find_duplicates(candidates, verdicts) if r["source"] == source]
 
 
-def cluster_items(inventory: Sequence[dict], cache_root: Path, workers: int = 0) -> dict[str, dict]:
-    """Duplicate clusters over every source at once: report row per readable audio item, by id."""
+def cluster_items(
+    inventory: Sequence[dict], cache_root: Path, scope: str = "all", workers: int = 0
+) -> dict[str, dict]:
+    """Duplicate clusters over every source at once: report row per readable audio item, by id.
+
+    `scope` names the set being clustered, so a re-run over the same set compares only new files.
+    """
     readable = [r for r in inventory if r["is_audio"] and r["readable"]]
     identities = audio_identities({r["sha256"]: r["abs_path"] for r in readable}, cache_root, workers)
-    rows = find_duplicates([DedupCandidate.from_inventory(r, identities[r["sha256"]]) for r in readable])
-    return {row["id"]: row for row in rows}
+    candidates = [DedupCandidate.from_inventory(r, identities[r["sha256"]]) for r in readable]
+    return {row["id"]: row for row in find_duplicates(candidates, PairVerdicts(cache_root, scope))}
+
+
+class PairVerdicts:
+    """Content matches already decided in one scope, so a re-run compares only pairs with a new file in them.
+
+    Whether two files are the same recording depends only on their contents (sha256), so a pair of files that
+    were both in the scope's previous run has been compared (when its durations were close enough) and its
+    verdict is known: a match if recorded, else different.
+    """
+
+    def __init__(self, cache_root: Path | None = None, scope: str = ""):
+        self.path = cache_root / f"matches-v{_IDENTITY_VERSION}" / f"{scope}.json" if cache_root else None
+        state = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
+        self.seen: set[str] = set(state.get("seen", []))
+        self.matches: dict[str, float] = state.get("matches", {})
+
+    @staticmethod
+    def _key(a: str, b: str) -> str:
+        return "|".join(sorted((a, b)))
+
+    def known(self, a: str, b: str) -> float | None:
+        """The recorded similarity of a decided pair (0.0 for different recordings); None if undecided."""
+        if a in self.seen and b in self.seen:
+            return self.matches.get(self._key(a, b), 0.0)
+        return None
+
+    def record(self, a: str, b: str, similarity: float) -> None:
+        if similarity >= SAME_WAVEFORM:
+            self.matches[self._key(a, b)] = similarity
+
+    def save(self, shas: set[str]) -> None:
+        if self.path is None:
+            return
+        kept = {k: v for k, v in self.matches.items() if set(k.split("|")) <= shas}
+        write_json_atomic(self.path, {"seen": sorted(shas), "matches": kept})
 
 
 def move_duplicates(
@@ -182,7 +223,7 @@ def _compute_identity(job: tuple[str, str]) -> AudioIdentity:
     return AudioIdentity(sha, pcm_sha256(mono), print_.to_hex(), print_.voiced_seconds)
 
 
-def find_duplicates(candidates: Sequence[DedupCandidate]) -> list[dict]:
+def find_duplicates(candidates: Sequence[DedupCandidate], verdicts: PairVerdicts | None = None) -> list[dict]:
     """One report row per candidate: its cluster, the cluster's canonical item and the kind of duplication."""
     parent = list(range(len(candidates)))
 
@@ -201,7 +242,9 @@ def find_duplicates(candidates: Sequence[DedupCandidate]) -> list[dict]:
             if key[1]:
                 union(i, first_by_key.setdefault(key, i))
 
-    best_similarity = _match_content(candidates, union, root)
+    verdicts = verdicts or PairVerdicts()
+    best_similarity = _match_content(candidates, union, verdicts)
+    verdicts.save({c.sha256 for c in candidates})
 
     clusters: dict[int, list[int]] = {}
     for i in range(len(candidates)):
@@ -244,39 +287,71 @@ def _transcript_note(item: DedupCandidate, canonical: DedupCandidate) -> str | N
     return f"same audio as {canonical.id} but a different transcript: check which one is right"
 
 
-def _match_content(candidates: Sequence[DedupCandidate], union, root) -> dict[int, float]:
-    """Union candidates whose voiced spans agree in length and whose waveforms line up (lossy re-encodes)."""
-    indexed = sorted(
+def _match_content(candidates: Sequence[DedupCandidate], union, verdicts: PairVerdicts) -> dict[int, float]:
+    """Union candidates whose voiced spans agree in length and whose waveforms line up (lossy re-encodes).
+
+    Pairs decided in an earlier run are taken from `verdicts`; only pairs with a new file are compared.
+    """
+    timed = sorted(
         (c.identity.voiced_seconds, i)
         for i, c in enumerate(candidates)
         if c.identity.voiced_seconds is not None
     )
-    waveforms = _Waveforms(candidates)
+    seconds = [t for t, _ in timed]
+    by_sha: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        by_sha.setdefault(c.sha256, []).append(i)
     best: dict[int, float] = {}
-    for a, (seconds, i) in enumerate(indexed):
-        limit = seconds + max(_DURATION_SLACK_SECONDS, _DURATION_SLACK_SHARE * seconds)
-        neighbours = []
-        for other_seconds, j in itertools.islice(indexed, a + 1, None):
-            if other_seconds > limit:
-                break
-            if root(i) != root(j) and _worth_comparing(candidates[i], candidates[j], seconds):
-                neighbours.append(j)
-        if not neighbours:
+
+    def decide(i: int, j: int, similarity: float) -> None:
+        if similarity >= SAME_WAVEFORM:
+            union(i, j)
+            for k in (i, j):
+                best[k] = max(best.get(k, 0.0), similarity)
+
+    for pair, similarity in verdicts.matches.items():  # earlier verdicts between files still here
+        a, b = pair.split("|")
+        if a in by_sha and b in by_sha and a in verdicts.seen and b in verdicts.seen:
+            decide(by_sha[a][0], by_sha[b][0], similarity)
+
+    waveforms = _Waveforms(candidates)
+    for position, (own, i) in enumerate(timed):
+        if candidates[i].sha256 in verdicts.seen:
             continue
-        size = correlation_size(*(len(waveforms.get(k)) for k in (i, *neighbours)))
+        start = bisect.bisect_left(seconds, own - _slack(own))
+        end = bisect.bisect_right(seconds, own + _slack(own))
+        undecided = []
+        for other_position in range(start, end):
+            other, j = timed[other_position]
+            shorter = min(own, other)
+            if (
+                j == i
+                or candidates[j].sha256 == candidates[i].sha256
+                or abs(other - own) > _slack(shorter)
+                or (candidates[j].sha256 not in verdicts.seen and other_position < position)  # done from j
+                or not _worth_comparing(candidates[i], candidates[j], shorter)
+            ):
+                continue
+            undecided.append(j)
+        if not undecided:
+            continue
+        size = correlation_size(*(len(waveforms.get(k)) for k in (i, *undecided)))
         values = similarities(
             waveforms.spectrum(i, size),
             waveforms.energy(i),
-            np.stack([waveforms.spectrum(j, size) for j in neighbours]),
-            np.array([waveforms.energy(j) for j in neighbours]),
+            np.stack([waveforms.spectrum(j, size) for j in undecided]),
+            np.array([waveforms.energy(j) for j in undecided]),
             size,
         )
-        for j, value in zip(neighbours, values, strict=True):
-            if value >= SAME_WAVEFORM:
-                union(i, j)
-                for k in (i, j):
-                    best[k] = max(best.get(k, 0.0), float(value))
+        for j, value in zip(undecided, values, strict=True):
+            verdicts.record(candidates[i].sha256, candidates[j].sha256, float(value))
+            decide(i, j, float(value))
     return best
+
+
+def _slack(seconds: float) -> float:
+    """How far apart two encodes' voiced spans may be in length."""
+    return max(_DURATION_SLACK_SECONDS, _DURATION_SLACK_SHARE * seconds)
 
 
 def _worth_comparing(a: DedupCandidate, b: DedupCandidate, seconds: float) -> bool:

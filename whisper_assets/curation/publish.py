@@ -41,7 +41,7 @@ def trainable_items(
     inventory = read_table_all(tables_root, "inventory")
     labels = {r["id"]: r for r in inventory}
     transcripts = {r["id"]: r for r in read_table_all(tables_root, "normalized_transcripts") if r["accepted"]}
-    clusters = cluster_items(inventory, cache_root, workers)
+    clusters = cluster_items(inventory, cache_root, "all", workers)
     items = []
     for row in read_table_all(tables_root, "processed_audio"):
         cluster = clusters.get(row["id"])
@@ -80,7 +80,7 @@ def content_leaks(
     split_of = {row["id"]: split for split, rows in by_split.items() for row in rows}
     chosen = [r for r in inventory if r["id"] in split_of]
     leaked: dict[str, list[str]] = {}
-    for row in cluster_items(chosen, cache_root).values():
+    for row in cluster_items(chosen, cache_root, "published").values():
         if row["is_canonical"]:
             continue
         splits = sorted({split_of[row["id"]], split_of[row["canonical_id"]]})
