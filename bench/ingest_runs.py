@@ -88,7 +88,7 @@ def main() -> None:
             subprocess.run([*launch, "-j", "ingest_source", "--tags", tags], check=True, capture_output=True)
             [again] = wait_for_quiet(instance, seen)
             figures["no-change re-run"] = describe(instance, again)
-            generate(ROOT / "drop", 1, args.seconds)[0].rename(uploads / "dropped.wav")
+            generate(ROOT / "drop", 1, args.seconds, seed=1)[0].rename(uploads / "dropped.wav")
             (ROOT / "drop" / "clip00000.txt").rename(uploads / "dropped.txt")
             [dropped] = wait_for_quiet(instance, seen)
             figures["one-file drop"] = describe(instance, dropped)

@@ -39,18 +39,22 @@ CLIP_SECONDS = 12.0
 FORMATS = (".wav", ".mp3", ".flac")
 
 
-def generate(folder: Path, count: int, seconds: float = CLIP_SECONDS) -> list[Path]:
-    """`count` speech-like clips of `seconds` (44.1 kHz stereo, formats in turn) with .txt transcripts."""
+def generate(folder: Path, count: int, seconds: float = CLIP_SECONDS, seed: int = 0) -> list[Path]:
+    """`count` speech-like clips of about `seconds` (+-30%, like real uploads; 44.1 kHz stereo, formats in turn)
+    with .txt transcripts. Each clip says different random words: clips that said the same words would be the
+    same waveform (speech_like is deterministic) and dedup would rightly merge them."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     paths = []
     for i in range(count):
         path = folder / f"clip{i:05d}{FORMATS[i % len(FORMATS)]}"
         paths.append(path)
+        length = seconds * rng.uniform(0.7, 1.3)
+        words = " ".join("".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 5)) for _ in range(40))
         if path.exists():
             continue
-        base = speech_like(f"utterance number {i} " * 4, rate=16_000)
-        signal = np.tile(base, int(np.ceil(seconds * 16_000 / len(base))))[: int(seconds * 16_000)]
+        base = speech_like(words, rate=16_000)
+        signal = np.tile(base, int(np.ceil(length * 16_000 / len(base))))[: int(length * 16_000)]
         signal = librosa.resample(signal, orig_sr=16_000, target_sr=44_100, res_type="soxr_hq")
         stereo = np.stack([signal, 0.7 * signal + 0.01 * rng.standard_normal(len(signal))], axis=1)
         write_audio(path, stereo.astype(np.float32), 44_100)
@@ -127,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hours", type=float, default=2.0)
     args = parser.parse_args()
+    shutil.rmtree(OUT / "input", ignore_errors=True)
     paths = generate(OUT / "input", int(args.hours * 3600 / CLIP_SECONDS))
     hours = sum(sf.info(str(p)).duration for p in paths) / 3600
     print(
