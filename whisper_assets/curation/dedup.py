@@ -159,12 +159,6 @@ class PairVerdicts:
     def _key(a: str, b: str) -> str:
         return "|".join(sorted((a, b)))
 
-    def known(self, a: str, b: str) -> float | None:
-        """The recorded similarity of a decided pair (0.0 for different recordings); None if undecided."""
-        if a in self.seen and b in self.seen:
-            return self.matches.get(self._key(a, b), 0.0)
-        return None
-
     def record(self, a: str, b: str, similarity: float) -> None:
         if similarity >= SAME_WAVEFORM:
             self.matches[self._key(a, b)] = similarity
