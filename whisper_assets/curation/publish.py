@@ -31,17 +31,16 @@ SPLITS_SCHEMA = pa.schema(
 
 
 def trainable_items(
-    tables_root: Path, cache_root: Path, speaker_disjoint: dict[str, bool], workers: int = 0
+    tables_root: Path, inventory: Sequence[dict], cache_root: Path, speaker_disjoint: dict[str, bool]
 ) -> list[dict]:
     """Every source's processed items with accepted transcripts, one per content cluster.
 
     Clusters are decided here over all sources at once, so the result does not depend on the order sources
     arrived in: a better copy that came later replaces an earlier source's copy.
     """
-    inventory = read_table_all(tables_root, "inventory")
     labels = {r["id"]: r for r in inventory}
     transcripts = {r["id"]: r for r in read_table_all(tables_root, "normalized_transcripts") if r["accepted"]}
-    clusters = cluster_items(inventory, cache_root, "all", workers)
+    clusters = cluster_items(inventory, cache_root, "all")
     items = []
     for row in read_table_all(tables_root, "processed_audio"):
         cluster = clusters.get(row["id"])
@@ -128,10 +127,10 @@ def publish_splits(
 ) -> SplitsResult:
     """Assign every trainable item to a split and stage the manifests; publish them (and the `splits` table)
     only when no recording leaks between splits and no transcript is empty."""
-    by_split = split_items(trainable_items(tables_root, cache_root, speaker_disjoint), settings)
+    inventory = read_table_all(tables_root, "inventory")
+    by_split = split_items(trainable_items(tables_root, inventory, cache_root, speaker_disjoint), settings)
     digests = stage_manifests(manifests_root, by_split)
     all_rows = [row | {"split": name} for name, rows in by_split.items() for row in rows]
-    inventory = read_table_all(tables_root, "inventory")
     leaked = leaks(by_split) | content_leaks(by_split, inventory, cache_root)
     result = SplitsResult(
         by_split, digests, leaked, [r["id"] for r in all_rows if not r["transcript"].strip()]
