@@ -94,25 +94,26 @@ def resolve_allowed(host: str, port: int, policy: AddressPolicy) -> str:
 # urllib: connections pinned to the checked address ---------------------------------------------------------
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
+class _Pinned:
+    """A connection that resolves its host, checks the addresses, and connects to the checked one."""
+
     def __init__(self, *args, policy: AddressPolicy, **kwargs):
         super().__init__(*args, **kwargs)
         self._policy = policy
 
-    def connect(self) -> None:
+    def _pinned_socket(self) -> socket.socket:
         address = resolve_allowed(self.host, self.port, self._policy)
-        self.sock = socket.create_connection((address, self.port), self.timeout, self.source_address)
+        return socket.create_connection((address, self.port), self.timeout, self.source_address)
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args, policy: AddressPolicy, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._policy = policy
-
+class _PinnedHTTPConnection(_Pinned, http.client.HTTPConnection):
     def connect(self) -> None:
-        address = resolve_allowed(self.host, self.port, self._policy)
-        sock = socket.create_connection((address, self.port), self.timeout, self.source_address)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # the name, not the address
+        self.sock = self._pinned_socket()
+
+
+class _PinnedHTTPSConnection(_Pinned, http.client.HTTPSConnection):
+    def connect(self) -> None:
+        self.sock = self._context.wrap_socket(self._pinned_socket(), server_hostname=self.host)  # the name
 
 
 class _PinnedHTTPHandler(urllib.request.HTTPHandler):
