@@ -3,8 +3,10 @@
 import json
 
 import dagster as dg
+import numpy as np
 import pytest
 
+from whisper_assets.audio.encode import write_audio
 from whisper_assets.tables import query, read_rows, table_path
 from whisper_assets_tests.helpers import materialize_source, run_job
 
@@ -44,6 +46,9 @@ def bad_inputs_source(make_settings, write_clip):
     (root / "Ćevapi i ražnjići – snimak 1.txt").write_text("ćevapi i ražnjići", encoding="utf-8")
     write_clip(root / "silent transcript.wav", "quiet")
     (root / "silent transcript.txt").write_text("", encoding="utf-8")
+    hiss = np.random.default_rng(0).normal(0, 0.02, 3 * 16_000)
+    write_audio(root / "empty room.wav", hiss, 16_000)  # a transcript, but nobody speaks
+    (root / "empty room.txt").write_text("hello", encoding="utf-8")
     return settings
 
 
@@ -82,6 +87,9 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
     }
     assert processed["short.wav"]["status"] == "too_short"
     assert processed["long.wav"]["status"] == "needs_segmentation"
+    assert processed["empty room.wav"]["status"] == "no_speech"
+    assert processed["empty room.wav"]["reason"].startswith("no speech detected")
+    assert processed["good0.wav"]["speech_seconds"] > 0.5
     assert "dup.mp3" not in processed
     ok = {k for k, r in processed.items() if r["status"] == "ok"}
     assert ok == {f"good{i}.wav" for i in range(5)} | {"Ćevapi i ražnjići – snimak 1.ogg"}

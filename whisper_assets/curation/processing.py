@@ -20,6 +20,8 @@ from whisper_assets.audio.process import (
     trim_edge_silence,
     write_pcm16,
 )
+from whisper_assets.audio.vad import SpeechRegions, detect_speech, trim_to_speech
+from whisper_assets.files import write_json_atomic
 from whisper_assets.parallel import parallel_map
 
 PROCESSED_SCHEMA = pa.schema(
@@ -29,6 +31,9 @@ PROCESSED_SCHEMA = pa.schema(
         ("rel_path", pa.string()),
         ("audio", pa.string()),
         ("duration", pa.float64()),
+        ("speech_seconds", pa.float64()),
+        ("speech_peak", pa.float64()),
+        ("speech_regions", pa.string()),
         ("status", pa.string()),
         ("reason", pa.string()),
         ("reused", pa.bool_()),
@@ -37,8 +42,9 @@ PROCESSED_SCHEMA = pa.schema(
 STATUS_OK = "ok"
 STATUS_TOO_SHORT = "too_short"
 STATUS_NEEDS_SEGMENTATION = "needs_segmentation"
+STATUS_NO_SPEECH = "no_speech"
 STATUS_FAILED = "failed"
-_PROCESSING_VERSION = 2  # bump when the processing code changes its output for the same parameters
+_PROCESSING_VERSION = 3  # bump when the processing code changes its output for the same parameters
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ def output_key(sha256: str, policy: AudioPolicy) -> str:
         "loudness_lufs": policy.loudness_lufs,
         "trim_silence": policy.trim_silence,
         "trim_threshold_db": policy.trim_threshold_db if policy.trim_silence else None,
+        "speech_threshold": policy.speech.threshold,
+        "speech_trim_pad": policy.speech.pad_seconds if policy.speech.trim else None,
     }
     blob = sha256 + json.dumps(params, sort_keys=True)
     return hashlib.blake2s(blob.encode(), digest_size=16).hexdigest()
@@ -66,6 +74,11 @@ def output_key(sha256: str, policy: AudioPolicy) -> str:
 
 def output_path(processed_root: Path, source: str, key: str) -> Path:
     return processed_root / source / key[:2] / f"{key}.wav"
+
+
+def speech_path(audio_path: Path | str) -> Path:
+    """The speech regions of a processed file, written after it: its presence marks the file complete."""
+    return Path(audio_path).with_suffix(".speech.json")
 
 
 def source_jobs(
@@ -100,45 +113,68 @@ def source_jobs(
 
 def process_items(jobs: Sequence[ProcessJob], workers: int = 0) -> list[dict]:
     """Process every job, in job order; outputs that exist are only measured, in this process."""
-    todo = [job for job in jobs if not Path(job.output_path).exists()]
+    todo = [job for job in jobs if not speech_path(job.output_path).exists()]
     done = dict(zip((job.id for job in todo), parallel_map(_process_one, todo, workers), strict=True))
     return [done[job.id] if job.id in done else _process_one(job) for job in jobs]
 
 
 def _process_one(job: ProcessJob) -> dict:
     out = Path(job.output_path)
-    reused = out.exists()
+    reused = speech_path(out).exists()
     try:
-        if reused:
-            duration = sf.info(str(out)).duration
-        else:
-            samples, rate = decode(job.input_path)
-            audio = to_mono_16k(samples, rate)
-            if job.policy.trim_silence:
-                audio = trim_edge_silence(audio, job.policy.trim_threshold_db)
-            if job.policy.loudness_lufs is not None:
-                audio = normalize_loudness(audio, job.policy.loudness_lufs)
-            write_pcm16(out, audio)
-            duration = len(audio) / TARGET_RATE
+        speech = _read_speech(out) if reused else _process_audio(job, out)
     except (AudioDecodeError, OSError, sf.LibsndfileError) as exc:
         return _result(job, None, STATUS_FAILED, f"processing failed: {exc}", reused=False)
-    if duration < job.policy.min_seconds:
-        status, reason = STATUS_TOO_SHORT, f"{duration:.2f} s is shorter than {job.policy.min_seconds:g} s"
-    elif duration > job.policy.max_seconds:
+    policy = job.policy
+    duration = speech.duration
+    if speech.peak < policy.speech.reject_below:
+        status = STATUS_NO_SPEECH
+        reason = f"no speech detected (peak speech probability {speech.peak:.2f} in {duration:.1f} s)"
+    elif duration < policy.min_seconds:
+        status, reason = STATUS_TOO_SHORT, f"{duration:.2f} s is shorter than {policy.min_seconds:g} s"
+    elif duration > policy.max_seconds:
         status = STATUS_NEEDS_SEGMENTATION
-        reason = f"{duration:.1f} s is longer than {job.policy.max_seconds:g} s: excluded until segmented"
+        reason = f"{duration:.1f} s is longer than {policy.max_seconds:g} s: cut into segments"
     else:
         status, reason = STATUS_OK, None
-    return _result(job, duration, status, reason, reused=reused)
+    return _result(job, speech, status, reason, reused=reused)
 
 
-def _result(job: ProcessJob, duration: float | None, status: str, reason: str | None, reused: bool) -> dict:
+def _process_audio(job: ProcessJob, out: Path) -> SpeechRegions:
+    samples, rate = decode(job.input_path)
+    audio = to_mono_16k(samples, rate)
+    policy = job.policy
+    if policy.trim_silence:
+        audio = trim_edge_silence(audio, policy.trim_threshold_db)
+    speech = detect_speech(audio, policy.speech)
+    if policy.speech.trim:
+        audio, speech = trim_to_speech(audio, speech, policy.speech.pad_seconds)
+    if policy.loudness_lufs is not None:
+        audio = normalize_loudness(audio, policy.loudness_lufs)
+    write_pcm16(out, audio)
+    write_json_atomic(
+        speech_path(out), {"duration": speech.duration, "peak": speech.peak, "regions": speech.to_json()}
+    )
+    return speech
+
+
+def _read_speech(out: Path) -> SpeechRegions:
+    data = json.loads(speech_path(out).read_text())
+    return SpeechRegions(tuple(map(tuple, data["regions"])), data["duration"], data["peak"])
+
+
+def _result(
+    job: ProcessJob, speech: SpeechRegions | None, status: str, reason: str | None, reused: bool
+) -> dict:
     return {
         "id": job.id,
         "source": job.source,
         "rel_path": job.rel_path,
         "audio": job.output_path if status != STATUS_FAILED else None,
-        "duration": duration,
+        "duration": speech.duration if speech else None,
+        "speech_seconds": round(speech.seconds, 3) if speech else None,
+        "speech_peak": round(speech.peak, 3) if speech else None,
+        "speech_regions": json.dumps(speech.to_json()) if speech else None,
         "status": status,
         "reason": reason,
         "reused": reused,
