@@ -1,0 +1,75 @@
+"""Forced alignment: DTW against the reference implementation, windowing on a tiny random model, and accuracy
+on real speech with the shared tiny.en (skipped without ../shared)."""
+
+import itertools
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from transformers.models.whisper.generation_whisper import _dynamic_time_warping
+
+from whisper_assets.asr.align import Aligner, SpeechSpan
+from whisper_assets.asr.dtw import dtw
+from whisper_assets.asr.model import load_base
+from whisper_assets.audio.vad import detect_speech
+from whisper_assets.demo.data import speech_like
+from whisper_assets.demo.long_form import assemble
+from whisper_assets_tests.training_fixtures import make_tiny_model
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FSDD = SHARED / "data" / "fsdd-dev"
+TINY_EN = SHARED / "models" / "whisper-tiny.en"
+DIGITS = "zero one two three four five six seven eight nine".split()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 9), (9, 4), (30, 400)])
+def test_dtw_follows_the_same_path_as_the_reference(shape):
+    cost = np.random.default_rng(sum(shape)).normal(size=shape).astype(np.float32)
+    rows, cols = dtw(cost)
+    expected_rows, expected_cols = _dynamic_time_warping(cost)
+    assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist()
+
+
+@pytest.fixture(scope="module")
+def tiny_aligner(tmp_path_factory):
+    model, processor = load_base(str(make_tiny_model(tmp_path_factory.mktemp("tiny"))))
+    return Aligner(model, processor)
+
+
+def test_any_length_is_aligned_in_windows_with_ordered_words(tiny_aligner):
+    texts = ["zero one two", "three four five", "six seven", "eight nine ten"] * 12
+    recording = assemble([(speech_like(t), t) for t in texts], seed=1)
+    duration = len(recording.audio) / 16_000
+    assert duration > 70  # three windows at least
+    words = recording.transcript.split()
+    speech = detect_speech(recording.audio)
+    aligned = tiny_aligner.align(recording.audio, words, "en", SpeechSpan(speech.regions))
+    assert [w.text for w in aligned] == words
+    assert all(0 <= w.start <= w.end <= duration for w in aligned)
+    assert all(0 <= w.probability <= 1 for w in aligned)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(aligned))
+    assert (
+        aligned[-1].start > duration / 2
+    )  # the later windows were reached, not everything squeezed into one
+
+
+@pytest.mark.skipif(not (FSDD.exists() and TINY_EN.exists()), reason="needs ../shared (FSDD and tiny.en)")
+def test_word_timings_on_real_speech_are_within_the_contract():
+    files = sorted(FSDD.glob("*.wav"))
+    picks = np.random.default_rng(0).choice(len(files), 80, replace=False)
+    clips = []
+    for k in picks:
+        samples, _ = sf.read(files[k], dtype="float32")
+        clips.append((samples, DIGITS[int(re.match(r"(\d)_", files[k].name).group(1))]))
+    recording = assemble(clips, seed=0)
+    model, processor = load_base(str(TINY_EN))
+    speech = detect_speech(recording.audio)
+    aligned = Aligner(model, processor).align(
+        recording.audio, recording.transcript.split(), "en", SpeechSpan(speech.regions)
+    )
+    starts = np.array([abs(w.start - s) for w, (_, s, _) in zip(aligned, recording.words, strict=True)])
+    ends = np.array([abs(w.end - e) for w, (_, _, e) in zip(aligned, recording.words, strict=True)])
+    assert starts.mean() < 0.2 and ends.mean() < 0.2  # the contract; measured ~0.06 / ~0.09 s
+    assert np.median(starts) < 0.1 and np.median(ends) < 0.1
