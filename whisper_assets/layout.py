@@ -38,6 +38,11 @@ class DataLayout:
         return self.data_root / "data" / "features"
 
     @property
+    def outputs_root(self) -> Path:
+        """Per-item word timings and karaoke files: outputs/<item id>/."""
+        return self.data_root / "outputs"
+
+    @property
     def tables_root(self) -> Path:
         return self.data_root / "tables"
 

@@ -16,6 +16,7 @@ from whisper_assets.curation.splits import SplitSettings
 from whisper_assets.evaluation.gate import EvaluationSettings
 from whisper_assets.layout import DataLayout
 from whisper_assets.policy import Policy
+from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.sources.folder import upload_folder_sources
 from whisper_assets.sources.registry import SOURCE_KINDS, DatasetSource
 from whisper_assets.tracking import MlflowSettings
@@ -47,6 +48,7 @@ class Settings(Policy):
     splits: SplitSettings = SplitSettings()
     unreadable_warn_share: float = Field(0.1, ge=0, le=1)
     move_duplicates: bool = Field(False, description="Move non-canonical duplicates to uploads/duplicates/.")
+    segmentation: SegmentationSettings = SegmentationSettings()
     training: TrainingOptions = TrainingOptions()
     evaluation: EvaluationSettings = EvaluationSettings()
     mlflow: MlflowSettings = MlflowSettings()
@@ -62,6 +64,10 @@ class Settings(Policy):
     @property
     def layout(self) -> DataLayout:
         return DataLayout(self.data_root)
+
+    @property
+    def alignment_model(self) -> str:
+        return self.segmentation.alignment_model or self.training.base_model
 
     def source(self, name: str) -> DatasetSource:
         """The configured source, or one inferred with defaults for a folder that appeared under uploads/."""

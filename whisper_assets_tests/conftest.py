@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# No test may reach the hub: a hub id in a test's settings fails at once instead of after network retries.
+# Set before anything imports huggingface_hub, which reads it once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 from collections.abc import Callable
 from pathlib import Path
 

@@ -46,7 +46,7 @@ def test_any_length_is_aligned_in_windows_with_ordered_words(tiny_aligner):
     words = recording.transcript.split()
     speech = detect_speech(recording.audio)
     aligned = tiny_aligner.align(recording.audio, words, "en", SpeechSpan(speech.regions))
-    assert [w.text for w in aligned] == words
+    assert [w.word for w in aligned] == words
     assert all(0 <= w.start <= w.end <= duration for w in aligned)
     assert all(0 <= w.probability <= 1 for w in aligned)
     assert all(a.end <= b.start for a, b in itertools.pairwise(aligned))

@@ -16,7 +16,7 @@ LAYERS = [
     {"sources"},
     {"curation"},
     {"asr", "tracking"},
-    {"training", "evaluation", "export"},
+    {"training", "evaluation", "export", "segmentation"},
     {"settings", "demo", "review_app"},
     {"defs"},
     {"definitions"},

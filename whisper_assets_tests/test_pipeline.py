@@ -105,7 +105,20 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
         for line in (manifests / f"{name}.jsonl").read_text().splitlines()
     ]
     assert sorted(i["id"] for i in items) == sorted(inventory[k]["id"] for k in ok)
-    assert set(items[0]) == {"id", "audio", "transcript", "duration", "language", "speaker", "source"}
+    assert set(items[0]) == {
+        *("id", "parent_id", "offset", "audio", "transcript", "duration", "language", "speaker", "source")
+    }
+    # No alignment model here (a hub id, offline): short items still train whole, the long one waits, saying why.
+    segments = {
+        r["rel_path"]: r for r in read_rows(table_path(settings.layout.tables_root, "segments", "mine"))
+    }
+    assert segments["good0.wav"]["status"] == "ok"
+    assert "could not be loaded" in segments["good0.wav"]["reason"]
+    assert segments["long.wav"]["status"] == "dropped"
+    assert (
+        "not segmented: alignment model 'openai/whisper-tiny' could not be loaded"
+        in (segments["long.wav"]["reason"])
+    )
 
     split_meta = metadata(results["splits"], "splits")
     assert split_meta["dagster/row_count"] == len(ok)
@@ -229,15 +242,19 @@ def test_content_leaks_are_found_from_the_audio_not_the_ids(make_settings, write
     # Rows as a buggy step might hand them over: distinct ids and cluster ids, same audio in two splits.
     by_split = {
         "train": [
-            {"id": rows["a.wav"]["id"], "content_hash": "x"},
-            {"id": rows["c.wav"]["id"], "content_hash": "y"},
+            {"parent_id": rows["a.wav"]["id"], "content_hash": "x"},
+            {"parent_id": rows["c.wav"]["id"], "content_hash": "y"},
         ],
-        "test": [{"id": rows["b.mp3"]["id"], "content_hash": "z"}],
+        "test": [{"parent_id": rows["b.mp3"]["id"], "content_hash": "z"}],
     }
     leaked = content_leaks(by_split, list(rows.values()), settings.layout.cache_root)
     assert list(leaked.values()) == [["test", "train"]]
     by_split["train"].pop(0)
     assert content_leaks(by_split, list(rows.values()), settings.layout.cache_root) == {}
+    # Two segments of one recording in two splits leak that recording.
+    by_split["validation"] = [{"parent_id": rows["c.wav"]["id"], "content_hash": "y"}]
+    leaked = content_leaks(by_split, list(rows.values()), settings.layout.cache_root)
+    assert leaked == {f"segments of one recording: {rows['c.wav']['id']}": ["train", "validation"]}
 
 
 def test_failed_blocking_checks_publish_nothing_and_training_refuses(bad_inputs_source, monkeypatch):

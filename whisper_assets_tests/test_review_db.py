@@ -191,6 +191,8 @@ def test_the_write_back_asset_marks_the_latest_runs_training_rows(db, make_setti
 def manifest_row(item_id: str, source: str = "reviews") -> dict:
     return {
         "id": item_id,
+        "parent_id": item_id,
+        "offset": 0.0,
         "audio": "x.wav",
         "transcript": "x",
         "duration": 1.0,

@@ -68,7 +68,8 @@ def test_definitions_load_with_the_expected_graph():
         "dedup_report": ["inventory"],
         "normalized_transcripts": ["dedup_report"],
         "processed_audio": ["dedup_report", "normalized_transcripts"],
-        "splits": ["processed_audio"],
+        "segments": ["processed_audio"],
+        "splits": ["segments"],
         "whisper_model": ["splits"],
         "trained_items_marked": ["whisper_model"],
         "eval_metrics": ["splits", "whisper_model"],
@@ -76,7 +77,7 @@ def test_definitions_load_with_the_expected_graph():
         "catalog": ["eval_metrics", "splits"],
         "data_licenses": ["inventory"],
     }
-    for key in ("inventory", "dedup_report", "normalized_transcripts", "processed_audio"):
+    for key in ("inventory", "dedup_report", "normalized_transcripts", "processed_audio", "segments"):
         assert graph.get(dg.AssetKey(key)).partitions_def == source_partitions
     assert graph.get(dg.AssetKey("catalog")).pools == {"duckdb"}
     model = graph.get(dg.AssetKey("whisper_model"))

@@ -28,6 +28,8 @@ def make_items(folder: Path) -> list[dict]:
         items.append(
             {
                 "id": f"item-{i}",
+                "parent_id": f"item-{i}",
+                "offset": 0.0,
                 "audio": str(path),
                 "transcript": text,
                 "duration": len(samples) / TARGET_RATE,

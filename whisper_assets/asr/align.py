@@ -30,7 +30,7 @@ _FEED_SLACK = 1.5  # feed this many times the words a window's speech is expecte
 
 @dataclass(frozen=True)
 class Word:
-    text: str
+    word: str
     start: float
     end: float
     probability: float
@@ -117,7 +117,7 @@ class Aligner:
             for word in found[:keep]:
                 start, stop = speech.snap(word.start + seek, word.end + seek)
                 start = max(start, aligned[-1].end if aligned else 0.0)  # words never overlap
-                aligned.append(Word(word.text, round(start, 3), round(max(start, stop), 3), word.probability))
+                aligned.append(Word(word.word, round(start, 3), round(max(start, stop), 3), word.probability))
             seek = seek + found[keep - 1].end
         return aligned
 

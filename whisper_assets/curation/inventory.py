@@ -69,8 +69,10 @@ def item_id(source: str, rel_path: str) -> str:
 def mark_trained(sources: Sequence[SourceBase], items: Sequence[dict]) -> dict[str, int]:
     """Tell each source's origin which of its items a model trained on; counts per source that records it."""
     keys: dict[str, list[str]] = defaultdict(list)
-    for item in items:
-        keys[item["source"]].append(item["id"].removeprefix(f"{item['source']}-"))
+    for item in items:  # a segment marks the recording it was cut from, once
+        key = item.get("parent_id", item["id"]).removeprefix(f"{item['source']}-")
+        if key not in keys[item["source"]]:
+            keys[item["source"]].append(key)
     marked = {}
     for source in sources:
         if (count := source.mark_trained(keys.get(source.name, []))) is not None:

@@ -11,7 +11,17 @@ from pathlib import Path
 from whisper_assets.files import read_jsonl, write_json_atomic, write_jsonl_atomic
 
 SPLITS = ("train", "validation", "test")
-MANIFEST_FIELDS = ("id", "audio", "transcript", "duration", "language", "speaker", "source")
+MANIFEST_FIELDS = (
+    "id",
+    "parent_id",
+    "offset",
+    "audio",
+    "transcript",
+    "duration",
+    "language",
+    "speaker",
+    "source",
+)
 PUBLISHED = "_published.json"  # the digests of the manifests `splits` published after its checks passed
 
 

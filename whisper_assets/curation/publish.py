@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from whisper_assets.tables import read_table_all, table_path, write_rows
 SPLITS_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
+        ("parent_id", pa.string()),
+        ("offset", pa.float64()),
         ("split", pa.string()),
         ("audio", pa.string()),
         ("transcript", pa.string()),
@@ -33,29 +36,28 @@ SPLITS_SCHEMA = pa.schema(
 def trainable_items(
     tables_root: Path, inventory: Sequence[dict], cache_root: Path, speaker_disjoint: dict[str, bool]
 ) -> list[dict]:
-    """Every source's processed items with accepted transcripts, one per content cluster.
+    """Every source's trainable utterances (whole items and segments of long ones), one recording per content
+    cluster.
 
     Clusters are decided here over all sources at once, so the result does not depend on the order sources
-    arrived in: a better copy that came later replaces an earlier source's copy.
+    arrived in: a better copy that came later replaces an earlier source's copy. Segments inherit their
+    recording's cluster and group, so the segments of one recording share a split.
     """
     labels = {r["id"]: r for r in inventory}
-    transcripts = {r["id"]: r for r in read_table_all(tables_root, "normalized_transcripts") if r["accepted"]}
     clusters = cluster_items(inventory, cache_root, "all")
     items = []
-    for row in read_table_all(tables_root, "processed_audio"):
-        cluster = clusters.get(row["id"])
-        if (
-            row["status"] != STATUS_OK
-            or row["id"] not in transcripts
-            or not (cluster and cluster["is_canonical"])
-        ):
+    for row in read_table_all(tables_root, "segments"):
+        cluster = clusters.get(row["parent_id"])
+        if row["status"] != STATUS_OK or not (cluster and cluster["is_canonical"]):
             continue
-        item = labels[row["id"]]
+        item = labels[row["parent_id"]]
         items.append(
             {
                 "id": row["id"],
+                "parent_id": row["parent_id"],
+                "offset": row["offset"],
                 "audio": row["audio"],
-                "transcript": transcripts[row["id"]]["transcript"],
+                "transcript": row["transcript"],
                 "duration": round(row["duration"], 3),
                 "language": item["language"],
                 "speaker": item["speaker"],
@@ -75,14 +77,22 @@ def trainable_items(
 def content_leaks(
     by_split: dict[str, list[dict]], inventory: Sequence[dict], cache_root: Path
 ) -> dict[str, list[str]]:
-    """Recordings in two splits, found again from their audio (PCM hashes, waveform matches), not from ids."""
-    split_of = {row["id"]: split for split, rows in by_split.items() for row in rows}
-    chosen = [r for r in inventory if r["id"] in split_of]
-    leaked: dict[str, list[str]] = {}
+    """Recordings in two splits, found again from their audio (PCM hashes, waveform matches), not from ids; a
+    recording's segments count as the recording."""
+    splits_of: dict[str, set[str]] = defaultdict(set)
+    for split, rows in by_split.items():
+        for row in rows:
+            splits_of[row["parent_id"]].add(split)
+    leaked = {
+        f"segments of one recording: {parent}": sorted(splits)
+        for parent, splits in splits_of.items()
+        if len(splits) > 1
+    }
+    chosen = [r for r in inventory if r["id"] in splits_of]
     for row in cluster_items(chosen, cache_root, "published").values():
         if row["is_canonical"]:
             continue
-        splits = sorted({split_of[row["id"]], split_of[row["canonical_id"]]})
+        splits = sorted(splits_of[row["id"]] | splits_of[row["canonical_id"]])
         if len(splits) > 1:
             leaked[f"same audio: {row['id']} and {row['canonical_id']}"] = splits
     return leaked

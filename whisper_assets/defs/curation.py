@@ -5,7 +5,7 @@ import dagster as dg
 from whisper_assets.curation.licenses import licenses_markdown
 from whisper_assets.curation.manifests import staging_folder
 from whisper_assets.curation.publish import publish_splits
-from whisper_assets.defs.ingest import inventory, processed_audio
+from whisper_assets.defs.ingest import inventory, segments
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.files import write_text_atomic
 from whisper_assets.reporting import markdown_table
@@ -17,12 +17,13 @@ CATALOG_TABLES = (
     "dedup_report",
     "normalized_transcripts",
     "processed_audio",
+    "segments",
     "splits",
     "eval_utterances",
 )
 LEAKAGE_CHECK = "no_leakage"
 EMPTY_TRANSCRIPT_CHECK = "no_empty_transcripts"
-# Re-run when any source's processed audio changed, once no source is mid-run.
+# Re-run when any source's segments changed, once no source is mid-run.
 SPLITS_AUTOMATION = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
@@ -33,7 +34,7 @@ SPLITS_AUTOMATION = (
 @dg.asset(
     group_name="curation",
     kinds={"jsonl", "duckdb"},
-    deps=[dg.AssetDep(processed_audio, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(segments, partition_mapping=dg.AllPartitionMapping())],
     automation_condition=SPLITS_AUTOMATION,
     check_specs=[
         dg.AssetCheckSpec(

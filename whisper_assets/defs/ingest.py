@@ -1,4 +1,4 @@
-"""Per-source assets: inventory -> dedup_report -> normalized_transcripts -> processed_audio.
+"""Per-source assets: inventory -> dedup_report -> normalized_transcripts -> processed_audio -> segments.
 
 Each body reads the tables it depends on, calls one domain function, writes its own table and returns metadata
 for the UI. Outputs are files under the data root, so no IO manager is involved.
@@ -13,6 +13,15 @@ from whisper_assets.curation.transcripts import TRANSCRIPTS_SCHEMA, normalize_in
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.reporting import count_reasons, markdown_table
+from whisper_assets.segmentation.segments import (
+    SEGMENTS_SCHEMA,
+    LazyAligner,
+    SegmentPaths,
+    SegmentsReport,
+    load_aligner,
+    segment_items,
+    segment_jobs,
+)
 from whisper_assets.sources.folder import ignored_upload_folders
 from whisper_assets.tables import read_rows, read_table_all, table_path, write_rows
 
@@ -191,12 +200,64 @@ def processed_audio(context: dg.AssetExecutionContext, platform: PlatformSetting
     )
 
 
-ingest_assets = [inventory, dedup_report, normalized_transcripts, processed_audio]
+@dg.asset(
+    partitions_def=source_partitions,
+    group_name=GROUP,
+    kinds={"parquet", "wav", "json"},
+    deps=[processed_audio],
+    description="Training utterances: short items whole, long ones cut at pauses between force-aligned "
+    "words; word timings (and karaoke files) under outputs/<item id>/.",
+)
+def segments(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
+    settings = platform.settings
+    layout = settings.layout
+    source = settings.source(context.partition_key)
+
+    def table(name: str) -> list[dict]:
+        return read_rows(table_path(layout.tables_root, name, source.name))
+
+    jobs = segment_jobs(table("processed_audio"), table("normalized_transcripts"), table("inventory"))
+    aligner = LazyAligner(settings.alignment_model, load_aligner)
+    rows = segment_items(
+        jobs,
+        aligner,
+        settings.segmentation,
+        source.audio.max_seconds,
+        source.karaoke,
+        SegmentPaths(layout.cache_root, layout.outputs_root, layout.processed_root),
+    )
+    path = table_path(layout.tables_root, "segments", source.name)
+    write_rows(path, rows, SEGMENTS_SCHEMA)
+    report = SegmentsReport.of(rows)
+    if aligner.error:
+        context.log.warning(aligner.error)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "trainable": report.kept,
+            "trainable_hours": round(report.kept_hours, 4),
+            "segmented_recordings": report.segmented,
+            "dropped": report.dropped,
+            "dropped_hours": round(report.dropped_hours, 4),
+            "drop_reasons": count_reasons(r["reason"] for r in rows if r["status"] != STATUS_OK),
+            "aligned_now": sum(not r["reused"] for r in rows),
+            "alignment_model": settings.alignment_model,
+            **({"alignment_error": aligner.error} if aligner.error else {}),
+            "outputs": dg.MetadataValue.path(str(layout.outputs_root)),
+            "path": dg.MetadataValue.path(str(path)),
+            "preview": dg.MetadataValue.md(
+                markdown_table(rows, ("id", "offset", "duration", "words", "probability", "status", "reason"))
+            ),
+        }
+    )
+
+
+ingest_assets = [inventory, dedup_report, normalized_transcripts, processed_audio, segments]
 # One process for the whole run: each step of the default multiprocess executor starts its own Python and
 # loads the code location again, which cost more than the work itself for small drops.
 ingest_job = dg.define_asset_job(
     "ingest_source",
     selection=dg.AssetSelection.assets(*ingest_assets),
     executor_def=dg.in_process_executor,
-    description="Bring one dataset source from raw files to processed 16 kHz audio.",
+    description="Bring one dataset source from raw files to 16 kHz training utterances with word timings.",
 )

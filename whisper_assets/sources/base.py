@@ -41,6 +41,7 @@ class SourceBase(Policy):
     provenance: str = ""
     transcripts: TranscriptPolicy = TranscriptPolicy()
     audio: AudioPolicy = AudioPolicy()
+    karaoke: bool = Field(False, description="Write a karaoke.lrc (per-word timings) for every item.")
 
     @field_validator("name")
     @classmethod

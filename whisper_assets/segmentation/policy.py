@@ -1,0 +1,32 @@
+"""How items are aligned and long items cut, and when a cut segment is not trusted."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from whisper_assets.policy import Policy
+
+
+class SegmentationSettings(Policy):
+    """Forced alignment of every item, and the checks a segment cut from a long item must pass."""
+
+    alignment_model: str | None = Field(
+        None, description="Hub id or local path of the Whisper model that aligns; None: training.base_model."
+    )
+    pad_seconds: float = Field(0.3, ge=0, description="Audio kept around a segment's first and last word.")
+    min_probability: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Drop a cut segment whose words' mean teacher-forced probability is below this.",
+    )
+    max_word_seconds: float = Field(4.0, gt=0, description="A longer word means the alignment slipped.")
+    max_short_word_share: float = Field(
+        0.25, ge=0, le=1, description="Drop a cut segment where more of its words than this last < 20 ms."
+    )
+    max_wer: float | None = Field(
+        None,
+        ge=0,
+        description="Also transcribe each cut segment with the alignment model and drop it when the WER "
+        "against its text is above this (distil-whisper's pseudo-label filter); None: off.",
+    )

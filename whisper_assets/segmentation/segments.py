@@ -1,0 +1,311 @@
+"""The `segments` step of one source: align every processed item, cut long ones into utterances, check them.
+
+Short items pass through whole (their word timings are a by-product); an item longer than the source's
+`max_seconds` becomes segments cut at pauses, and a segment whose alignment looks wrong is dropped with its
+reason. Alignments are cached by content (processed audio, transcript, language, model), segment audio is
+content-addressed, so a re-run aligns and cuts only what is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import soundfile as sf
+
+from whisper_assets.asr.align import Aligner, SpeechSpan, Word
+from whisper_assets.asr.metrics import score_utterance
+from whisper_assets.asr.model import load_base
+from whisper_assets.asr.transcribe import transcribe
+from whisper_assets.audio.process import TARGET_RATE, write_pcm16
+from whisper_assets.curation.processing import STATUS_NEEDS_SEGMENTATION, STATUS_OK
+from whisper_assets.files import write_json_atomic
+from whisper_assets.segmentation.cut import Span, cut_points
+from whisper_assets.segmentation.policy import SegmentationSettings
+from whisper_assets.segmentation.timing_files import transcription, write_timing_files
+
+SEGMENTS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("parent_id", pa.string()),
+        ("rel_path", pa.string()),
+        ("audio", pa.string()),
+        ("offset", pa.float64()),
+        ("duration", pa.float64()),
+        ("transcript", pa.string()),
+        ("words", pa.int32()),
+        ("probability", pa.float64()),
+        ("timings", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("reused", pa.bool_()),
+    ]
+)
+STATUS_DROPPED = "dropped"  # trainable rows share processing's STATUS_OK
+_ALIGNMENT_VERSION = 1  # bump when alignment changes its output for the same inputs
+_SHORT_WORD_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """A processed item with an accepted transcript, as the segments step needs it."""
+
+    id: str
+    source: str
+    rel_path: str
+    audio: str
+    duration: float
+    transcript: str
+    language: str
+    speech_regions: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class SegmentPaths:
+    cache_root: Path
+    outputs_root: Path
+    processed_root: Path
+
+
+def load_aligner(model_id: str) -> Aligner:
+    return Aligner(*load_base(model_id))
+
+
+@dataclass(frozen=True)
+class SegmentsReport:
+    """What a segments run kept and dropped, in rows and hours."""
+
+    kept: int
+    kept_hours: float
+    dropped: int
+    dropped_hours: float
+    segmented: int
+
+    @classmethod
+    def of(cls, rows: Sequence[dict]) -> SegmentsReport:
+        kept = [r for r in rows if r["status"] == STATUS_OK]
+        dropped = [r for r in rows if r["status"] != STATUS_OK]
+        return cls(
+            len(kept),
+            sum(r["duration"] for r in kept) / 3600,
+            len(dropped),
+            sum(r["duration"] for r in dropped) / 3600,
+            len({r["parent_id"] for r in rows if r["id"] != r["parent_id"]}),
+        )
+
+
+class LazyAligner:
+    """Loads the alignment model on first use: a re-run with nothing new never loads it."""
+
+    def __init__(self, model_id: str, load: Callable[[str], Aligner]) -> None:
+        self.model_id = model_id
+        self._load = load
+        self._aligner: Aligner | None = None
+        self.error: str | None = None
+
+    def get(self) -> Aligner | None:
+        if self._aligner is None and self.error is None:
+            try:
+                self._aligner = self._load(self.model_id)
+            except (OSError, ValueError) as exc:
+                self.error = f"alignment model {self.model_id!r} could not be loaded: {exc}"
+        return self._aligner
+
+
+def segment_jobs(
+    processed: Sequence[dict], transcripts: Sequence[dict], inventory: Sequence[dict]
+) -> list[SegmentJob]:
+    """Processed items that can be trained on whole or once segmented, with their transcripts."""
+    text = {r["id"]: r["transcript"] for r in transcripts if r["accepted"]}
+    language = {r["id"]: r["language"] for r in inventory}
+    return [
+        SegmentJob(
+            row["id"],
+            row["source"],
+            row["rel_path"],
+            row["audio"],
+            row["duration"],
+            text[row["id"]],
+            language[row["id"]],
+            tuple(map(tuple, json.loads(row["speech_regions"] or "[]"))),
+        )
+        for row in processed
+        if row["status"] in (STATUS_OK, STATUS_NEEDS_SEGMENTATION) and row["id"] in text
+    ]
+
+
+def segment_items(
+    jobs: Sequence[SegmentJob],
+    aligner: LazyAligner,
+    settings: SegmentationSettings,
+    max_seconds: float,
+    karaoke: bool,
+    paths: SegmentPaths,
+) -> list[dict]:
+    rows: list[dict] = []
+    cut: list[dict] = []  # rows of segments cut from long items, for the optional WER check
+    for job in jobs:
+        words, reused, error = _alignment(job, aligner, paths.cache_root)
+        long = job.duration > max_seconds
+        if words is None:
+            rows.append(_whole(job, reused, error) if not long else _unsegmented(job, error))
+            continue
+        spans = (
+            cut_points(words, job.duration, max_seconds, settings.pad_seconds)
+            if long and words
+            else [Span(0, len(words) - 1, 0.0, round(job.duration, 3))]
+        )
+        doc = transcription(job.id, job.language, job.duration, aligner.model_id, words, spans)
+        folder = paths.outputs_root / job.id
+        write_timing_files(folder, doc, karaoke)
+        timings = str(folder / "transcription_base.json")
+        if not long:
+            rows.append(_whole(job, reused, None, timings, words))
+            continue
+        for index, span in enumerate(spans):
+            row = _cut(job, index, span, words, settings, paths.processed_root, timings) | {"reused": reused}
+            rows.append(row)
+            if row["status"] == STATUS_OK:
+                cut.append(row)
+    if settings.max_wer is not None and cut and (model := aligner.get()) is not None:
+        _check_wer(cut, model, settings.max_wer, jobs, paths.cache_root)
+    return rows
+
+
+def _alignment(
+    job: SegmentJob, aligner: LazyAligner, cache_root: Path
+) -> tuple[list[Word] | None, bool, str | None]:
+    """The item's aligned words (cached), whether they came from the cache, and why there are none."""
+    key = hashlib.blake2s(
+        json.dumps(
+            [_ALIGNMENT_VERSION, Path(job.audio).stem, job.transcript, job.language, aligner.model_id]
+        ).encode(),
+        digest_size=16,
+    ).hexdigest()
+    path = cache_root / "alignment" / key[:2] / f"{key}.json"
+    if path.exists():
+        return [Word(**w) for w in json.loads(path.read_text())], True, None
+    model = aligner.get()
+    if model is None:
+        return None, False, aligner.error
+    try:
+        audio, _ = sf.read(job.audio, dtype="float32")
+        words = model.align(audio, job.transcript.split(), job.language, SpeechSpan(job.speech_regions))
+    except (RuntimeError, ValueError, OSError, sf.LibsndfileError) as exc:
+        return None, False, f"alignment failed: {exc}"
+    write_json_atomic(path, [w.to_json() for w in words])
+    return words, False, None
+
+
+def _whole(
+    job: SegmentJob,
+    reused: bool,
+    error: str | None,
+    timings: str | None = None,
+    words: Sequence[Word] = (),
+) -> dict:
+    """A short item: trained on whole, with or without word timings."""
+    return {
+        "id": job.id,
+        "source": job.source,
+        "parent_id": job.id,
+        "rel_path": job.rel_path,
+        "audio": job.audio,
+        "offset": 0.0,
+        "duration": job.duration,
+        "transcript": job.transcript,
+        "words": len(job.transcript.split()),
+        "probability": _mean_probability(words),
+        "timings": timings,
+        "status": STATUS_OK,
+        "reason": f"no word timings: {error}" if error else None,
+        "reused": reused,
+    }
+
+
+def _unsegmented(job: SegmentJob, error: str | None) -> dict:
+    return _whole(job, False, None) | {
+        "id": f"{job.id}-s000",
+        "status": STATUS_DROPPED,
+        "reason": f"{job.duration:.1f} s is too long to train on whole and was not segmented: {error}",
+    }
+
+
+def _cut(
+    job: SegmentJob,
+    index: int,
+    span: Span,
+    words: Sequence[Word],
+    settings: SegmentationSettings,
+    processed_root: Path,
+    timings: str,
+) -> dict:
+    own = words[span.first : span.last + 1]
+    key = hashlib.blake2s(f"{Path(job.audio).stem}:{span.start}:{span.end}".encode(), digest_size=16)
+    audio = processed_root / job.source / "segments" / key.hexdigest()[:2] / f"{key.hexdigest()}.wav"
+    reason = _doubt(own, settings)
+    if reason is None and not audio.exists():
+        with sf.SoundFile(job.audio) as parent:
+            parent.seek(int(span.start * TARGET_RATE))
+            samples = parent.read(round(span.duration * TARGET_RATE), dtype="float32")
+        write_pcm16(audio, samples)
+    return {
+        "id": f"{job.id}-s{index:03d}",
+        "source": job.source,
+        "parent_id": job.id,
+        "rel_path": job.rel_path,
+        "audio": str(audio) if reason is None else None,
+        "offset": span.start,
+        "duration": round(span.duration, 3),
+        "transcript": " ".join(w.word for w in own),
+        "words": len(own),
+        "probability": _mean_probability(own),
+        "timings": timings,
+        "status": STATUS_OK if reason is None else STATUS_DROPPED,
+        "reason": reason,
+    }
+
+
+def _doubt(words: Sequence[Word], settings: SegmentationSettings) -> str | None:
+    """Why a cut segment's alignment is not trusted, or None."""
+    longest = max(words, key=lambda w: w.end - w.start)
+    if longest.end - longest.start > settings.max_word_seconds:
+        return f"implausible word duration: {longest.word!r} lasts {longest.end - longest.start:.1f} s"
+    short = sum(w.end - w.start < _SHORT_WORD_SECONDS for w in words) / len(words)
+    if short > settings.max_short_word_share:
+        return f"implausible word durations: {short:.0%} of words last under 20 ms"
+    probability = _mean_probability(words)
+    if probability is not None and probability < settings.min_probability:
+        return f"low alignment probability {probability:.2f} < {settings.min_probability:g}"
+    return None
+
+
+def _check_wer(
+    rows: list[dict], aligner: Aligner, max_wer: float, jobs: Sequence[SegmentJob], cache_root: Path
+) -> None:
+    """Drop cut segments whose transcription by the alignment model disagrees with their text (cached per
+    segment audio, so only new segments are transcribed)."""
+    language = {job.id: job.language for job in jobs}
+    cache = {r["id"]: cache_root / "segment_wer" / f"{Path(r['audio']).stem}.json" for r in rows}
+    todo = [r for r in rows if not cache[r["id"]].exists()]
+    items = [{"audio": r["audio"], "language": language[r["parent_id"]]} for r in todo]
+    for row, hypothesis in zip(todo, transcribe(aligner.model, aligner.processor, items), strict=True):
+        wer = score_utterance(row["transcript"], hypothesis, language[row["parent_id"]])["wer"]
+        write_json_atomic(cache[row["id"]], {"hypothesis": hypothesis, "wer": wer})
+    for row in rows:
+        wer = json.loads(cache[row["id"]].read_text())["wer"]
+        if wer > max_wer:
+            row |= {
+                "status": STATUS_DROPPED,
+                "reason": f"transcription disagrees with the text: WER {wer:.2f} > {max_wer:g}",
+            }
+
+
+def _mean_probability(words: Sequence[Word]) -> float | None:
+    return round(float(np.mean([w.probability for w in words])), 4) if words else None

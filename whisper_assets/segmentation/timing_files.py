@@ -1,0 +1,59 @@
+"""Timing files for an aligned item: transcription_base.json/.txt and karaoke.lrc (enhanced LRC)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from whisper_assets.asr.align import Word
+from whisper_assets.files import write_json_atomic, write_text_atomic
+from whisper_assets.segmentation.cut import Span
+
+
+def transcription(
+    item_id: str, language: str, duration: float, model: str, words: Sequence[Word], spans: Sequence[Span]
+) -> dict:
+    """Segments (one per span) with their words: start, end, probability."""
+    segments = []
+    for index, span in enumerate(spans):
+        own = words[span.first : span.last + 1]
+        segments.append(
+            {
+                "id": index,
+                "start": span.start,
+                "end": span.end,
+                "text": " ".join(w.word for w in own),
+                "words": [w.to_json() for w in own],
+            }
+        )
+    return {
+        "id": item_id,
+        "language": language,
+        "duration": round(duration, 3),
+        "alignment_model": model,
+        "text": " ".join(w.word for w in words),
+        "segments": segments,
+    }
+
+
+def lrc_time(seconds: float) -> str:
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes):02d}:{rest:05.2f}"
+
+
+def karaoke_lrc(doc: dict) -> str:
+    """Enhanced LRC: a [mm:ss.xx] line per segment, each word preceded by its <mm:ss.xx> start."""
+    lines = [f"[la:{doc['language']}]", f"[length:{lrc_time(doc['duration'])}]"]
+    for segment in doc["segments"]:
+        words = " ".join(f"<{lrc_time(w['start'])}>{w['word']}" for w in segment["words"])
+        last = segment["words"][-1]["end"] if segment["words"] else segment["end"]
+        lines.append(f"[{lrc_time(segment['start'])}]{words} <{lrc_time(last)}>")
+    return "\n".join(lines) + "\n"
+
+
+def write_timing_files(folder: Path, doc: dict, karaoke: bool) -> None:
+    write_json_atomic(folder / "transcription_base.json", doc, indent=1)
+    text = "\n".join(segment["text"] for segment in doc["segments"]) + "\n"
+    write_text_atomic(folder / "transcription_base.txt", text)
+    if karaoke:
+        write_text_atomic(folder / "karaoke.lrc", karaoke_lrc(doc))
