@@ -120,7 +120,7 @@ def _materialize_demo(root: Path, config: Path) -> int:
     print(
         "\nOpen the Dagster UI on these runs with:\n"
         f"  {CONFIG_ENV_VAR}={config} make ui\n"
-        "then browse Assets -> inventory / processed_audio / splits, or Automation for the sensors."
+        "then browse Assets -> inventory / processed_audio / segments / splits, or Automation for the sensors."
     )
     return 0
 
@@ -139,8 +139,14 @@ def print_summary(settings) -> None:
               FROM dedup_report WHERE NOT is_canonical
             UNION ALL SELECT source, rel_path, 'transcripts', rejection_reason FROM normalized_transcripts
               WHERE NOT accepted
-            UNION ALL SELECT source, rel_path, 'processed_audio', reason FROM processed_audio WHERE status <> 'ok'
+            UNION ALL SELECT source, rel_path, 'processed_audio', reason FROM processed_audio
+              WHERE status NOT IN ('ok', 'needs_segmentation')
+            UNION ALL SELECT source, id, 'segments', reason FROM segments WHERE status <> 'ok'
             ORDER BY source, rel_path""",
+        "Long recordings cut into segments": """
+            SELECT source, rel_path, count(*) FILTER (WHERE status = 'ok') AS segments,
+              count(*) FILTER (WHERE status <> 'ok') AS dropped, round(sum(duration), 1) AS seconds
+            FROM segments WHERE id <> parent_id GROUP BY source, rel_path ORDER BY source, rel_path""",
         "Splits": "SELECT split, count(*) AS items, round(sum(duration), 1) AS seconds, "
         "string_agg(DISTINCT language, ',') AS languages FROM splits GROUP BY split ORDER BY split",
     }
@@ -149,6 +155,7 @@ def print_summary(settings) -> None:
         print(f"\n{title}:")
         _print_rows(columns, rows)
     print(f"\nManifests: {settings.layout.manifests_root / 'splits'}/{{train,validation,test}}.jsonl")
+    print(f"Word timings and karaoke files: {settings.layout.outputs_root}/<item id>/")
     print(f"DuckDB catalog: {catalog}")
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -56,7 +57,7 @@ def test_dagster_cli_materializes_a_source_partition_and_splits(dagster_home, ma
         instance.add_dynamic_partitions("dataset_sources", ["cli-src"])
 
     base = [str(BIN / "dagster"), "asset", "materialize", "-m", "whisper_assets.definitions"]
-    select = "inventory,dedup_report,normalized_transcripts,processed_audio"
+    select = "inventory,dedup_report,normalized_transcripts,processed_audio,segments"
     for args in ([*base, "--select", select, "--partition", "cli-src"], [*base, "--select", "splits"]):
         done = subprocess.run(args, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -114,7 +115,8 @@ def test_webserver_serves_the_asset_graph_over_graphql(dagster_home, make_settin
                 time.sleep(1)
         assert nodes is not None, "webserver did not answer within 120 s"
         graph = {n["assetKey"]["path"][0]: sorted(d["path"][0] for d in n["dependencyKeys"]) for n in nodes}
-        assert graph["splits"] == ["processed_audio"]
+        assert graph["splits"] == ["segments"]
+        assert graph["segments"] == ["processed_audio"]
         assert graph["processed_audio"] == ["dedup_report", "normalized_transcripts"]
 
         # The review app's launcher against this real instance: one run however often Start is clicked.
@@ -148,7 +150,8 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
         "not a decodable audio file",
         "empty transcript",
         "shorter than 1 s",
-        "excluded until segmented",
+        "Long recordings cut into segments",
+        "long interview.flac",
         "unsupported file type .pdf",
         "duplicate (content)",
         "duplicate (exact)",
@@ -166,3 +169,12 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
         ]
     assert "audio blob is not zlib data" in out and "CTranslate2 export" in out and "MLflow run" in out
     assert "## demo-remote" in (tmp_path / "demo" / "DATA_LICENSES.md").read_text()
+    ids = [
+        json.loads(line)["id"]
+        for name in ("train", "validation", "test")
+        for line in (tmp_path / "demo" / "manifests" / "splits" / f"{name}.jsonl").read_text().splitlines()
+    ]
+    segmented = {i.rsplit("-s", 1)[0] for i in ids if re.search(r"-s\d{3}$", i)}
+    assert len(segmented) == 1 and sum(re.search(r"-s\d{3}$", i) is not None for i in ids) >= 5
+    [parent] = segmented
+    assert (tmp_path / "demo" / "outputs" / parent / "karaoke.lrc").read_text().startswith("[la:en]")

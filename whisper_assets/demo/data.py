@@ -19,6 +19,7 @@ import soxr
 import yaml
 
 from whisper_assets.audio.encode import write_audio
+from whisper_assets.demo.long_form import assemble
 from whisper_assets.demo.tiny_whisper import build_tiny_whisper
 from whisper_assets.sources import review_db
 
@@ -178,14 +179,13 @@ def generate_demo(root: Path, recordings_url: str | None = None) -> Path:
     samples, rate = clips[2]
     write_audio(en / "blip.wav", samples[int(0.2 * rate) : int(0.5 * rate)], rate)  # 0.3 s
     (en / "blip.txt").write_text("she", encoding="utf-8")
-    parts, said = [], []
-    for (samples, rate), text in zip(clips * 4, EN_SENTENCES * 4, strict=True):  # about 40 s of speech
-        if sum(len(p) for p in parts) >= 40 * rate:
-            break
-        parts.append(samples)
-        said.append(text)
-    write_audio(en / "long interview.flac", np.concatenate(parts), rate)
-    (en / "long interview.txt").write_text(" ".join(said), encoding="utf-8")
+    speech16k = [
+        (soxr.resample(samples, rate, 16_000), text)
+        for (samples, rate), text in zip(clips, EN_SENTENCES, strict=True)
+    ]
+    interview = assemble(speech16k * 6, seed=7)  # about 3 minutes, one transcript: cut into segments
+    write_audio(en / "long interview.flac", interview.audio, 16_000)
+    (en / "long interview.txt").write_text(interview.transcript, encoding="utf-8")
     write_audio(en / "voice memo.webm", *clips[10])
     write_audio(en / "phone call.m4a", *clips[11])
     manifest = [
@@ -228,8 +228,16 @@ def generate_demo(root: Path, recordings_url: str | None = None) -> Path:
             "generation_max_tokens": 48,
         },
         "evaluation": {"max_items": 20},
+        # The demo's random model aligns at random: keep its segments anyway, to show the flow end to end.
+        "segmentation": {"min_probability": 0.0, "max_short_word_share": 1.0, "max_word_seconds": 30.0},
         "sources": [
-            {"name": "demo-en", "language": "en", "license": "CC0-1.0", "provenance": "espeak-ng, generated"},
+            {
+                "name": "demo-en",
+                "language": "en",
+                "license": "CC0-1.0",
+                "provenance": "espeak-ng, generated",
+                "karaoke": True,
+            },
             {
                 "name": "demo-sr",
                 "language": "sr",

@@ -34,12 +34,18 @@ def assemble(
     clips: Sequence[tuple[np.ndarray, str]],
     seed: int = 0,
     pause: tuple[float, float] = (0.2, 1.5),
+    noise: float = 0.0,
 ) -> LongRecording:
-    """Join 16 kHz clips (one word or phrase each) with random pauses; a clip's timing is its energy bounds."""
+    """Join 16 kHz clips (one word or phrase each) with random pauses; a clip's timing is its energy bounds.
+
+    With `noise` > 0, every other pause holds white noise of that standard deviation instead of silence.
+    """
     rng = np.random.default_rng(seed)
     parts, words, at = [], [], 0.0
-    for samples, text in clips:
+    for k, (samples, text) in enumerate(clips):
         gap = np.zeros(int(rng.uniform(*pause) * RATE), np.float32)
+        if noise and k % 2:
+            gap += rng.normal(0, noise, len(gap)).astype(np.float32)
         at += len(gap) / RATE
         start, end = speech_bounds(samples)
         words.append((text, round(at + start, 3), round(at + end, 3)))

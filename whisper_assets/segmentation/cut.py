@@ -40,7 +40,7 @@ def cut_points(words: Sequence[Word], duration: float, max_seconds: float, pad: 
             next_start = max(words[last + 1].start - pad, boundary)
         else:
             end, next_start = min(duration, words[last].end + pad), duration
-        spans.append(Span(first, last, round(start, 3), round(end, 3)))
+        spans.append(Span(first, last, round(start, 3), min(duration, round(end, 3))))
         first, start = last + 1, next_start
     return spans
 

@@ -1,0 +1,149 @@
+"""Long recordings into training utterances: cuts at pauses, doubtful segments dropped, the Dagster step."""
+
+import json
+
+import dagster as dg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from whisper_assets.asr.align import Word
+from whisper_assets.audio.encode import write_audio
+from whisper_assets.demo.data import speech_like
+from whisper_assets.demo.long_form import assemble
+from whisper_assets.segmentation.cut import cut_points
+from whisper_assets.segmentation.policy import SegmentationSettings
+from whisper_assets.segmentation.segments import _doubt
+from whisper_assets.segmentation.timing_files import karaoke_lrc
+from whisper_assets.tables import read_rows, table_path
+from whisper_assets_tests.helpers import materialize_source, run_job
+from whisper_assets_tests.training_fixtures import make_tiny_model
+
+
+@st.composite
+def aligned_words(draw):
+    count = draw(st.integers(1, 120))
+    words, at = [], round(draw(st.floats(0, 3)), 3)
+    for k in range(count):
+        at += draw(st.floats(0, 2.5))  # pause before the word (none at all is allowed)
+        length = draw(st.floats(0.02, 1.5))
+        words.append(Word(f"w{k}", round(at, 3), round(at + length, 3), 0.9))
+        at = round(at + length, 3)
+    return words, at + draw(st.floats(0, 3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(aligned_words(), st.floats(5, 30))
+def test_cuts_cover_every_word_in_order_within_the_limit_and_never_inside_a_word(case, max_seconds):
+    words, duration = case
+    spans = cut_points(words, duration, max_seconds, pad=0.3)
+    assert [k for s in spans for k in range(s.first, s.last + 1)] == list(range(len(words)))
+    for span, following in zip(spans, [*spans[1:], None], strict=True):
+        assert 0 <= span.start <= words[span.first].start and words[span.last].end <= span.end <= duration
+        assert span.duration <= max_seconds + 1e-6 or span.first == span.last  # one over-long word alone
+        if following:
+            assert span.end <= following.start  # no audio in two segments, so no word cut in two
+    joined = " ".join(" ".join(w.word for w in words[s.first : s.last + 1]) for s in spans)
+    assert joined == " ".join(w.word for w in words)
+
+
+def test_cuts_prefer_the_widest_pause():
+    words = [Word("a", 0, 4, 1), Word("b", 4.1, 8, 1), Word("c", 10, 14, 1), Word("d", 14.1, 18, 1)]
+    spans = cut_points(words, 20, max_seconds=15, pad=0.3)
+    assert [(s.first, s.last) for s in spans] == [(0, 1), (2, 3)]
+    assert spans[0].end == pytest.approx(8.3) and spans[1].start == pytest.approx(9.7)
+
+
+@pytest.mark.parametrize(
+    ("words", "reason"),
+    [
+        ([Word("a", 0, 0.4, 0.9), Word("b", 0.5, 6.0, 0.9)], "implausible word duration: 'b' lasts 5.5 s"),
+        ([Word(w, 1, 1, 0.9) for w in "abc"] + [Word("d", 1, 2, 0.9)], "75% of words last under 20 ms"),
+        ([Word("a", 0, 0.4, 0.1), Word("b", 0.5, 0.9, 0.2)], "low alignment probability 0.15 < 0.3"),
+        ([Word("a", 0, 0.4, 0.9), Word("b", 0.5, 0.9, 0.8)], None),
+    ],
+)
+def test_doubtful_alignments_are_named(words, reason):
+    found = _doubt(words, SegmentationSettings())
+    assert found == reason if reason is None else reason in found
+
+
+def test_karaoke_lines_tag_every_word():
+    doc = {
+        "language": "en",
+        "duration": 75.5,
+        "segments": [
+            {"start": 61.0, "end": 63.0, "words": [{"word": "la", "start": 61.2, "end": 61.5}]},
+        ],
+    }
+    assert karaoke_lrc(doc).splitlines() == [
+        "[la:en]",
+        "[length:01:15.50]",
+        "[01:01.00]<01:01.20>la <01:01.50>",
+    ]
+
+
+PHRASES = ["zero one two", "three four five", "six seven", "eight nine ten"]
+
+
+@pytest.fixture
+def long_source(make_settings, tmp_path):
+    base = make_tiny_model(tmp_path / "base")
+    settings = make_settings(
+        sources=[{"name": "talks", "language": "en", "karaoke": True}],
+        training={"base_model": str(base)},
+        # A random model's token probabilities are ~1/vocabulary: the probability check is for real models.
+        segmentation={"min_probability": 0.0, "max_short_word_share": 1.0, "max_word_seconds": 60},
+        splits={"train": 0.34, "validation": 0.33, "test": 0.33},
+    )
+    folder = settings.layout.uploads_root / "talks"
+    recording = assemble([(speech_like(p), p) for p in PHRASES * 14], seed=3)
+    write_audio(folder / "lecture.flac", recording.audio, 16_000)
+    (folder / "lecture.txt").write_text(recording.transcript, encoding="utf-8")
+    for k, phrase in enumerate(PHRASES):
+        write_audio(folder / f"short{k}.wav", speech_like(phrase), 16_000)
+        (folder / f"short{k}.txt").write_text(phrase, encoding="utf-8")
+    return settings, recording
+
+
+def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_source):
+    settings, recording = long_source
+    config = settings.data_root / "whisper_assets.yaml"
+    tables = settings.layout.tables_root
+    with dg.instance_for_test() as instance:
+        assert materialize_source(config, "talks", instance, workers=1).success
+        rows = read_rows(table_path(tables, "segments", "talks"))
+        assert run_job(config, "publish_splits", instance, workers=1).success
+        again = materialize_source(config, "talks", instance, workers=1)
+
+    lecture = [r for r in rows if r["rel_path"] == "lecture.flac"]
+    assert len(recording.audio) / 16_000 > 90 and len(lecture) >= 4
+    assert all(r["status"] == "ok" and r["duration"] <= 30 for r in lecture)
+    assert " ".join(r["transcript"] for r in lecture) == recording.transcript
+    parent = lecture[0]["parent_id"]
+    assert [r["id"] for r in lecture] == [f"{parent}-s{k:03d}" for k in range(len(lecture))]
+    assert sorted(r["offset"] for r in lecture) == [r["offset"] for r in lecture]
+
+    doc = json.loads((settings.layout.outputs_root / parent / "transcription_base.json").read_text())
+    words = [w for segment in doc["segments"] for w in segment["words"]]
+    assert [w["word"] for w in words] == recording.transcript.split()
+    assert all(0 <= w["start"] <= w["end"] <= doc["duration"] for w in words)
+    lrc = (settings.layout.outputs_root / parent / "karaoke.lrc").read_text()
+    assert lrc.count("<") == len(words) + len(doc["segments"])
+    text = (settings.layout.outputs_root / parent / "transcription_base.txt").read_text()
+    assert text.split() == recording.transcript.split()
+
+    shorts = [r for r in rows if r["rel_path"].startswith("short")]
+    assert all(r["id"] == r["parent_id"] and r["status"] == "ok" and not r["reason"] for r in shorts)
+
+    manifests = settings.layout.manifests_root / "splits"
+    split_of = {
+        json.loads(line)["id"]: name
+        for name in ("train", "validation", "test")
+        for line in (manifests / f"{name}.jsonl").read_text().splitlines()
+    }
+    assert {split_of[r["id"]] for r in lecture} == {split_of[lecture[0]["id"]]}  # one recording, one split
+    assert set(split_of) == {r["id"] for r in rows}
+
+    [event] = [e for e in again.get_asset_materialization_events() if e.asset_key.path == ["segments"]]
+    assert event.materialization.metadata["aligned_now"].value == 0  # a re-run aligns nothing again
