@@ -147,3 +147,56 @@ def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_
 
     [event] = [e for e in again.get_asset_materialization_events() if e.asset_key.path == ["segments"]]
     assert event.materialization.metadata["aligned_now"].value == 0  # a re-run aligns nothing again
+
+
+def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    from whisper_assets.audio.policy import AudioPolicy
+    from whisper_assets.curation.processing import ProcessJob, process_items
+    from whisper_assets.segmentation.segments import (
+        LazyAligner,
+        SegmentJob,
+        SegmentPaths,
+        load_aligner,
+        segment_items,
+    )
+
+    recording = assemble([(speech_like(p), p) for p in PHRASES * 110], seed=5)
+    seconds = len(recording.audio) / 16_000
+    assert seconds > 600
+    source = tmp_path / "ten minutes.flac"
+    write_audio(source, recording.audio, 16_000)
+    decoded_bytes = len(recording.audio) * 4
+    del recording
+    model = str(make_tiny_model(tmp_path / "base"))
+    tracemalloc.start()
+    [row] = process_items(
+        [ProcessJob("x", "s", "t.flac", str(source), str(tmp_path / "x.wav"), AudioPolicy())]
+    )
+    processing_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    job = SegmentJob(
+        "x",
+        "s",
+        "t.flac",
+        row["audio"],
+        row["duration"],
+        " ".join(PHRASES * 110),
+        "en",
+        tuple(map(tuple, json.loads(row["speech_regions"]))),
+    )
+    rows = segment_items(
+        [job],
+        LazyAligner(model, load_aligner),
+        SegmentationSettings(min_probability=0, max_short_word_share=1, max_word_seconds=60),
+        30.0,
+        False,
+        SegmentPaths(tmp_path / "cache", tmp_path / "outputs", tmp_path / "processed"),
+    )
+    segmenting_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert row["status"] == "needs_segmentation" and len(rows) >= 20
+    # A few copies of the decoded audio at most (float32 decode, 16-bit write, VAD's padded copy).
+    assert processing_peak < 4 * decoded_bytes
+    assert segmenting_peak < 2 * decoded_bytes  # one copy of the item plus one window at a time
