@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from whisper_assets.asr.align import Aligner, SpeechSpan
+from whisper_assets.asr.align import Aligner
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.long_form import assemble
@@ -61,7 +61,7 @@ def main() -> None:
         duration = len(recording.audio) / 16_000
         began = time.process_time()
         speech = detect_speech(recording.audio)
-        words = aligner.align(recording.audio, recording.transcript.split(), "en", SpeechSpan(speech.regions))
+        words = aligner.align(recording.audio, recording.transcript.split(), "en", speech)
         spans = cut_points(words, duration, 30.0, settings.pad_seconds)
         dropped = [s for s in spans if _doubt(words[s.first : s.last + 1], settings)]
         cpu += time.process_time() - began

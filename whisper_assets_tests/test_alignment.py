@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from transformers.models.whisper.generation_whisper import _dynamic_time_warping
 
-from whisper_assets.asr.align import Aligner, SpeechSpan
+from whisper_assets.asr.align import Aligner
 from whisper_assets.asr.dtw import dtw
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.vad import detect_speech
@@ -45,7 +45,7 @@ def test_any_length_is_aligned_in_windows_with_ordered_words(tiny_aligner):
     assert duration > 70  # three windows at least
     words = recording.transcript.split()
     speech = detect_speech(recording.audio)
-    aligned = tiny_aligner.align(recording.audio, words, "en", SpeechSpan(speech.regions))
+    aligned = tiny_aligner.align(recording.audio, words, "en", speech)
     assert [w.word for w in aligned] == words
     assert all(0 <= w.start <= w.end <= duration for w in aligned)
     assert all(0 <= w.probability <= 1 for w in aligned)
@@ -66,9 +66,7 @@ def test_word_timings_on_real_speech_are_within_the_contract():
     recording = assemble(clips, seed=0)
     model, processor = load_base(str(TINY_EN))
     speech = detect_speech(recording.audio)
-    aligned = Aligner(model, processor).align(
-        recording.audio, recording.transcript.split(), "en", SpeechSpan(speech.regions)
-    )
+    aligned = Aligner(model, processor).align(recording.audio, recording.transcript.split(), "en", speech)
     starts = np.array([abs(w.start - s) for w, (_, s, _) in zip(aligned, recording.words, strict=True)])
     ends = np.array([abs(w.end - e) for w, (_, _, e) in zip(aligned, recording.words, strict=True)])
     assert starts.mean() < 0.2 and ends.mean() < 0.2  # the contract; measured ~0.06 / ~0.09 s

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from whisper_assets.asr.align import Word
 from whisper_assets.audio.encode import write_audio
+from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.segmentation.cut import cut_points
@@ -184,7 +185,7 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
         row["duration"],
         " ".join(PHRASES * 110),
         "en",
-        tuple(map(tuple, json.loads(row["speech_regions"]))),
+        SpeechRegions(tuple(map(tuple, json.loads(row["speech_regions"]))), row["duration"], 1.0),
     )
     rows = segment_items(
         [job],

@@ -20,6 +20,7 @@ from transformers import WhisperProcessor
 from whisper_assets.asr.audio import SAMPLE_RATE
 from whisper_assets.asr.dtw import dtw
 from whisper_assets.asr.model import is_multilingual, language_token, unwrap
+from whisper_assets.audio.vad import SpeechRegions
 
 WINDOW_SECONDS = 30.0
 FRAME_SECONDS = 0.02  # one encoder output frame
@@ -37,30 +38,6 @@ class Word:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class SpeechSpan:
-    """Where speech is, so windows skip long silences and the speaking rate is estimated from speech only."""
-
-    regions: Sequence[tuple[float, float]]
-
-    def within(self, start: float, end: float) -> float:
-        return sum(max(0.0, min(e, end) - max(s, start)) for s, e in self.regions)
-
-    def snap(self, start: float, end: float) -> tuple[float, float]:
-        """A word's span shrunk to its largest piece of speech: DTW gives a word the pause before it, and often a
-        piece of a neighbour's speech. (Measured on FSDD digits with tiny.en, mean start offset: raw DTW 650 ms,
-        first-to-last speech 140 ms, largest piece 65 ms.)"""
-        inside = [(max(s, start), min(e, end)) for s, e in self.regions if e > start and s < end]
-        return max(inside, key=lambda piece: piece[1] - piece[0]) if inside else (start, end)
-
-    def next_start(self, after: float) -> float:
-        """The start of the first speech at or after `after` (itself when inside speech or none follows)."""
-        for s, e in self.regions:
-            if e > after:
-                return max(after, s)
-        return after
 
 
 class Aligner:
@@ -92,11 +69,11 @@ class Aligner:
         audio: np.ndarray,
         words: Sequence[str],
         language: str | None,
-        speech: SpeechSpan | None = None,
+        speech: SpeechRegions | None = None,
     ) -> list[Word]:
         """Start, end and probability of every word, in seconds from the start of `audio`."""
         duration = len(audio) / SAMPLE_RATE
-        speech = speech or SpeechSpan([(0.0, duration)])
+        speech = speech or SpeechRegions(((0.0, duration),), duration, 1.0)
         tokens = self.word_tokens(words)
         prefix = self.prefix(language)
         words_per_second = len(words) / max(speech.within(0.0, duration), 1.0)

@@ -18,11 +18,12 @@ import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
-from whisper_assets.asr.align import Aligner, SpeechSpan, Word
+from whisper_assets.asr.align import Aligner, Word
 from whisper_assets.asr.metrics import score_utterance
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.audio.process import TARGET_RATE, write_pcm16
+from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.curation.processing import STATUS_NEEDS_SEGMENTATION, STATUS_OK
 from whisper_assets.files import write_json_atomic
 from whisper_assets.segmentation.cut import Span, cut_points
@@ -63,7 +64,7 @@ class SegmentJob:
     duration: float
     transcript: str
     language: str
-    speech_regions: tuple[tuple[float, float], ...]
+    speech: SpeechRegions
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,11 @@ def segment_jobs(
             row["duration"],
             text[row["id"]],
             language[row["id"]],
-            tuple(map(tuple, json.loads(row["speech_regions"] or "[]"))),
+            SpeechRegions(
+                tuple(map(tuple, json.loads(row["speech_regions"] or "[]"))),
+                row["duration"],
+                row["speech_peak"],
+            ),
         )
         for row in processed
         if row["status"] in (STATUS_OK, STATUS_NEEDS_SEGMENTATION) and row["id"] in text
@@ -196,7 +201,7 @@ def _alignment(
         return None, False, aligner.error
     try:
         audio, _ = sf.read(job.audio, dtype="float32")
-        words = model.align(audio, job.transcript.split(), job.language, SpeechSpan(job.speech_regions))
+        words = model.align(audio, job.transcript.split(), job.language, job.speech)
     except (RuntimeError, ValueError, OSError, sf.LibsndfileError) as exc:
         return None, False, f"alignment failed: {exc}"
     write_json_atomic(path, [w.to_json() for w in words])
