@@ -25,7 +25,7 @@ from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.segmentation.cut import cut_points
 from whisper_assets.segmentation.policy import SegmentationSettings
-from whisper_assets.segmentation.segments import _doubt
+from whisper_assets.segmentation.segments import doubt
 
 DIGITS = "zero one two three four five six seven eight nine".split()
 
@@ -63,7 +63,7 @@ def main() -> None:
         speech = detect_speech(recording.audio)
         words = aligner.align(recording.audio, recording.transcript.split(), "en", speech)
         spans = cut_points(words, duration, 30.0, settings.pad_seconds)
-        dropped = [s for s in spans if _doubt(words[s.first : s.last + 1], settings)]
+        dropped = [s for s in spans if doubt(words[s.first : s.last + 1], settings)]
         cpu += time.process_time() - began
         audio_seconds += duration
         aligned_items += len(words) == len(recording.words)

@@ -33,6 +33,14 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """Write atomically unless the file already holds exactly `text` (a re-run rewrites nothing); True if written."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text_atomic(path, text)
+    return True
+
+
 def write_json_atomic(path: Path, payload: object, indent: int | None = None) -> None:
     write_text_atomic(path, json.dumps(payload, indent=indent, ensure_ascii=False, default=str))
 

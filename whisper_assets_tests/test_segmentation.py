@@ -14,7 +14,7 @@ from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.segmentation.cut import cut_points
 from whisper_assets.segmentation.policy import SegmentationSettings
-from whisper_assets.segmentation.segments import _doubt
+from whisper_assets.segmentation.segments import doubt
 from whisper_assets.segmentation.timing_files import karaoke_lrc
 from whisper_assets.tables import read_rows, table_path
 from whisper_assets_tests.helpers import materialize_source, run_job
@@ -65,7 +65,7 @@ def test_cuts_prefer_the_widest_pause():
     ],
 )
 def test_doubtful_alignments_are_named(words, reason):
-    found = _doubt(words, SegmentationSettings())
+    found = doubt(words, SegmentationSettings())
     assert found == reason if reason is None else reason in found
 
 
@@ -115,6 +115,8 @@ def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_
         assert materialize_source(config, "talks", instance, workers=1).success
         rows = read_rows(table_path(tables, "segments", "talks"))
         assert run_job(config, "publish_splits", instance, workers=1).success
+        outputs = sorted(settings.layout.outputs_root.rglob("*.*"))
+        written = [path.stat().st_mtime_ns for path in outputs]
         again = materialize_source(config, "talks", instance, workers=1)
 
     lecture = [r for r in rows if r["rel_path"] == "lecture.flac"]
@@ -148,6 +150,8 @@ def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_
 
     [event] = [e for e in again.get_asset_materialization_events() if e.asset_key.path == ["segments"]]
     assert event.materialization.metadata["aligned_now"].value == 0  # a re-run aligns nothing again
+    assert sorted(settings.layout.outputs_root.rglob("*.*")) == outputs  # ... and rewrites no timing file
+    assert [path.stat().st_mtime_ns for path in outputs] == written
 
 
 def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path):
@@ -159,7 +163,6 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
         LazyAligner,
         SegmentJob,
         SegmentPaths,
-        load_aligner,
         segment_items,
     )
 
@@ -189,7 +192,7 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
     )
     rows = segment_items(
         [job],
-        LazyAligner(model, load_aligner),
+        LazyAligner(model),
         SegmentationSettings(min_probability=0, max_short_word_share=1, max_word_seconds=60),
         30.0,
         False,

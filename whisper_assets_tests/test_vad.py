@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from whisper_assets.audio.vad import RATE, SpeechPolicy, detect_speech, trim_to_speech
+from whisper_assets.audio.process import TARGET_RATE as RATE
+from whisper_assets.audio.vad import SpeechPolicy, detect_speech, trim_to_speech
 from whisper_assets.demo.data import espeak_available, speech_like, synthesize
 
 
@@ -34,7 +35,7 @@ def noises() -> dict[str, np.ndarray]:
 def test_silence_and_noise_are_not_speech(name):
     speech = detect_speech(noises()[name].astype(np.float32))
     assert speech.peak < SpeechPolicy().reject_below
-    assert speech.seconds == 0 and speech.ratio == 0
+    assert speech.seconds == 0 and speech.regions == ()
 
 
 def test_speech_between_pauses_is_found_where_it_was_put():

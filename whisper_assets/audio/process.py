@@ -31,19 +31,25 @@ def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
     return soxr.resample(mono, rate, TARGET_RATE, quality="HQ")
 
 
-def trim_edge_silence(samples: np.ndarray, threshold_db: float, rate: int = TARGET_RATE) -> np.ndarray:
-    """Drop leading and trailing 10 ms frames whose RMS is below threshold_db relative to the loudest frame."""
+def loud_bounds(samples: np.ndarray, threshold_db: float, rate: int = TARGET_RATE) -> tuple[int, int] | None:
+    """Sample range [start, end) from the first to the last 10 ms frame whose RMS is within threshold_db of the
+    loudest frame; None for a clip shorter than one frame."""
     frame = rate // 100
     usable = len(samples) // frame * frame
     if usable == 0:
-        return samples
+        return None
     rms = np.sqrt(np.mean(samples[:usable].reshape(-1, frame) ** 2, axis=1) + 1e-20)
     loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > threshold_db)
-    if loud.size == 0:
+    return (int(loud[0]) * frame, (int(loud[-1]) + 1) * frame) if loud.size else None
+
+
+def trim_edge_silence(samples: np.ndarray, threshold_db: float, rate: int = TARGET_RATE) -> np.ndarray:
+    """Drop leading and trailing 10 ms frames whose RMS is below threshold_db relative to the loudest frame."""
+    bounds = loud_bounds(samples, threshold_db, rate)
+    if bounds is None:
         return samples
-    start = max(0, (loud[0] - 1) * frame)  # keep one quiet frame of context on each side
-    end = min(len(samples), (loud[-1] + 2) * frame)
-    return samples[start:end]
+    frame = rate // 100  # keep one quiet frame of context on each side
+    return samples[max(0, bounds[0] - frame) : min(len(samples), bounds[1] + frame)]
 
 
 def normalize_loudness(samples: np.ndarray, target_lufs: float, rate: int = TARGET_RATE) -> np.ndarray:

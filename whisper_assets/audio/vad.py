@@ -14,9 +14,9 @@ from importlib import resources
 import numpy as np
 from pydantic import Field
 
+from whisper_assets.audio.process import TARGET_RATE as RATE
 from whisper_assets.policy import Policy
 
-RATE = 16_000
 _CONTEXT_SECONDS = 0.3
 
 
@@ -48,10 +48,6 @@ class SpeechRegions:
     @property
     def seconds(self) -> float:
         return sum(end - start for start, end in self.regions)
-
-    @property
-    def ratio(self) -> float:
-        return self.seconds / self.duration if self.duration > 0 else 0.0
 
     def within(self, start: float, end: float) -> float:
         """Seconds of speech between start and end."""

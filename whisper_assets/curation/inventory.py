@@ -68,14 +68,12 @@ def item_id(source: str, rel_path: str) -> str:
 
 def mark_trained(sources: Sequence[SourceBase], items: Sequence[dict]) -> dict[str, int]:
     """Tell each source's origin which of its items a model trained on; counts per source that records it."""
-    keys: dict[str, list[str]] = defaultdict(list)
+    keys: dict[str, dict[str, None]] = defaultdict(dict)  # ordered sets
     for item in items:  # a segment marks the recording it was cut from, once
-        key = item.get("parent_id", item["id"]).removeprefix(f"{item['source']}-")
-        if key not in keys[item["source"]]:
-            keys[item["source"]].append(key)
+        keys[item["source"]][item.get("parent_id", item["id"]).removeprefix(f"{item['source']}-")] = None
     marked = {}
     for source in sources:
-        if (count := source.mark_trained(keys.get(source.name, []))) is not None:
+        if (count := source.mark_trained(list(keys.get(source.name, {})))) is not None:
             marked[source.name] = count
     return marked
 

@@ -112,7 +112,7 @@ def source_jobs(
 
 
 def process_items(jobs: Sequence[ProcessJob], workers: int = 0) -> list[dict]:
-    """Process every job, in job order; outputs that exist are only measured, in this process."""
+    """Process every job, in job order; finished outputs (their speech file written) are only read back."""
     todo = [job for job in jobs if not speech_path(job.output_path).exists()]
     done = dict(zip((job.id for job in todo), parallel_map(_process_one, todo, workers), strict=True))
     return [done[job.id] if job.id in done else _process_one(job) for job in jobs]

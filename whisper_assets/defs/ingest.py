@@ -18,7 +18,6 @@ from whisper_assets.segmentation.segments import (
     LazyAligner,
     SegmentPaths,
     SegmentsReport,
-    load_aligner,
     segment_items,
     segment_jobs,
 )
@@ -217,7 +216,7 @@ def segments(context: dg.AssetExecutionContext, platform: PlatformSettings) -> d
         return read_rows(table_path(layout.tables_root, name, source.name))
 
     jobs = segment_jobs(table("processed_audio"), table("normalized_transcripts"), table("inventory"))
-    aligner = LazyAligner(settings.alignment_model, load_aligner)
+    aligner = LazyAligner(settings.alignment_model)
     rows = segment_items(
         jobs,
         aligner,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RATE = 16_000
-_FRAME = RATE // 100  # 10 ms
+from whisper_assets.audio.process import TARGET_RATE as RATE
+from whisper_assets.audio.process import loud_bounds
 
 
 @dataclass(frozen=True)
@@ -22,21 +22,14 @@ class LongRecording:
         return " ".join(text for text, _, _ in self.words)
 
 
-def speech_bounds(samples: np.ndarray, threshold_db: float = -30.0) -> tuple[float, float]:
-    """First and last 10 ms frame within threshold_db of the clip's loudest frame, in seconds."""
-    usable = len(samples) // _FRAME * _FRAME
-    rms = np.sqrt(np.mean(samples[:usable].reshape(-1, _FRAME) ** 2, axis=1) + 1e-20)
-    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > threshold_db)
-    return loud[0] * _FRAME / RATE, (loud[-1] + 1) * _FRAME / RATE
-
-
 def assemble(
     clips: Sequence[tuple[np.ndarray, str]],
     seed: int = 0,
     pause: tuple[float, float] = (0.2, 1.5),
     noise: float = 0.0,
 ) -> LongRecording:
-    """Join 16 kHz clips (one word or phrase each) with random pauses; a clip's timing is its energy bounds.
+    """Join 16 kHz clips (one word or phrase each) with random pauses; a clip's timing is its energy bounds
+    (the 10 ms frames within 30 dB of its loudest).
 
     With `noise` > 0, every other pause holds white noise of that standard deviation instead of silence.
     """
@@ -47,7 +40,7 @@ def assemble(
         if noise and k % 2:
             gap += rng.normal(0, noise, len(gap)).astype(np.float32)
         at += len(gap) / RATE
-        start, end = speech_bounds(samples)
+        start, end = (bound / RATE for bound in loud_bounds(samples, -30.0))
         words.append((text, round(at + start, 3), round(at + end, 3)))
         parts += [gap, samples.astype(np.float32)]
         at += len(samples) / RATE

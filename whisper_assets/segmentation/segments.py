@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +74,6 @@ class SegmentPaths:
     processed_root: Path
 
 
-def load_aligner(model_id: str) -> Aligner:
-    return Aligner(*load_base(model_id))
-
-
 @dataclass(frozen=True)
 class SegmentsReport:
     """What a segments run kept and dropped, in rows and hours."""
@@ -104,16 +100,15 @@ class SegmentsReport:
 class LazyAligner:
     """Loads the alignment model on first use: a re-run with nothing new never loads it."""
 
-    def __init__(self, model_id: str, load: Callable[[str], Aligner]) -> None:
+    def __init__(self, model_id: str) -> None:
         self.model_id = model_id
-        self._load = load
         self._aligner: Aligner | None = None
         self.error: str | None = None
 
     def get(self) -> Aligner | None:
         if self._aligner is None and self.error is None:
             try:
-                self._aligner = self._load(self.model_id)
+                self._aligner = Aligner(*load_base(self.model_id))
             except (OSError, ValueError) as exc:
                 self.error = f"alignment model {self.model_id!r} could not be loaded: {exc}"
         return self._aligner
@@ -254,7 +249,7 @@ def _cut(
     own = words[span.first : span.last + 1]
     key = hashlib.blake2s(f"{Path(job.audio).stem}:{span.start}:{span.end}".encode(), digest_size=16)
     audio = processed_root / job.source / "segments" / key.hexdigest()[:2] / f"{key.hexdigest()}.wav"
-    reason = _doubt(own, settings)
+    reason = doubt(own, settings)
     if reason is None and not audio.exists():
         with sf.SoundFile(job.audio) as parent:
             parent.seek(int(span.start * TARGET_RATE))
@@ -277,7 +272,7 @@ def _cut(
     }
 
 
-def _doubt(words: Sequence[Word], settings: SegmentationSettings) -> str | None:
+def doubt(words: Sequence[Word], settings: SegmentationSettings) -> str | None:
     """Why a cut segment's alignment is not trusted, or None."""
     longest = max(words, key=lambda w: w.end - w.start)
     if longest.end - longest.start > settings.max_word_seconds:

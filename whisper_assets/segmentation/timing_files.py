@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from whisper_assets.asr.align import Word
-from whisper_assets.files import write_json_atomic, write_text_atomic
+from whisper_assets.files import write_text_if_changed
 from whisper_assets.segmentation.cut import Span
 
 
@@ -52,8 +53,12 @@ def karaoke_lrc(doc: dict) -> str:
 
 
 def write_timing_files(folder: Path, doc: dict, karaoke: bool) -> None:
-    write_json_atomic(folder / "transcription_base.json", doc, indent=1)
-    text = "\n".join(segment["text"] for segment in doc["segments"]) + "\n"
-    write_text_atomic(folder / "transcription_base.txt", text)
+    """Write the item's timing files where their content changed (most re-runs write nothing)."""
+    files = {
+        "transcription_base.json": json.dumps(doc, indent=1, ensure_ascii=False),
+        "transcription_base.txt": "\n".join(segment["text"] for segment in doc["segments"]) + "\n",
+    }
     if karaoke:
-        write_text_atomic(folder / "karaoke.lrc", karaoke_lrc(doc))
+        files["karaoke.lrc"] = karaoke_lrc(doc)
+    for name, text in files.items():
+        write_text_if_changed(folder / name, text)
