@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whisper_assets.asr.align import Word
 from whisper_assets.audio.encode import write_audio
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.demo.data import speech_like
@@ -17,6 +16,7 @@ from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.segments import doubt
 from whisper_assets.segmentation.timing_files import karaoke_lrc
 from whisper_assets.tables import read_rows, table_path
+from whisper_assets.text.timings import Word
 from whisper_assets_tests.helpers import materialize_source, run_job
 from whisper_assets_tests.training_fixtures import make_tiny_model
 

@@ -10,7 +10,6 @@ inside it are kept, and the next window starts where the last kept word ends.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -21,23 +20,13 @@ from whisper_assets.asr.audio import SAMPLE_RATE
 from whisper_assets.asr.dtw import dtw
 from whisper_assets.asr.model import is_multilingual, language_token, unwrap
 from whisper_assets.audio.vad import SpeechRegions
+from whisper_assets.text.timings import Word
 
 WINDOW_SECONDS = 30.0
 FRAME_SECONDS = 0.02  # one encoder output frame
 _MEDIAN_WIDTH = 7  # OpenAI's medfilt_width
 _KEEP_MARGIN_SECONDS = 1.0  # a word must end this far before a window's end to be kept from that window
 _FEED_SLACK = 1.5  # feed this many times the words a window's speech is expected to hold
-
-
-@dataclass(frozen=True)
-class Word:
-    word: str
-    start: float
-    end: float
-    probability: float
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 class Aligner:

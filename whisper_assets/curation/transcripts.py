@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
 from whisper_assets.reporting import markdown_table
 from whisper_assets.text.normalize import normalize_transcript
 from whisper_assets.text.policy import TranscriptPolicy
+from whisper_assets.text.timings import Cue, cues_from_json, cues_to_json, normalize_cues
 
 TRANSCRIPTS_SCHEMA = pa.schema(
     [
@@ -22,6 +23,7 @@ TRANSCRIPTS_SCHEMA = pa.schema(
         ("changes", pa.list_(pa.string())),
         ("encoding", pa.string()),
         ("encoding_converted", pa.bool_()),
+        ("timings", pa.string()),
         ("accepted", pa.bool_()),
         ("rejection_reason", pa.string()),
     ]
@@ -62,6 +64,13 @@ def normalize_inventory(
         if not (row["is_audio"] and row["readable"]):
             continue
         result = normalize_transcript(row["transcript_raw"], policy, row["language"], row["duration"])
+        timings = None
+        if (
+            row.get("timings") and result.rejection is None
+        ):  # each timed line normalized alike; they are the text
+            cues = _normalized_cues(row["timings"], policy, row["language"])
+            result = replace(result, text=" ".join(cue.text for cue in cues))
+            timings = cues_to_json(cues)
         encoding = row["transcript_encoding"]
         converted = encoding not in (None, "utf-8", "ascii")
         out.append(
@@ -74,6 +83,7 @@ def normalize_inventory(
                 "changes": list(result.changes),
                 "encoding": encoding,
                 "encoding_converted": converted,
+                "timings": timings,
                 "accepted": result.rejection is None,
                 "rejection_reason": result.rejection,
             }
@@ -96,3 +106,9 @@ def normalize_inventory(
                     {"file": row["rel_path"], "before": row["transcript_raw"], "after": result.text}
                 )
     return out, report
+
+
+def _normalized_cues(timings: str, policy: TranscriptPolicy, language: str) -> list[Cue]:
+    return normalize_cues(
+        cues_from_json(timings), lambda text: normalize_transcript(text, policy, language).text
+    )

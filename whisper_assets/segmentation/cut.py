@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from whisper_assets.asr.align import Word
+from whisper_assets.text.timings import Word
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Short items pass through whole (their word timings are a by-product); an item longer than the source's
 `max_seconds` becomes segments cut at pauses, and a segment whose alignment looks wrong is dropped with its
-reason. Alignments are cached by content (processed audio, transcript, language, model), segment audio is
+reason. Items whose source timed them (subtitles, manifest segments) use those timings and are not aligned. Alignments are cached by content (processed audio, transcript, language, model), segment audio is
 content-addressed, so a re-run aligns and cuts only what is new.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
-from whisper_assets.asr.align import Aligner, Word
+from whisper_assets.asr.align import Aligner
 from whisper_assets.asr.metrics import score_utterance
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
@@ -29,6 +29,7 @@ from whisper_assets.files import write_json_atomic
 from whisper_assets.segmentation.cut import Span, cut_points
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.timing_files import transcription, write_timing_files
+from whisper_assets.text.timings import Cue, Word, cues_from_json, settle
 
 SEGMENTS_SCHEMA = pa.schema(
     [
@@ -43,12 +44,15 @@ SEGMENTS_SCHEMA = pa.schema(
         ("words", pa.int32()),
         ("probability", pa.float64()),
         ("timings", pa.string()),
+        ("timed_by", pa.string()),
         ("status", pa.string()),
         ("reason", pa.string()),
         ("reused", pa.bool_()),
     ]
 )
 STATUS_DROPPED = "dropped"  # trainable rows share processing's STATUS_OK
+TIMED_BY_SOURCE = "source"
+TIMED_BY_ALIGNMENT = "alignment"
 _ALIGNMENT_VERSION = 1  # bump when alignment changes its output for the same inputs
 _SHORT_WORD_SECONDS = 0.02
 
@@ -65,6 +69,7 @@ class SegmentJob:
     transcript: str
     language: str
     speech: SpeechRegions
+    timings: tuple[Cue, ...] = ()  # the source's own, normalized like the transcript
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ def segment_jobs(
 ) -> list[SegmentJob]:
     """Processed items that can be trained on whole or once segmented, with their transcripts."""
     text = {r["id"]: r["transcript"] for r in transcripts if r["accepted"]}
+    timings = {r["id"]: r["timings"] for r in transcripts if r["accepted"] and r.get("timings")}
     language = {r["id"]: r["language"] for r in inventory}
     return [
         SegmentJob(
@@ -134,6 +140,7 @@ def segment_jobs(
                 row["duration"],
                 row["speech_peak"],
             ),
+            tuple(cues_from_json(timings[row["id"]])) if row["id"] in timings else (),
         )
         for row in processed
         if row["status"] in (STATUS_OK, STATUS_NEEDS_SEGMENTATION) and row["id"] in text
@@ -148,10 +155,17 @@ def segment_items(
     karaoke: bool,
     paths: SegmentPaths,
 ) -> list[dict]:
+    """A row per training utterance (a short item, or a segment of a long one) and per dropped segment; the
+    items' timing files are written under `paths.outputs_root`."""
     rows: list[dict] = []
     cut: list[dict] = []  # rows of segments cut from long items, for the optional WER check
     for job in jobs:
-        words, reused, error = _alignment(job, aligner, paths.cache_root)
+        if job.timings:
+            words, word_level = source_units(job.timings, job.duration)
+            reused, error, timed_by = True, None, TIMED_BY_SOURCE
+        else:
+            words, reused, error = _alignment(job, aligner, paths.cache_root)
+            word_level, timed_by = True, TIMED_BY_ALIGNMENT
         long = job.duration > max_seconds
         if words is None:
             rows.append(_whole(job, reused, error) if not long else _unsegmented(job, error))
@@ -161,17 +175,20 @@ def segment_items(
             if long and words
             else [Span(0, len(words) - 1, 0.0, round(job.duration, 3))]
         )
-        doc = transcription(job.id, job.language, job.duration, aligner.model_id, words, spans)
+        by = f"alignment with {aligner.model_id}" if timed_by == TIMED_BY_ALIGNMENT else "the source"
+        doc = transcription(job.id, job.language, job.duration, by, words, spans, word_level)
         folder = paths.outputs_root / job.id
         write_timing_files(folder, doc, karaoke)
-        timings = str(folder / "transcription_base.json")
+        timings = {"timings": str(folder / "transcription_base.json"), "timed_by": timed_by}
         if not long:
-            rows.append(_whole(job, reused, None, timings, words))
+            rows.append(_whole(job, reused, None, words) | timings)
             continue
+        doubts = settings if timed_by == TIMED_BY_ALIGNMENT else None  # a source's own timings are trusted
         for index, span in enumerate(spans):
-            row = _cut(job, index, span, words, settings, paths.processed_root, timings) | {"reused": reused}
+            row = _cut(job, index, span, words, doubts, max_seconds, paths.processed_root)
+            row |= timings | {"reused": reused}
             rows.append(row)
-            if row["status"] == STATUS_OK:
+            if row["status"] == STATUS_OK and timed_by == TIMED_BY_ALIGNMENT:
                 cut.append(row)
     if settings.max_wer is not None and cut and (model := aligner.get()) is not None:
         _check_wer(cut, model, settings.max_wer, jobs, paths.cache_root)
@@ -203,13 +220,16 @@ def _alignment(
     return words, False, None
 
 
-def _whole(
-    job: SegmentJob,
-    reused: bool,
-    error: str | None,
-    timings: str | None = None,
-    words: Sequence[Word] = (),
-) -> dict:
+def source_units(cues: Sequence[Cue], duration: float) -> tuple[list[Word], bool]:
+    """What a source-timed item is cut by: its words when every line has them, else its lines (as units
+    spanning the line), and whether they are words."""
+    settled = settle(cues, duration)
+    if all(cue.words for cue in settled):
+        return [w for cue in settled for w in cue.words], True
+    return [Word(cue.text, cue.start, cue.end) for cue in settled], False
+
+
+def _whole(job: SegmentJob, reused: bool, error: str | None, words: Sequence[Word] = ()) -> dict:
     """A short item: trained on whole, with or without word timings."""
     return {
         "id": job.id,
@@ -222,7 +242,8 @@ def _whole(
         "transcript": job.transcript,
         "words": len(job.transcript.split()),
         "probability": _mean_probability(words),
-        "timings": timings,
+        "timings": None,
+        "timed_by": None,
         "status": STATUS_OK,
         "reason": f"no word timings: {error}" if error else None,
         "reused": reused,
@@ -242,14 +263,19 @@ def _cut(
     index: int,
     span: Span,
     words: Sequence[Word],
-    settings: SegmentationSettings,
+    doubts: SegmentationSettings | None,
+    max_seconds: float,
     processed_root: Path,
-    timings: str,
 ) -> dict:
+    """One segment of a long item: its audio cut out (content-addressed), or the reason it is dropped;
+    `doubts` (None for a source's own timings) are the alignment checks it must pass."""
     own = words[span.first : span.last + 1]
     key = hashlib.blake2s(f"{Path(job.audio).stem}:{span.start}:{span.end}".encode(), digest_size=16)
     audio = processed_root / job.source / "segments" / key.hexdigest()[:2] / f"{key.hexdigest()}.wav"
-    reason = doubt(own, settings)
+    if span.duration > max_seconds:
+        reason = f"no pause to cut at: {span.duration:.1f} s without one is longer than {max_seconds:g} s"
+    else:
+        reason = doubt(own, doubts) if doubts else None
     if reason is None and not audio.exists():
         with sf.SoundFile(job.audio) as parent:
             parent.seek(int(span.start * TARGET_RATE))
@@ -266,7 +292,6 @@ def _cut(
         "transcript": " ".join(w.word for w in own),
         "words": len(own),
         "probability": _mean_probability(own),
-        "timings": timings,
         "status": STATUS_OK if reason is None else STATUS_DROPPED,
         "reason": reason,
     }
@@ -308,4 +333,5 @@ def _check_wer(
 
 
 def _mean_probability(words: Sequence[Word]) -> float | None:
-    return round(float(np.mean([w.probability for w in words])), 4) if words else None
+    known = [w.probability for w in words if w.probability is not None]
+    return round(float(np.mean(known)), 4) if known else None

@@ -1,4 +1,4 @@
-"""Timing files for an aligned item: transcription_base.json/.txt and karaoke.lrc (enhanced LRC)."""
+"""Timing files for a timed item (aligned, or timed by its source): transcription_base.json/.txt and karaoke.lrc (enhanced LRC)."""
 
 from __future__ import annotations
 
@@ -6,33 +6,43 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from whisper_assets.asr.align import Word
 from whisper_assets.files import write_text_if_changed
 from whisper_assets.segmentation.cut import Span
+from whisper_assets.text.timings import Word
 
 
 def transcription(
-    item_id: str, language: str, duration: float, model: str, words: Sequence[Word], spans: Sequence[Span]
+    item_id: str,
+    language: str,
+    duration: float,
+    timed_by: str,
+    units: Sequence[Word],
+    spans: Sequence[Span],
+    word_level: bool = True,
 ) -> dict:
-    """Segments (one per span) with their words: start, end, probability."""
+    """Segments (one per span) with their words (start, end, probability), or their timed lines where only
+    lines were timed (`word_level` False: each unit is a line of a source's subtitles)."""
     segments = []
     for index, span in enumerate(spans):
-        own = words[span.first : span.last + 1]
+        own = units[span.first : span.last + 1]
         segments.append(
             {
                 "id": index,
                 "start": span.start,
                 "end": span.end,
                 "text": " ".join(w.word for w in own),
-                "words": [w.to_json() for w in own],
+                "words" if word_level else "lines": [
+                    w.to_json() if word_level else {"text": w.word, "start": w.start, "end": w.end}
+                    for w in own
+                ],
             }
         )
     return {
         "id": item_id,
         "language": language,
         "duration": round(duration, 3),
-        "alignment_model": model,
-        "text": " ".join(w.word for w in words),
+        "timed_by": timed_by,
+        "text": " ".join(w.word for w in units),
         "segments": segments,
     }
 
@@ -43,9 +53,13 @@ def lrc_time(seconds: float) -> str:
 
 
 def karaoke_lrc(doc: dict) -> str:
-    """Enhanced LRC: a [mm:ss.xx] line per segment, each word preceded by its <mm:ss.xx> start."""
+    """Enhanced LRC: a [mm:ss.xx] line per segment, each word preceded by its <mm:ss.xx> start (plain LRC lines
+    where only lines were timed)."""
     lines = [f"[la:{doc['language']}]", f"[length:{lrc_time(doc['duration'])}]"]
     for segment in doc["segments"]:
+        if "lines" in segment:
+            lines += [f"[{lrc_time(line['start'])}]{line['text']}" for line in segment["lines"]]
+            continue
         words = " ".join(f"<{lrc_time(w['start'])}>{w['word']}" for w in segment["words"])
         last = segment["words"][-1]["end"] if segment["words"] else segment["end"]
         lines.append(f"[{lrc_time(segment['start'])}]{words} <{lrc_time(last)}>")

@@ -1,8 +1,8 @@
 """Read an upload folder: audio files with their transcripts from sidecars, metadata.csv or JSONL manifests.
 
-Transcript precedence for one audio file: a JSONL manifest entry, then a metadata.csv row, then a same-name
-`.norm.txt`, then `.txt`. Every other file becomes an entry too, marked with why it cannot be used, so nothing
-dropped into a folder disappears silently.
+Transcript precedence for one audio file: a JSONL manifest entry, then a metadata.csv row, then same-name
+subtitles (`.srt`, `.vtt`, `.lrc`: a transcript with timings), then `.norm.txt`, then `.txt`. Every other file
+becomes an entry too, marked with why it cannot be used, so nothing dropped into a folder disappears silently.
 """
 
 from __future__ import annotations
@@ -25,10 +25,18 @@ from whisper_assets.sources.base import SLUG_PATTERN, SourceBase
 from whisper_assets.sources.mirror import REJECTIONS, STATE
 from whisper_assets.sources.watch import walk_files
 from whisper_assets.text.encoding import TranscriptEncodingError, decode_transcript
+from whisper_assets.text.timings import (
+    SUBTITLE_SUFFIXES,
+    Cue,
+    TimingsError,
+    cues_from_segments,
+    cues_to_json,
+    parse_subtitles,
+)
 
 METADATA_CSV = "metadata.csv"
 MANIFEST_SUFFIXES = (".jsonl",)
-SIDECAR_SUFFIXES = (".norm.txt", ".txt")
+SIDECAR_SUFFIXES = (*SUBTITLE_SUFFIXES, ".norm.txt", ".txt")
 IGNORED_NAMES = frozenset(
     {"README.md", "LICENSE", "LICENSE.txt", ".DS_Store", "Thumbs.db", "desktop.ini", STATE}
 )
@@ -92,6 +100,7 @@ class FolderEntry:
     problem: str | None = None
     item_key: str | None = None  # a manifest's own id for the item, when it has one
     provenance: str | None = None  # JSON from the manifest (origin URL or database row, author, ...)
+    timings: str | None = None  # JSON cues, when subtitles or manifest segments time the transcript
 
 
 @dataclass(frozen=True)
@@ -168,9 +177,8 @@ def scan_folder(root: Path, language: str, link_roots: Sequence[Path] = ()) -> l
             continue
         if rel.endswith(".json") and rel.removesuffix(".json") in audio_stems:
             continue  # a recording's metadata sidecar (remote recordings come as .json + .webm pairs)
-        if rel.endswith(SIDECAR_SUFFIXES):
-            stem = rel.removesuffix(".norm.txt").removesuffix(".txt")
-            if stem in audio_stems:
+        if suffix := next((s for s in SIDECAR_SUFFIXES if rel.endswith(s)), None):
+            if rel.removesuffix(suffix) in audio_stems:
                 continue
             others.append(_entry(file, is_audio=False, problem="transcript without a matching audio file"))
         else:
@@ -183,17 +191,28 @@ def _entry(file: TreeFile, *, is_audio: bool, problem: str | None = None) -> Fol
     return FolderEntry(file.rel_path, file.size, file.mtime_ns, is_audio, problem=problem)
 
 
-def _set_transcript(entry: FolderEntry, data: bytes | str, origin: str, language: str) -> None:
+def _set_transcript(entry: FolderEntry, data: bytes, origin: str, language: str) -> None:
     entry.transcript_origin = origin
-    if isinstance(data, str):
-        entry.transcript, entry.transcript_encoding = data, "utf-8"
-        return
     try:
         decoded = decode_transcript(data, entry.language or language)
     except TranscriptEncodingError as exc:
         entry.problem = f"transcript {origin}: {exc}"
         return
-    entry.transcript, entry.transcript_encoding = decoded.text, decoded.encoding
+    entry.transcript_encoding = decoded.encoding
+    suffix = PurePosixPath(origin).suffix.lower()
+    if suffix not in SUBTITLE_SUFFIXES:
+        entry.transcript = decoded.text
+        return
+    try:
+        _set_timings(entry, parse_subtitles(decoded.text, suffix))
+    except TimingsError as exc:
+        entry.problem = f"subtitles {origin}: {exc}"
+
+
+def _set_timings(entry: FolderEntry, cues: list[Cue]) -> None:
+    """Timed lines are the transcript: their text joined, their timings kept for segmentation."""
+    entry.transcript = " ".join(cue.text for cue in cues)
+    entry.timings = cues_to_json(cues)
 
 
 def _resolve_audio(root: Path, manifest_rel: str, audio_ref: str) -> str | None:
@@ -252,7 +271,7 @@ def _csv_rows(text: str) -> list[tuple[int, dict | str]]:
 
 
 def _jsonl_rows(text: str) -> list[tuple[int, dict | str]]:
-    """(line, row) pairs of a JSONL manifest ({id, audio, transcript, duration, language, speaker})."""
+    """(line, row) pairs of a JSONL manifest ({id, audio, transcript or segments, language, speaker, ...})."""
     rows: list[tuple[int, dict | str]] = []
     for line, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
@@ -295,6 +314,12 @@ def _claim(
     entry.item_key = str(row["id"]) if row.get("id") not in (None, "") else None
     entry.provenance = json.dumps(row["provenance"], ensure_ascii=False) if row.get("provenance") else None
     entry.transcript = text if isinstance(text, str) else None
+    entry.timings = None
+    if row.get("segments") is not None:  # timed lines: their text is the transcript
+        try:
+            _set_timings(entry, cues_from_segments(row["segments"]))
+        except TimingsError as exc:
+            entry.problem = f"{PurePosixPath(file.rel_path).name}: {exc}"
     entry.transcript_encoding = encoding if entry.transcript is not None else None
     return None
 
