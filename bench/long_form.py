@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import soundfile as sf
 from whisper_assets.asr.align import Aligner
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.vad import detect_speech
-from whisper_assets.demo.long_form import assemble
+from whisper_assets.demo.long_form import LongRecording, assemble
 from whisper_assets.segmentation.cut import cut_points
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.segments import doubt
@@ -30,8 +31,9 @@ from whisper_assets.segmentation.segments import doubt
 DIGITS = "zero one two three four five six seven eight nine".split()
 
 
-def recordings(data: Path, minutes: list[float], noise: float):
-    files = sorted(data.glob("*.wav"))
+def recordings(data: Path, minutes: list[float], noise: float, speaker: str | None = None):
+    """Recordings of the given lengths joined from random FSDD clips (of one speaker, when named)."""
+    files = sorted(f for f in data.glob("*.wav") if speaker is None or f"_{speaker}_" in f.name)
     rng = np.random.default_rng(0)
     for k, length in enumerate(minutes):
         clips, total = [], 0.0
@@ -43,20 +45,12 @@ def recordings(data: Path, minutes: list[float], noise: float):
         yield assemble(clips, seed=k, noise=noise)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="../shared/models/whisper-tiny.en")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
-    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 3, 6, 10])
-    parser.add_argument("--noise", type=float, default=0.01)
-    args = parser.parse_args()
-    if not args.data.exists():
-        raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
+def alignment_report(aligner: Aligner, long_recordings: Iterable[LongRecording]) -> dict:
+    """Coverage, word start/end offsets, VAD precision/recall, throughput and words lost, over the recordings."""
     settings = SegmentationSettings()
-    aligner = Aligner(*load_base(args.model))
     starts, ends, audio_seconds, cpu, detected, true_speech, overlap = [], [], 0.0, 0.0, 0.0, 0.0, 0.0
     words_total = words_lost = aligned_items = items = 0
-    for recording in recordings(args.data, args.minutes, args.noise):
+    for recording in long_recordings:
         items += 1
         duration = len(recording.audio) / 16_000
         began = time.process_time()
@@ -76,27 +70,38 @@ def main() -> None:
         true_speech += sum(end - start for _, start, end in recording.words)
         overlap += sum(speech.within(start, end) for _, start, end in recording.words)
     starts_ms, ends_ms = np.array(starts) * 1000, np.array(ends) * 1000
-    report = {
-        "model": args.model,
-        "recordings_minutes": args.minutes,
+    return {
         "words": words_total,
         "coverage": aligned_items / items,
-        "start_offset_ms": {
-            "mean": round(starts_ms.mean(), 1),
-            "median": round(float(np.median(starts_ms)), 1),
-            "p95": round(float(np.percentile(starts_ms, 95)), 1),
-        },
-        "end_offset_ms": {
-            "mean": round(ends_ms.mean(), 1),
-            "median": round(float(np.median(ends_ms)), 1),
-            "p95": round(float(np.percentile(ends_ms, 95)), 1),
-        },
+        "start_offset_ms": _summary(starts_ms),
+        "end_offset_ms": _summary(ends_ms),
         "vad_precision": round(overlap / detected, 4),
         "vad_recall": round(overlap / true_speech, 4),
         "audio_minutes_per_cpu_minute": round(audio_seconds / cpu, 2),
         "words_lost_to_dropped_segments": round(words_lost / words_total, 4),
     }
-    print(json.dumps(report, indent=1))
+
+
+def _summary(ms: np.ndarray) -> dict:
+    return {
+        "mean": round(float(ms.mean()), 1),
+        "median": round(float(np.median(ms)), 1),
+        "p95": round(float(np.percentile(ms, 95)), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="../shared/models/whisper-tiny.en")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1, 3, 6, 10])
+    parser.add_argument("--noise", type=float, default=0.01)
+    args = parser.parse_args()
+    if not args.data.exists():
+        raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
+    aligner = Aligner(*load_base(args.model))
+    report = alignment_report(aligner, recordings(args.data, args.minutes, args.noise))
+    print(json.dumps({"model": args.model, "recordings_minutes": args.minutes, **report}, indent=1))
 
 
 if __name__ == "__main__":

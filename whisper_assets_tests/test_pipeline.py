@@ -106,7 +106,8 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
     ]
     assert sorted(i["id"] for i in items) == sorted(inventory[k]["id"] for k in ok)
     assert set(items[0]) == {
-        *("id", "parent_id", "offset", "audio", "transcript", "duration", "language", "speaker", "source")
+        *("id", "parent_id", "offset", "audio", "transcript", "duration", "language", "speaker", "source"),
+        *("pseudo_label", "timestamps"),
     }
     # No alignment model here (a hub id, offline): short items still train whole, the long one waits, saying why.
     segments = {

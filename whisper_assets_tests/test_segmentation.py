@@ -11,7 +11,7 @@ from whisper_assets.audio.encode import write_audio
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
-from whisper_assets.segmentation.cut import cut_points
+from whisper_assets.segmentation.cut import cut_points, phrases
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.segments import doubt
 from whisper_assets.segmentation.timing_files import karaoke_lrc
@@ -67,6 +67,11 @@ def test_cuts_prefer_the_widest_pause():
 def test_doubtful_alignments_are_named(words, reason):
     found = doubt(words, SegmentationSettings())
     assert found == reason if reason is None else reason in found
+
+
+def test_phrases_break_at_long_pauses_and_are_relative_to_the_audio():
+    words = [Word("a", 10.0, 10.4), Word("b", 10.5, 11.0), Word("c", 11.6, 12.0), Word("d", 12.1, 13.5)]
+    assert phrases(words, 9.8, 13.2) == [[0.2, 1.2, "a b"], [1.8, 3.4, "c d"]]  # clipped to the audio
 
 
 def test_karaoke_lines_tag_every_word():
@@ -147,6 +152,15 @@ def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_
     }
     assert {split_of[r["id"]] for r in lecture} == {split_of[lecture[0]["id"]]}  # one recording, one split
     assert set(split_of) == {r["id"] for r in rows}
+    published = {
+        item["id"]: item
+        for name in ("train", "validation", "test")
+        for item in map(json.loads, (manifests / f"{name}.jsonl").read_text().splitlines())
+    }
+    for row in lecture:  # phrases for timestamped training: the segment's words, within its audio
+        phrases = published[row["id"]]["timestamps"]
+        assert " ".join(text for _, _, text in phrases) == row["transcript"]
+        assert all(0 <= start <= end <= row["duration"] for start, end, _ in phrases)
 
     [event] = [e for e in again.get_asset_materialization_events() if e.asset_key.path == ["segments"]]
     assert event.materialization.metadata["aligned_now"].value == 0  # a re-run aligns nothing again
@@ -165,6 +179,7 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
         SegmentPaths,
         segment_items,
     )
+    from whisper_assets.sources.folder import FolderSource
 
     recording = assemble([(speech_like(p), p) for p in PHRASES * 110], seed=5)
     seconds = len(recording.audio) / 16_000
@@ -192,10 +207,9 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
     )
     rows = segment_items(
         [job],
+        FolderSource(name="s", language="en"),
         LazyAligner(model),
         SegmentationSettings(min_probability=0, max_short_word_share=1, max_word_seconds=60),
-        30.0,
-        False,
         SegmentPaths(tmp_path / "cache", tmp_path / "outputs", tmp_path / "processed"),
     )
     segmenting_peak = tracemalloc.get_traced_memory()[1]

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
+from whisper_assets.asr.audio import PACK_GAP_SECONDS
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.training import checkpoints as checkpoints_module
@@ -89,6 +90,42 @@ def test_feature_cache_reuses_and_repairs_entries(tiny, tmp_path):
     repaired = cache.get(sample, "en")
     assert cache.repaired == 1 and np.array_equal(repaired[0], first[0])
     assert cache.key(sample, "sr") != cache.key(sample, "en")
+
+
+def test_timestamped_labels_wrap_each_phrase_in_its_times(tiny):
+    _, processor = load_base(str(tiny[0]))
+    phrases = [(0.1, 0.8, "jedan dva"), (1.5, 2.0, "tri")]
+    ids = label_ids(processor, "jedan dva tri", "sr", "transcribe", True, phrases)
+    tokenizer = processor.tokenizer
+    assert tokenizer.convert_ids_to_tokens(ids[:4]) == [
+        "<|startoftranscript|>",
+        "<|sr|>",
+        "<|transcribe|>",
+        "<|0.10|>",
+    ]
+    assert "<|notimestamps|>" not in tokenizer.convert_ids_to_tokens(ids)
+    assert tokenizer.decode(ids, decode_with_timestamps=True).endswith(
+        "<|0.10|> jedan dva<|0.80|><|1.50|> tri<|2.00|><|endoftext|>"
+    )
+    assert tokenizer.decode(ids, skip_special_tokens=True).strip() == "jedan dva tri"
+
+
+def test_a_seeded_share_of_samples_keeps_timestamps_and_packing_shifts_them(tiny):
+    items = [{**item, "timestamps": [[0.1, item["duration"] - 0.1, item["transcript"]]]} for item in tiny[1]]
+    many = [{**items[k % len(items)], "id": f"item-{k}"} for k in range(400)]
+    drawn = to_samples(many, 30.0, pack=False, timestamp_probability=0.2, seed=1)
+    share = sum(s.timestamps is not None for s in drawn) / len(drawn)
+    assert 0.14 < share < 0.26
+    assert drawn == to_samples(many, 30.0, pack=False, timestamp_probability=0.2, seed=1)  # every epoch alike
+    assert to_samples(many, 30.0, pack=False, timestamp_probability=0.2, seed=2) != drawn
+    [packed] = [s for s in to_samples(items, 30.0, pack=True, timestamp_probability=1.0) if len(s.ids) > 1][
+        :1
+    ]
+    first, second = packed.timestamps[:2]
+    duration = next(i["duration"] for i in items if i["id"] == packed.ids[0])
+    assert second[0] == pytest.approx(duration + PACK_GAP_SECONDS + 0.1, abs=0.01) and first[0] == 0.1
+    without = [{**items[0], "timestamps": None}]
+    assert to_samples(without, 30.0, pack=False, timestamp_probability=1.0)[0].timestamps is None
 
 
 def test_packing_joins_one_speakers_utterances_within_the_window(tiny):

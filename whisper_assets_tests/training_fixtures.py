@@ -43,3 +43,18 @@ def make_items(folder: Path) -> list[dict]:
 
 def make_tiny_model(folder: Path) -> Path:
     return build_tiny_whisper(folder, [text for text, _, _ in TEXTS] * 10)
+
+
+def speak_whole_words(model_dir: Path) -> Path:
+    """Make a tiny random model's greedy output whole vocabulary words (every other token suppressed), so its
+    transcripts can be aligned: a random model otherwise emits sub-word debris with no spaces."""
+    from transformers import GenerationConfig, WhisperTokenizer
+
+    tokenizer = WhisperTokenizer.from_pretrained(model_dir)
+    words = {i for token, i in tokenizer.get_vocab().items() if token.startswith("Ġ") and token[1:].isalpha()}
+    generation = GenerationConfig.from_pretrained(model_dir)
+    generation.suppress_tokens = [
+        i for i in range(len(tokenizer)) if i not in words and i != tokenizer.eos_token_id
+    ]
+    generation.save_pretrained(model_dir)
+    return model_dir

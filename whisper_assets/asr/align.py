@@ -142,7 +142,12 @@ def _alignment_heads(model) -> list[tuple[int, int]]:
 
 
 def _take(tokens: Sequence[list[int]], words: int, max_tokens: int) -> int:
-    """How many of the next words to feed: at most `words`, within the token budget, at least one."""
+    """How many of the next words to feed: at most `words`, within the token budget, at least one (a word
+    longer than the whole budget cannot be aligned: ValueError)."""
+    if len(tokens[0]) > max_tokens:
+        raise ValueError(
+            f"a word of {len(tokens[0])} tokens is longer than the decoder can align ({max_tokens})"
+        )
     count = total = 0
     for word in tokens[: max(1, words)]:
         total += len(word)

@@ -23,7 +23,8 @@ def transcribe(
     batch_size: int = 16,
     max_new_tokens: int = 128,
 ) -> list[str]:
-    """Hypotheses for manifest items, in order; batches hold one language so the prompt is the same."""
+    """Hypotheses for manifest items (`audio`: a processed file, or `samples`: 16 kHz audio already read), in
+    order; batches hold one language so the prompt is the same."""
     whisper = unwrap(model)
     device = next(whisper.parameters()).device
     dtype = next(whisper.parameters()).dtype
@@ -37,7 +38,10 @@ def transcribe(
     for lang, indices in by_language.items():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            audio = [load_audio((items[i]["audio"],)) for i in chunk]
+            audio = [
+                items[i]["samples"] if "samples" in items[i] else load_audio((items[i]["audio"],))
+                for i in chunk
+            ]
             features = processor.feature_extractor(
                 audio, sampling_rate=SAMPLE_RATE, return_tensors="pt"
             ).input_features

@@ -22,6 +22,11 @@ MANIFEST_FIELDS = (
     "speaker",
     "source",
 )
+# Fields a row may lack (written by older steps or by hand), with the value a manifest gets then.
+OPTIONAL_MANIFEST_FIELDS = {
+    "pseudo_label": False,  # the transcript is a model's, not a person's
+    "timestamps": None,  # [[start, end, text], ...] phrases relative to the audio start, when aligned
+}
 PUBLISHED = "_published.json"  # the digests of the manifests `splits` published after its checks passed
 
 
@@ -57,7 +62,14 @@ def publish_staged(manifests_root: Path, digests: dict[str, str]) -> None:
 
 def write_manifest(path: Path, rows: Sequence[dict]) -> str:
     """Write one JSONL manifest atomically (manifest fields only); return its sha256."""
-    payload = write_jsonl_atomic(path, ({k: row[k] for k in MANIFEST_FIELDS} for row in rows))
+    payload = write_jsonl_atomic(
+        path,
+        (
+            {k: row[k] for k in MANIFEST_FIELDS}
+            | {k: row.get(k, v) for k, v in OPTIONAL_MANIFEST_FIELDS.items()}
+            for row in rows
+        ),
+    )
     return hashlib.sha256(payload).hexdigest()
 
 

@@ -23,6 +23,7 @@ from whisper_assets.audio.process import (
 from whisper_assets.audio.vad import SpeechRegions, detect_speech, trim_to_speech
 from whisper_assets.files import write_json_atomic
 from whisper_assets.parallel import parallel_map
+from whisper_assets.text.normalize import NO_TRANSCRIPT
 
 PROCESSED_SCHEMA = pa.schema(
     [
@@ -88,14 +89,17 @@ def source_jobs(
     dedup_report: Sequence[dict],
     transcripts: Sequence[dict],
     processed_root: Path,
+    untranscribed: bool = False,
 ) -> list[ProcessJob]:
-    """One job per item with an accepted transcript that is the canonical copy of its content."""
+    """One job per item with an accepted transcript (or, with `untranscribed`, none at all: to be
+    pseudo-labelled) that is the canonical copy of its content."""
     by_id = {r["id"]: r for r in inventory}
     canonical = {r["id"] for r in dedup_report if r["is_canonical"]}
     jobs = []
     for row in transcripts:
         item = by_id.get(row["id"])
-        if not row["accepted"] or item is None or row["id"] not in canonical:
+        wanted = row["accepted"] or (untranscribed and row["rejection_reason"] == NO_TRANSCRIPT)
+        if not wanted or item is None or row["id"] not in canonical:
             continue
         key = output_key(item["sha256"], policy)
         jobs.append(

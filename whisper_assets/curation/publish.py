@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ def trainable_items(
                 "language": item["language"],
                 "speaker": item["speaker"],
                 "source": row["source"],
+                "pseudo_label": bool(row.get("pseudo_label")),
+                "timestamps": json.loads(row["phrases"]) if row.get("phrases") else None,
                 "content_hash": cluster["cluster_id"],
                 "group": group_key(
                     row["source"],

@@ -54,10 +54,17 @@ def assign_split(key: str, settings: SplitSettings) -> str:
 
 
 def split_items(items: Iterable[dict], settings: SplitSettings) -> dict[str, list[dict]]:
-    """Assign each item (with a `group` key) to a split; items are sorted by id inside each split."""
+    """Assign each item (with a `group` key) to a split; items are sorted by id inside each split.
+
+    A pseudo-labelled item is only ever trained on: one whose group falls in validation or test is left out
+    (scoring a model against another model's transcripts measures agreement, not accuracy), and it is not moved
+    to train either, where its speaker could leak into the held-out splits.
+    """
     out: dict[str, list[dict]] = {name: [] for name in SPLITS}
     for item in items:
-        out[assign_split(item["group"], settings)].append(item)
+        split = assign_split(item["group"], settings)
+        if split == "train" or not item.get("pseudo_label"):
+            out[split].append(item)
     for rows in out.values():
         rows.sort(key=lambda r: r["id"])
     return out

@@ -11,16 +11,18 @@ from whisper_assets.curation.inventory import INVENTORY_SCHEMA, take_inventory
 from whisper_assets.curation.processing import PROCESSED_SCHEMA, STATUS_OK, process_items, source_jobs
 from whisper_assets.curation.transcripts import TRANSCRIPTS_SCHEMA, normalize_inventory
 from whisper_assets.defs.partitions import source_partitions
-from whisper_assets.defs.resources import PlatformSettings
+from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
 from whisper_assets.reporting import count_reasons, markdown_table
 from whisper_assets.segmentation.segments import (
     SEGMENTS_SCHEMA,
+    TIMED_BY_SOURCE,
     LazyAligner,
     SegmentPaths,
     SegmentsReport,
     segment_items,
     segment_jobs,
 )
+from whisper_assets.settings import Settings
 from whisper_assets.sources.folder import ignored_upload_folders
 from whisper_assets.tables import read_rows, read_table_all, table_path, write_rows
 
@@ -177,6 +179,7 @@ def processed_audio(context: dg.AssetExecutionContext, platform: PlatformSetting
         table("dedup_report"),
         table("normalized_transcripts"),
         layout.processed_root,
+        untranscribed=source.pseudo_labels != "off",
     )
     rows = process_items(jobs, platform.workers)
     path = table_path(layout.tables_root, "processed_audio", source.name)
@@ -207,7 +210,9 @@ def processed_audio(context: dg.AssetExecutionContext, platform: PlatformSetting
     description="Training utterances: short items whole, long ones cut at pauses between force-aligned "
     "words; word timings (and karaoke files) under outputs/<item id>/.",
 )
-def segments(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
+def segments(
+    context: dg.AssetExecutionContext, platform: PlatformSettings, mlflow: MlflowTracking
+) -> dg.MaterializeResult:
     settings = platform.settings
     layout = settings.layout
     source = settings.source(context.partition_key)
@@ -215,21 +220,27 @@ def segments(context: dg.AssetExecutionContext, platform: PlatformSettings) -> d
     def table(name: str) -> list[dict]:
         return read_rows(table_path(layout.tables_root, name, source.name))
 
-    jobs = segment_jobs(table("processed_audio"), table("normalized_transcripts"), table("inventory"))
+    jobs = segment_jobs(
+        table("processed_audio"),
+        table("normalized_transcripts"),
+        table("inventory"),
+        pseudo_labels=source.pseudo_labels != "off",
+    )
     aligner = LazyAligner(settings.alignment_model)
+    labeler = LazyAligner(_pseudo_label_model(settings, mlflow)) if any(j.pseudo for j in jobs) else None
     rows = segment_items(
         jobs,
+        source,
         aligner,
         settings.segmentation,
-        source.audio.max_seconds,
-        source.karaoke,
         SegmentPaths(layout.cache_root, layout.outputs_root, layout.processed_root),
+        labeler,
     )
     path = table_path(layout.tables_root, "segments", source.name)
     write_rows(path, rows, SEGMENTS_SCHEMA)
     report = SegmentsReport.of(rows)
-    if aligner.error:
-        context.log.warning(aligner.error)
+    for error in {aligner.error, labeler and labeler.error} - {None}:
+        context.log.warning(error)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(rows),
@@ -240,7 +251,13 @@ def segments(context: dg.AssetExecutionContext, platform: PlatformSettings) -> d
             "dropped_hours": round(report.dropped_hours, 4),
             "drop_reasons": count_reasons(r["reason"] for r in rows if r["status"] != STATUS_OK),
             "aligned_now": sum(not r["reused"] for r in rows),
+            "timed_by_source": sum(r["timed_by"] == TIMED_BY_SOURCE for r in rows),
             "alignment_model": settings.alignment_model,
+            **(
+                {"pseudo_labelled": report.pseudo_labelled, "pseudo_label_model": labeler.model_id}
+                if labeler
+                else {}
+            ),
             **({"alignment_error": aligner.error} if aligner.error else {}),
             "outputs": dg.MetadataValue.path(str(layout.outputs_root)),
             "path": dg.MetadataValue.path(str(path)),
@@ -249,6 +266,16 @@ def segments(context: dg.AssetExecutionContext, platform: PlatformSettings) -> d
             ),
         }
     )
+
+
+def _pseudo_label_model(settings: Settings, mlflow: MlflowTracking) -> str:
+    """The model that transcribes untranscribed items: the champion (else the alignment model), the alignment
+    model, or the one named."""
+    choice = settings.segmentation.pseudo_label_model
+    if choice == "champion":
+        champion = mlflow.tracker(settings).download_champion(settings.layout.cache_root / "champion")
+        return str(champion) if champion else settings.alignment_model
+    return settings.alignment_model if choice == "alignment" else choice
 
 
 ingest_assets = [inventory, dedup_report, normalized_transcripts, processed_audio, segments]

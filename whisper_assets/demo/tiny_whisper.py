@@ -23,7 +23,7 @@ def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, 
     """A tiny random multilingual Whisper with a byte-level BPE trained offline on `corpus`.
 
     For demos and tests where no pretrained model can be downloaded: it has Whisper's special tokens (every
-    language, tasks, no-timestamps), a generation config with language/task ids, and d_model 64 with 2+2 layers.
+    language, tasks, no-timestamps) and timestamp tokens, a generation config with language/task ids, and d_model 64 with 2+2 layers.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -51,6 +51,7 @@ def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, 
         "<|notimestamps|>",
     ]
     tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    tokenizer.add_tokens([f"<|{k * 0.02:.2f}|>" for k in range(1501)])  # timestamps follow <|notimestamps|>
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in [eot, *specials]}
     processor = WhisperProcessor(
         feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer

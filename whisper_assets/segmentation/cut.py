@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from whisper_assets.text.timings import Word
 
+PHRASE_PAUSE_SECONDS = 0.5  # a pause this long starts a new phrase (a timestamped segment)
+
 
 @dataclass(frozen=True)
 class Span:
@@ -54,3 +56,23 @@ def _last_that_fits(words: Sequence[Word], first: int, start: float, max_seconds
 
 def _pause_after(words: Sequence[Word], k: int) -> float:
     return words[k + 1].start - words[k].end if k + 1 < len(words) else 0.0
+
+
+def phrases(words: Sequence[Word], start: float, end: float) -> list[list]:
+    """[start, end, text] of the runs of words between pauses of PHRASE_PAUSE_SECONDS or more, in seconds from
+    `start`, within [start, end]: the segments a timestamped Whisper transcript of that audio would have."""
+    runs: list[list[Word]] = []
+    for word in words:
+        if runs and word.start - runs[-1][-1].end < PHRASE_PAUSE_SECONDS:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    length = end - start
+    return [
+        [
+            round(min(max(run[0].start - start, 0.0), length), 2),
+            round(min(max(run[-1].end - start, 0.0), length), 2),
+            " ".join(w.word for w in run),
+        ]
+        for run in runs
+    ]

@@ -30,3 +30,9 @@ class SegmentationSettings(Policy):
         description="Also transcribe each cut segment with the alignment model and drop it when the WER "
         "against its text is above this (distil-whisper's pseudo-label filter); None: off.",
     )
+    pseudo_label_model: str = Field(
+        "champion",
+        description="Who transcribes items without a transcript (sources with pseudo_labels on): 'champion' "
+        "(the registered champion, else the alignment model), 'alignment' (the alignment model), or a hub id "
+        "or local path.",
+    )

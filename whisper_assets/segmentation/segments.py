@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,12 @@ from whisper_assets.audio.process import TARGET_RATE, write_pcm16
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.curation.processing import STATUS_NEEDS_SEGMENTATION, STATUS_OK
 from whisper_assets.files import write_json_atomic
-from whisper_assets.segmentation.cut import Span, cut_points
+from whisper_assets.segmentation.cut import Span, cut_points, phrases
 from whisper_assets.segmentation.policy import SegmentationSettings
+from whisper_assets.segmentation.pseudo_labels import pseudo_label
 from whisper_assets.segmentation.timing_files import transcription, write_timing_files
+from whisper_assets.sources.base import SourceBase
+from whisper_assets.text.normalize import NO_TRANSCRIPT, normalize_transcript
 from whisper_assets.text.timings import Cue, Word, cues_from_json, settle
 
 SEGMENTS_SCHEMA = pa.schema(
@@ -45,15 +48,19 @@ SEGMENTS_SCHEMA = pa.schema(
         ("probability", pa.float64()),
         ("timings", pa.string()),
         ("timed_by", pa.string()),
+        ("phrases", pa.string()),
+        ("pseudo_label", pa.bool_()),
         ("status", pa.string()),
         ("reason", pa.string()),
         ("reused", pa.bool_()),
     ]
 )
 STATUS_DROPPED = "dropped"  # trainable rows share processing's STATUS_OK
+STATUS_PSEUDO_LABEL = "pseudo_label"  # a model's transcript, kept out of training unless the source opts in
 TIMED_BY_SOURCE = "source"
 TIMED_BY_ALIGNMENT = "alignment"
 _ALIGNMENT_VERSION = 1  # bump when alignment changes its output for the same inputs
+_PSEUDO_LABEL_VERSION = 1  # bump when pseudo-labelling changes its output for the same inputs
 _SHORT_WORD_SECONDS = 0.02
 
 
@@ -70,6 +77,7 @@ class SegmentJob:
     language: str
     speech: SpeechRegions
     timings: tuple[Cue, ...] = ()  # the source's own, normalized like the transcript
+    pseudo: bool = False  # no transcript came with it: a model writes one
 
 
 @dataclass(frozen=True)
@@ -81,24 +89,26 @@ class SegmentPaths:
 
 @dataclass(frozen=True)
 class SegmentsReport:
-    """What a segments run kept and dropped, in rows and hours."""
+    """What a segments run kept and dropped, in rows and hours, and how many rows are pseudo-labels."""
 
     kept: int
     kept_hours: float
     dropped: int
     dropped_hours: float
     segmented: int
+    pseudo_labelled: int
 
     @classmethod
     def of(cls, rows: Sequence[dict]) -> SegmentsReport:
         kept = [r for r in rows if r["status"] == STATUS_OK]
-        dropped = [r for r in rows if r["status"] != STATUS_OK]
+        dropped = [r for r in rows if r["status"] == STATUS_DROPPED]
         return cls(
             len(kept),
             sum(r["duration"] for r in kept) / 3600,
             len(dropped),
             sum(r["duration"] for r in dropped) / 3600,
             len({r["parent_id"] for r in rows if r["id"] != r["parent_id"]}),
+            sum(r["pseudo_label"] for r in rows),
         )
 
 
@@ -120,10 +130,17 @@ class LazyAligner:
 
 
 def segment_jobs(
-    processed: Sequence[dict], transcripts: Sequence[dict], inventory: Sequence[dict]
+    processed: Sequence[dict],
+    transcripts: Sequence[dict],
+    inventory: Sequence[dict],
+    pseudo_labels: bool = False,
 ) -> list[SegmentJob]:
-    """Processed items that can be trained on whole or once segmented, with their transcripts."""
+    """Processed items that can be trained on whole or once segmented, with their transcripts; with
+    `pseudo_labels`, items that came without a transcript too (to be transcribed)."""
     text = {r["id"]: r["transcript"] for r in transcripts if r["accepted"]}
+    untranscribed = (
+        {r["id"] for r in transcripts if r["rejection_reason"] == NO_TRANSCRIPT} if pseudo_labels else set()
+    )
     timings = {r["id"]: r["timings"] for r in transcripts if r["accepted"] and r.get("timings")}
     language = {r["id"]: r["language"] for r in inventory}
     return [
@@ -133,7 +150,7 @@ def segment_jobs(
             row["rel_path"],
             row["audio"],
             row["duration"],
-            text[row["id"]],
+            text.get(row["id"], ""),
             language[row["id"]],
             SpeechRegions(
                 tuple(map(tuple, json.loads(row["speech_regions"] or "[]"))),
@@ -141,70 +158,119 @@ def segment_jobs(
                 row["speech_peak"],
             ),
             tuple(cues_from_json(timings[row["id"]])) if row["id"] in timings else (),
+            row["id"] in untranscribed,
         )
         for row in processed
-        if row["status"] in (STATUS_OK, STATUS_NEEDS_SEGMENTATION) and row["id"] in text
+        if row["status"] in (STATUS_OK, STATUS_NEEDS_SEGMENTATION)
+        and (row["id"] in text or row["id"] in untranscribed)
     ]
 
 
 def segment_items(
     jobs: Sequence[SegmentJob],
+    source: SourceBase,
+    aligner: LazyAligner,
+    settings: SegmentationSettings,
+    paths: SegmentPaths,
+    labeler: LazyAligner | None = None,
+) -> list[dict]:
+    """A row per training utterance (a short item, or a segment of one longer than the source's max_seconds)
+    and per dropped segment; the items' timing files are written under `paths.outputs_root`. Jobs without a
+    transcript are transcribed by `labeler` (None: the aligner's model) first, normalized by the source's
+    policy; their rows are flagged, and kept out of training unless the source says `pseudo_labels: train`."""
+    max_seconds, karaoke = source.audio.max_seconds, source.karaoke
+    rows: list[dict] = []
+    for job in jobs:
+        if not job.pseudo:
+            rows += _segment(job, aligner, settings, max_seconds, karaoke, paths)
+            continue
+        text, error = _pseudo_label(job, labeler or aligner, paths.cache_root)
+        if text is not None:
+            text = normalize_transcript(text, source.transcripts, job.language).text or None
+        if text is None:
+            reason = f"no pseudo-label: {error or 'nothing left once normalized'}"
+            rows.append(_whole(job, False, None) | _dropped(reason) | {"pseudo_label": True})
+            continue
+        for row in _segment(replace(job, transcript=text), aligner, settings, max_seconds, karaoke, paths):
+            row["pseudo_label"] = True
+            if row["status"] == STATUS_OK and source.pseudo_labels != "train":
+                row |= {
+                    "status": STATUS_PSEUDO_LABEL,
+                    "reason": f"pseudo-label by {(labeler or aligner).model_id}: trained on only with "
+                    "pseudo_labels: train",
+                }
+            rows.append(row)
+    cut = [
+        r
+        for r in rows
+        if r["status"] == STATUS_OK and r["id"] != r["parent_id"] and r["timed_by"] == TIMED_BY_ALIGNMENT
+    ]
+    if settings.max_wer is not None and cut and (model := aligner.get()) is not None:
+        _check_wer(cut, model, settings.max_wer, jobs, paths.cache_root)
+    return rows
+
+
+def _segment(
+    job: SegmentJob,
     aligner: LazyAligner,
     settings: SegmentationSettings,
     max_seconds: float,
     karaoke: bool,
     paths: SegmentPaths,
 ) -> list[dict]:
-    """A row per training utterance (a short item, or a segment of a long one) and per dropped segment; the
-    items' timing files are written under `paths.outputs_root`."""
-    rows: list[dict] = []
-    cut: list[dict] = []  # rows of segments cut from long items, for the optional WER check
-    for job in jobs:
-        if job.timings:
-            words, word_level = source_units(job.timings, job.duration)
-            reused, error, timed_by = True, None, TIMED_BY_SOURCE
-        else:
-            words, reused, error = _alignment(job, aligner, paths.cache_root)
-            word_level, timed_by = True, TIMED_BY_ALIGNMENT
-        long = job.duration > max_seconds
-        if words is None:
-            rows.append(_whole(job, reused, error) if not long else _unsegmented(job, error))
-            continue
-        spans = (
-            cut_points(words, job.duration, max_seconds, settings.pad_seconds)
-            if long and words
-            else [Span(0, len(words) - 1, 0.0, round(job.duration, 3))]
-        )
-        by = f"alignment with {aligner.model_id}" if timed_by == TIMED_BY_ALIGNMENT else "the source"
-        doc = transcription(job.id, job.language, job.duration, by, words, spans, word_level)
-        folder = paths.outputs_root / job.id
-        write_timing_files(folder, doc, karaoke)
-        timings = {"timings": str(folder / "transcription_base.json"), "timed_by": timed_by}
-        if not long:
-            rows.append(_whole(job, reused, None, words) | timings)
-            continue
-        doubts = settings if timed_by == TIMED_BY_ALIGNMENT else None  # a source's own timings are trusted
-        for index, span in enumerate(spans):
-            row = _cut(job, index, span, words, doubts, max_seconds, paths.processed_root)
-            row |= timings | {"reused": reused}
-            rows.append(row)
-            if row["status"] == STATUS_OK and timed_by == TIMED_BY_ALIGNMENT:
-                cut.append(row)
-    if settings.max_wer is not None and cut and (model := aligner.get()) is not None:
-        _check_wer(cut, model, settings.max_wer, jobs, paths.cache_root)
-    return rows
+    """The rows of one item: itself whole, or its segments; timed by its source or by alignment."""
+    if job.timings:
+        words, word_level = source_units(job.timings, job.duration)
+        reused, error, timed_by = True, None, TIMED_BY_SOURCE
+    else:
+        words, reused, error = _alignment(job, aligner, paths.cache_root)
+        word_level, timed_by = True, TIMED_BY_ALIGNMENT
+    long = job.duration > max_seconds
+    if words is None:
+        return [_whole(job, reused, error) if not long else _unsegmented(job, error)]
+    spans = (
+        cut_points(words, job.duration, max_seconds, settings.pad_seconds)
+        if long and words
+        else [Span(0, len(words) - 1, 0.0, round(job.duration, 3))]
+    )
+    by = f"alignment with {aligner.model_id}" if timed_by == TIMED_BY_ALIGNMENT else "the source"
+    doc = transcription(job.id, job.language, job.duration, by, words, spans, word_level)
+    folder = paths.outputs_root / job.id
+    write_timing_files(folder, doc, karaoke)
+    timings = {"timings": str(folder / "transcription_base.json"), "timed_by": timed_by}
+    if not long:
+        own_phrases = json.dumps(phrases(words, 0.0, job.duration), ensure_ascii=False)
+        return [_whole(job, reused, None, words) | timings | {"phrases": own_phrases}]
+    doubts = settings if timed_by == TIMED_BY_ALIGNMENT else None  # a source's own timings are trusted
+    return [
+        _cut(job, index, span, words, doubts, max_seconds, paths.processed_root)
+        | timings
+        | {"reused": reused}
+        for index, span in enumerate(spans)
+    ]
+
+
+def _pseudo_label(job: SegmentJob, labeler: LazyAligner, cache_root: Path) -> tuple[str | None, str | None]:
+    """The labelling model's transcript of the item (cached by content), or why there is none."""
+    key = _content_key(_PSEUDO_LABEL_VERSION, Path(job.audio).stem, job.language, labeler.model_id)
+    path = cache_root / "pseudo_labels" / key[:2] / f"{key}.json"
+    if not path.exists():
+        model = labeler.get()
+        if model is None:
+            return None, labeler.error
+        audio, _ = sf.read(job.audio, dtype="float32")
+        write_json_atomic(path, {"text": pseudo_label(audio, job.speech, job.language, model)})
+    text = json.loads(path.read_text())["text"]
+    return (text, None) if text else (None, f"{labeler.model_id} heard no words")
 
 
 def _alignment(
     job: SegmentJob, aligner: LazyAligner, cache_root: Path
 ) -> tuple[list[Word] | None, bool, str | None]:
     """The item's aligned words (cached), whether they came from the cache, and why there are none."""
-    key = hashlib.blake2s(
-        json.dumps(
-            [_ALIGNMENT_VERSION, Path(job.audio).stem, job.transcript, job.language, aligner.model_id]
-        ).encode(),
-        digest_size=16,
-    ).hexdigest()
+    key = _content_key(
+        _ALIGNMENT_VERSION, Path(job.audio).stem, job.transcript, job.language, aligner.model_id
+    )
     path = cache_root / "alignment" / key[:2] / f"{key}.json"
     if path.exists():
         return [Word(**w) for w in json.loads(path.read_text())], True, None
@@ -229,6 +295,14 @@ def source_units(cues: Sequence[Cue], duration: float) -> tuple[list[Word], bool
     return [Word(cue.text, cue.start, cue.end) for cue in settled], False
 
 
+def _content_key(*parts: object) -> str:
+    return hashlib.blake2s(json.dumps(parts).encode(), digest_size=16).hexdigest()
+
+
+def _dropped(reason: str) -> dict:
+    return {"status": STATUS_DROPPED, "reason": reason}
+
+
 def _whole(job: SegmentJob, reused: bool, error: str | None, words: Sequence[Word] = ()) -> dict:
     """A short item: trained on whole, with or without word timings."""
     return {
@@ -244,6 +318,8 @@ def _whole(job: SegmentJob, reused: bool, error: str | None, words: Sequence[Wor
         "probability": _mean_probability(words),
         "timings": None,
         "timed_by": None,
+        "phrases": None,
+        "pseudo_label": False,
         "status": STATUS_OK,
         "reason": f"no word timings: {error}" if error else None,
         "reused": reused,
@@ -251,11 +327,8 @@ def _whole(job: SegmentJob, reused: bool, error: str | None, words: Sequence[Wor
 
 
 def _unsegmented(job: SegmentJob, error: str | None) -> dict:
-    return _whole(job, False, None) | {
-        "id": f"{job.id}-s000",
-        "status": STATUS_DROPPED,
-        "reason": f"{job.duration:.1f} s is too long to train on whole and was not segmented: {error}",
-    }
+    reason = f"{job.duration:.1f} s is too long to train on whole and was not segmented: {error}"
+    return _whole(job, False, None) | {"id": f"{job.id}-s000"} | _dropped(reason)
 
 
 def _cut(
@@ -292,6 +365,8 @@ def _cut(
         "transcript": " ".join(w.word for w in own),
         "words": len(own),
         "probability": _mean_probability(own),
+        "phrases": json.dumps(phrases(own, span.start, span.end), ensure_ascii=False),
+        "pseudo_label": False,
         "status": STATUS_OK if reason is None else STATUS_DROPPED,
         "reason": reason,
     }

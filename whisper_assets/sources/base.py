@@ -42,6 +42,11 @@ class SourceBase(Policy):
     transcripts: TranscriptPolicy = TranscriptPolicy()
     audio: AudioPolicy = AudioPolicy()
     karaoke: bool = Field(False, description="Write a karaoke.lrc (per-word timings) for every item.")
+    pseudo_labels: Literal["off", "flag", "train"] = Field(
+        "off",
+        description="Items without a transcript: off (rejected), flag (transcribed by "
+        "segmentation.pseudo_label_model, aligned and cut, kept out of training), or train (and trained on).",
+    )
 
     @field_validator("name")
     @classmethod

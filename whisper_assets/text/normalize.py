@@ -14,6 +14,7 @@ from whisper_assets.text.transliterate import cyrillic_to_latin, has_cyrillic, l
 
 _ANNOTATION = re.compile(r"\[[^\[\]]*\]|\([^()]*\)|<[^<>]*>|\{[^{}]*\}")
 _WHITESPACE = re.compile(r"\s+")
+NO_TRANSCRIPT = "no transcript for this recording"
 _LATIN_ONLY_LANGUAGES = frozenset(
     "en hr de fr es it pt nl pl cs sk sl hu ro fi sv da no nn et lv lt tr id ms vi sq".split()
 )
@@ -32,7 +33,7 @@ def normalize_transcript(
 ) -> NormalizedTranscript:
     """Apply the source's policy; return the cleaned text, the names of the steps that changed it, or a reason."""
     if raw is None:
-        return NormalizedTranscript("", rejection="no transcript for this recording")
+        return NormalizedTranscript("", rejection=NO_TRANSCRIPT)
     changes: list[str] = []
     text = raw.strip()  # a trailing newline is file formatting, not a change worth reporting
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import mlflow.artifacts
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
@@ -94,6 +96,26 @@ class Tracker:
             return str(self.client.get_model_version_by_alias(self.registered_model, CHAMPION).version)
         except MlflowException:
             return None
+
+    def download_champion(self, cache_root: Path) -> Path | None:
+        """The champion model as a local folder (downloaded once per version under cache_root), or None."""
+        version = self.champion()
+        if version is None:
+            return None
+        folder = cache_root / f"{self.registered_model}-v{version}"
+        if not folder.is_dir():
+            source = self.client.get_model_version(self.registered_model, version).source
+            staging = cache_root / f".{folder.name}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            downloaded = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
+                )
+            )
+            downloaded.rename(folder)
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder
 
     def set_champion(self, version: str) -> None:
         self.client.set_registered_model_alias(self.registered_model, CHAMPION, version)

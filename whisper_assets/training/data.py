@@ -9,7 +9,7 @@ import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from whisper_assets.asr.audio import PACK_GAP_SECONDS, SAMPLE_RATE, load_audio
 
 log = logging.getLogger(__name__)
 _FEATURE_CACHE_VERSION = 1
+TIMESTAMP_SECONDS = 0.02  # one timestamp token step
 
 
 @dataclass(frozen=True)
@@ -31,23 +32,46 @@ class Sample:
     text: str
     language: str
     duration: float
+    timestamps: tuple[Phrase, ...] | None = None  # trained with timestamp tokens: its phrases
 
 
-def to_samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list[Sample]:
+Phrase = tuple[float, float, str]  # start, end (seconds from the sample's start), text
+
+
+def to_samples(
+    items: Sequence[dict],
+    window_seconds: float,
+    pack: bool,
+    timestamp_probability: float = 0.0,
+    seed: int = 0,
+) -> list[Sample]:
     """One sample per item, or (pack=True) consecutive items of one speaker and language packed greedily.
 
     Packing follows distil-whisper: short utterances are concatenated with a short pause, and their transcripts
     joined, until the next one would overflow the encoder window. Items without a speaker are never packed.
+    A share `timestamp_probability` of the samples whose items all have phrase timings (drawn by `seed`, the
+    same every epoch) keeps them, so their labels teach segment timestamps as distil-whisper does.
     """
+    samples = _samples(items, window_seconds, pack)
+    return [
+        replace(s, timestamps=None) if _draw(seed, s.ids) >= timestamp_probability else s for s in samples
+    ]
+
+
+def _draw(seed: int, ids: tuple[str, ...]) -> float:
+    """A uniform number in [0, 1) fixed by the seed and the sample's items."""
+    digest = hashlib.blake2s(json.dumps([seed, ids]).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list[Sample]:
     fitting = [i for i in items if i["duration"] <= window_seconds]
     if len(fitting) < len(items):
         log.warning(
             "%d items longer than the %.1f s window were left out", len(items) - len(fitting), window_seconds
         )
     if not pack:
-        return [
-            Sample((i["id"],), (i["audio"],), i["transcript"], i["language"], i["duration"]) for i in fitting
-        ]
+        return [_packed([i]) for i in fitting]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for item in fitting:
         key = (
@@ -71,26 +95,57 @@ def to_samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list
 
 def _packed(items: list[dict]) -> Sample:
     duration = sum(i["duration"] for i in items) + PACK_GAP_SECONDS * (len(items) - 1)
+    timestamps: list[Phrase] | None = []
+    at = 0.0
+    for item in items:
+        if timestamps is not None and item.get("timestamps"):
+            timestamps += [(round(at + s, 2), round(at + e, 2), text) for s, e, text in item["timestamps"]]
+        else:
+            timestamps = None  # one item without timings: the sample has none
+        at += item["duration"] + PACK_GAP_SECONDS
     return Sample(
         tuple(i["id"] for i in items),
         tuple(i["audio"] for i in items),
         " ".join(i["transcript"].strip() for i in items),
         items[0]["language"],
         duration,
+        tuple(timestamps) if timestamps else None,
     )
 
 
 def label_ids(
-    processor: WhisperProcessor, text: str, language: str | None, task: str, multilingual: bool
+    processor: WhisperProcessor,
+    text: str,
+    language: str | None,
+    task: str,
+    multilingual: bool,
+    timestamps: Sequence[Phrase] | None = None,
 ) -> list[int]:
-    """<|startoftranscript|> [<|lang|> <|task|>] <|notimestamps|> text <|endoftext|>, as Whisper decodes."""
+    """<|startoftranscript|> [<|lang|> <|task|>] <|notimestamps|> text <|endoftext|>, as Whisper decodes; with
+    `timestamps`, no <|notimestamps|> and each phrase as <|start|> text <|end|> instead of the text."""
     tokenizer = processor.tokenizer
     prefix = ["<|startoftranscript|>"]
     if multilingual:
         prefix += [f"<|{language}|>" if language else None, f"<|{task}|>"]
-    prefix.append("<|notimestamps|>")
+    if not timestamps:
+        prefix.append("<|notimestamps|>")
     ids = tokenizer.convert_tokens_to_ids([t for t in prefix if t])
-    return ids + tokenizer.encode(" " + text.strip(), add_special_tokens=False) + [tokenizer.eos_token_id]
+    if not timestamps:
+        return ids + tokenizer.encode(" " + text.strip(), add_special_tokens=False) + [tokenizer.eos_token_id]
+    begin = timestamp_begin(tokenizer)
+    if begin is None:
+        raise ValueError("this tokenizer has no timestamp tokens (<|0.00|> ...): train without timestamps")
+    for start, end, phrase in timestamps:
+        ids.append(begin + round(start / TIMESTAMP_SECONDS))
+        ids += tokenizer.encode(" " + phrase.strip(), add_special_tokens=False)
+        ids.append(begin + round(end / TIMESTAMP_SECONDS))
+    return [*ids, tokenizer.eos_token_id]
+
+
+def timestamp_begin(tokenizer) -> int | None:
+    """The id of <|0.00|> (Whisper's timestamp tokens follow <|notimestamps|>), or None without them."""
+    begin = tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1
+    return begin if tokenizer.convert_ids_to_tokens(begin) == "<|0.00|>" else None
 
 
 class FeatureCache:
@@ -120,7 +175,8 @@ class FeatureCache:
         self.hits = self.misses = self.repaired = 0
 
     def key(self, sample: Sample, language: str | None) -> str:
-        blob = json.dumps([self._salt, [str(Path(a).resolve()) for a in sample.audio], sample.text, language])
+        audio = [str(Path(a).resolve()) for a in sample.audio]
+        blob = json.dumps([self._salt, audio, sample.text, language, sample.timestamps])
         return hashlib.blake2s(blob.encode(), digest_size=16).hexdigest()
 
     def get(self, sample: Sample, language: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +200,9 @@ class FeatureCache:
         features = self.processor.feature_extractor(
             audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
         ).input_features[0]
-        labels = label_ids(self.processor, sample.text, language, self.task, self.multilingual)
+        labels = label_ids(
+            self.processor, sample.text, language, self.task, self.multilingual, sample.timestamps
+        )
         return features.astype(np.float32), np.asarray(labels, dtype=np.int64)
 
     @staticmethod

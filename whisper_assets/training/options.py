@@ -46,6 +46,13 @@ class TrainingOptions(BaseModel):
     dataloader_workers: int = Field(0, ge=0)
     group_by_length: bool = True
     packing: bool = Field(False, description="Pack short utterances of one speaker into <= window samples.")
+    timestamp_probability: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Share of samples (with aligned phrases) trained with timestamp tokens, so the model keeps "
+        "emitting segment timestamps (distil-whisper's default); needs a tokenizer with <|0.00|> ...",
+    )
     window_seconds: float = Field(30.0, gt=0, le=30, description="Encoder window; below 30 trims positions.")
     generation_max_tokens: int = Field(128, ge=1)
     eval_batch_size: int = Field(16, ge=1)

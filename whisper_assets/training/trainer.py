@@ -37,6 +37,7 @@ from whisper_assets.training.data import (
     ResumableBatchSampler,
     SpeechDataset,
     collate,
+    timestamp_begin,
     to_samples,
 )
 from whisper_assets.training.model import apply_method, save_model, trim_encoder_window
@@ -99,7 +100,11 @@ def train(
     trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
     model = apply_method(model, options).to(device)
 
-    samples = to_samples(train_items, options.window_seconds, options.packing)
+    timestamps = options.timestamp_probability
+    if timestamps and timestamp_begin(processor.tokenizer) is None:
+        log.warning("%s has no timestamp tokens: training without timestamps", options.base_model)
+        timestamps = 0.0
+    samples = to_samples(train_items, options.window_seconds, options.packing, timestamps, options.seed)
     if not samples:
         raise ValueError("no training samples: the train split is empty or every item exceeds the window")
     cache = FeatureCache(cache_root, processor, options.task, multilingual)
