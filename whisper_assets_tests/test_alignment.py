@@ -16,6 +16,7 @@ from whisper_assets.asr.model import load_base
 from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
+from whisper_assets.training.model import trim_encoder_window
 from whisper_assets_tests.training_fixtures import make_tiny_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -53,6 +54,18 @@ def test_any_length_is_aligned_in_windows_with_ordered_words(tiny_aligner):
     assert (
         aligned[-1].start > duration / 2
     )  # the later windows were reached, not everything squeezed into one
+
+
+def test_a_model_trained_on_a_shorter_window_aligns_in_windows_it_can_see(tmp_path):
+    model, processor = load_base(str(make_tiny_model(tmp_path)))
+    trim_encoder_window(model, processor.feature_extractor, 8.0)
+    aligner = Aligner(model, processor)
+    recording = assemble([(speech_like(t), t) for t in ["zero one two", "three four five"] * 6], seed=2)
+    words = recording.transcript.split()
+    aligned = aligner.align(recording.audio, words, "en", detect_speech(recording.audio))
+    assert aligner.window_seconds == 8.0 and [w.word for w in aligned] == words
+    assert all(a.end <= b.start for a, b in itertools.pairwise(aligned))
+    assert aligned[-1].start > len(recording.audio) / 16_000 / 2
 
 
 @pytest.mark.skipif(not (FSDD.exists() and TINY_EN.exists()), reason="needs ../shared (FSDD and tiny.en)")

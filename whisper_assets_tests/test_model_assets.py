@@ -141,8 +141,14 @@ def test_export_converts_and_transcribes(project):
         )
         assert result.success
         exported = meta(result, "exported_model")
+        trained = Path(meta(result, "whisper_model")["model_dir"])
     assert (Path(exported["path"]) / "model.bin").exists()
     assert isinstance(exported["faster_whisper_output"], str) and exported["verified_on"] == "item-5"
+    # The fine-tuned model and its export keep the base's alignment heads: word timestamps still work.
+    base = Path(yaml.safe_load(project.read_text())["training"]["base_model"])
+    base_heads = json.loads((base / "generation_config.json").read_text())["alignment_heads"]
+    assert json.loads((trained / "generation_config.json").read_text())["alignment_heads"] == base_heads
+    assert json.loads((Path(exported["path"]) / "config.json").read_text())["alignment_heads"] == base_heads
 
 
 def test_retrain_schedule_skips_until_the_data_changes(project):

@@ -39,6 +39,8 @@ class Aligner:
         config = self.model.config
         self.heads = _alignment_heads(self.model)
         self.max_tokens = config.max_target_positions // 2  # OpenAI's sample_len: half the decoder context
+        # A model fine-tuned with a shorter encoder window (training.window_seconds) sees only that much.
+        self.window_seconds = min(WINDOW_SECONDS, config.max_source_positions * FRAME_SECONDS)
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
 
@@ -70,7 +72,7 @@ class Aligner:
         seek = 0.0
         while len(aligned) < len(words):
             seek = max(seek, speech.next_start(seek) - 0.2)
-            end = min(seek + WINDOW_SECONDS, duration)
+            end = min(seek + self.window_seconds, duration)
             first = len(aligned)
             expected = words_per_second * speech.within(seek, end) * _FEED_SLACK + 2
             fed = _take(tokens[first:], int(expected) if end < duration else len(words), self.max_tokens)

@@ -88,6 +88,9 @@ def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, 
         lang_to_id={language_token(code): ids[language_token(code)] for code in LANGUAGES},
         task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
         no_timestamps_token_id=ids["<|notimestamps|>"],
+        alignment_heads=[
+            [layer, head] for layer in range(1, 2) for head in range(2)
+        ],  # the decoder's second half
         prev_sot_token_id=ids["<|startofprev|>"],
         suppress_tokens=[],
         begin_suppress_tokens=[ids[eot]],

@@ -39,7 +39,7 @@ def pseudo_label(audio: np.ndarray, speech: SpeechRegions, language: str, model:
     """The model's transcript of a 16 kHz recording, window by window (empty when it heard nothing)."""
     items = [
         {"samples": audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)], "language": language}
-        for start, end in speech_windows(speech)
+        for start, end in speech_windows(speech, model.window_seconds)
     ]
     texts = transcribe(model.model, model.processor, items, max_new_tokens=_MAX_NEW_TOKENS)
     return " ".join(text for text in texts if text)
