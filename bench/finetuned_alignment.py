@@ -105,7 +105,8 @@ def timestamp_share(model, processor, items: list[dict]) -> float:
     ).input_features
     out = model.generate(features, return_timestamps=True, return_segments=True)
     segments = out["segments"]
-    return round(sum(bool(s) and s[0]["end"] > s[0]["start"] for s in segments) / len(items), 3)
+    timed = sum(bool(s) and float(s[0]["end"]) > float(s[0]["start"]) for s in segments)
+    return round(timed / len(items), 3)
 
 
 def main() -> None:
@@ -116,6 +117,9 @@ def main() -> None:
     parser.add_argument("--test-speaker", default="jackson")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--minutes", type=float, nargs="+", default=[2, 2])
+    parser.add_argument(
+        "--timestamp-probability", type=float, default=TrainingOptions().timestamp_probability
+    )
     args = parser.parse_args()
     if not args.data.exists():
         raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
@@ -136,6 +140,7 @@ def main() -> None:
             save_every=args.steps,
             max_eval_items=20,
             seed=0,
+            timestamp_probability=args.timestamp_probability,
         )
         began = time.perf_counter()
         result = train(options, heard[20:], heard[:20], work / "run", work / "cache", work / "log.jsonl")

@@ -112,7 +112,7 @@ def test_a_media_url_on_a_private_address_never_reaches_yt_dlp(recorder, tmp_pat
     internal = recorder()
     url = f"http://127.0.0.1:{internal.server_address[1]}/internal.html"
     stats = sync_urls([url], tmp_path / "talks", "en", False, address_policy(allow_private=False))
-    assert stats == {"utterances": 0, "rejected": 1}
+    assert stats == {"videos": 0, "rejected": 1}
     assert "not a public address" in (tmp_path / "talks" / "_rejected.jsonl").read_text()
     assert internal.seen == []
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from whisper_assets.sources.guard import UnsafeUrl, address_policy, check_url
-from whisper_assets.sources.media_sites import MalformedSubtitles, group_cues, parse_vtt, sync_urls
+from whisper_assets.sources.media_sites import sync_urls
+from whisper_assets.text.timings import TimingsError, parse_subtitles
 
 LAN = address_policy(allow_private=True)  # the test site is on 127.0.0.1
 
@@ -52,17 +53,13 @@ def site(tmp_path, write_clip):
     httpd.server_close()
 
 
-def test_vtt_parsing_and_grouping():
-    cues = parse_vtt(VTT)
+def test_vtt_parsing_merges_rolling_auto_captions():
+    cues = parse_subtitles(VTT, ".vtt")
     assert (cues[0].start, cues[0].end, cues[0].text) == (0.0, 2.5, "first line of the talk")
-    assert [c.text for c in group_cues(cues, max_seconds=5.0)] == [
-        "first line of the talk second line of the talk",
-        "third line",
-    ]
     rolling = "WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n\n00:01.000 --> 00:02.000\nhello world\n"
-    assert [c.text for c in parse_vtt(rolling)] == ["hello", "world"]
-    with pytest.raises(MalformedSubtitles):
-        parse_vtt("WEBVTT\n\nno timing here\n")
+    assert [c.text for c in parse_subtitles(rolling, ".vtt")] == ["hello", "world"]
+    with pytest.raises(TimingsError, match="no timed lines"):
+        parse_subtitles("WEBVTT\n\nno timing here\n", ".vtt")
 
 
 @pytest.mark.parametrize("url", ["--exec=rm -rf ~", "-o/etc/passwd", "file:///etc/passwd", "ftp://x/y"])
@@ -71,21 +68,25 @@ def test_unsafe_urls_are_refused(url):
         check_url(url)
 
 
-def test_yt_dlp_downloads_audio_and_subtitles_and_cuts_utterances(site, tmp_path):
+def test_yt_dlp_downloads_audio_and_subtitles_as_a_timed_recording(site, tmp_path):
     folder = tmp_path / "source"
     stats = sync_urls([f"{site}/talk.html", f"{site}/broken.html", "-o bad"], folder, "en", False, LAN)
     rows = [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-    assert stats == {"utterances": 1, "rejected": 2}  # three cues within 30 s: one utterance
-    assert rows[0]["transcript"] == "first line of the talk second line of the talk third line"
+    assert stats == {"videos": 1, "rejected": 2}
+    assert [(s["start"], s["end"], s["text"]) for s in rows[0]["segments"]] == [
+        (0.0, 2.5, "first line of the talk"),
+        (2.5, 5.0, "second line of the talk"),
+        (5.0, 7.4, "third line"),
+    ]
     assert rows[0]["provenance"]["caption_kind"] == "manual" and rows[0]["provenance"]["title"].startswith(
         "A talk"
     )
     import soundfile as sf
 
     info = sf.info(str(folder / rows[0]["audio"]))
-    assert info.samplerate == 16_000 and info.duration == pytest.approx(7.4, abs=0.05)
+    assert info.samplerate == 16_000 and info.duration == pytest.approx(7.5, abs=0.05)  # the whole video
     rejected = (folder / "_rejected.jsonl").read_text()
-    assert "no timed cue" in rejected and "starts with '-'" in rejected
+    assert ".en.vtt: no timed lines" in rejected and "starts with '-'" in rejected
     kept = {p.suffix for p in (folder / ".raw").iterdir() if p.is_file()}
     assert kept <= {".webm", ".vtt"} and np.any(sf.read(str(folder / rows[0]["audio"]))[0])
 
@@ -112,19 +113,20 @@ def test_media_site_source_flows_through_the_ingest_assets_and_the_schedule(site
         assert materialize_source(config, "talks", instance).success
     processed = read_rows(table_path(settings.layout.tables_root, "processed_audio", "talks"))
     assert [r["status"] for r in processed] == ["ok"]
+    [segment] = read_rows(table_path(settings.layout.tables_root, "segments", "talks"))
+    assert segment["timed_by"] == "source"  # its subtitles time it: no alignment model was needed
+    assert segment["transcript"] == "first line of the talk second line of the talk third line"
     inventory = read_rows(table_path(settings.layout.tables_root, "inventory", "talks"))
     assert '"caption_kind": "manual"' in inventory[0]["provenance"]
 
 
 def test_srv_timed_text_is_parsed():
-    from whisper_assets.sources.media_sites import parse_srv
-
     srv3 = '<timedtext format="3"><body><p t="0" d="1500">hello <s>there</s></p><p t="1500" d="1000">it&#39;s me</p></body></timedtext>'
-    assert [(c.start, c.end, c.text) for c in parse_srv(srv3)] == [
+    assert [(c.start, c.end, c.text) for c in parse_subtitles(srv3, ".srv3")] == [
         (0.0, 1.5, "hello there"),
         (1.5, 2.5, "it's me"),
     ]
     srv1 = '<transcript><text start="0.5" dur="2.0">first words</text></transcript>'
-    assert [(c.start, c.end, c.text) for c in parse_srv(srv1)] == [(0.5, 2.5, "first words")]
-    with pytest.raises(MalformedSubtitles, match="not valid XML"):
-        parse_srv("<timedtext><body><p t=")
+    assert [(c.start, c.end, c.text) for c in parse_subtitles(srv1, ".srv1")] == [(0.5, 2.5, "first words")]
+    with pytest.raises(TimingsError, match="not valid XML"):
+        parse_subtitles("<timedtext><body><p t=", ".srv3")

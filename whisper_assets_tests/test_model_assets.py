@@ -8,11 +8,13 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from whisper_assets.asr.model import load_base
 from whisper_assets.curation.manifests import publish_staged, stage_manifests
 from whisper_assets.export.ctranslate import export_available
 from whisper_assets.settings import load_settings
 from whisper_assets.tables import read_rows, table_path
 from whisper_assets.tracking import CHAMPION, default_tracking_uri
+from whisper_assets.tracking.tracker import Tracker
 from whisper_assets_tests.helpers import run_job, tick
 from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
 
@@ -101,6 +103,13 @@ def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(projec
         third = materialize(project, instance, ["whisper_model", "eval_metrics"], training={"seed": 8})
         assert third.get_asset_check_evaluations()[0].passed
         assert champion(client, settings) == "3"
+
+        # The champion can be fetched as a local model folder (pseudo-labels use it), once per version.
+        tracker = Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root)
+        fetched = tracker.download_champion(settings.layout.cache_root / "champion")
+        assert fetched.name.endswith("-v3") and (fetched / "model.safetensors").exists()
+        assert load_base(str(fetched))[0].config.d_model == 64
+        assert tracker.download_champion(settings.layout.cache_root / "champion") == fetched
 
         # Per-utterance results are a table; the training log has JSON lines; the run manifest names the data.
         rows = read_rows(table_path(settings.layout.tables_root, "eval_utterances", trained["run"]))

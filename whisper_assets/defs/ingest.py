@@ -207,8 +207,9 @@ def processed_audio(context: dg.AssetExecutionContext, platform: PlatformSetting
     group_name=GROUP,
     kinds={"parquet", "wav", "json"},
     deps=[processed_audio],
-    description="Training utterances: short items whole, long ones cut at pauses between force-aligned "
-    "words; word timings (and karaoke files) under outputs/<item id>/.",
+    description="Training utterances: short items whole, long ones cut at pauses between words timed by "
+    "their source (subtitles) or by forced alignment; items without a transcript pseudo-labelled where the "
+    "source asks; word timings (and karaoke files) under outputs/<item id>/.",
 )
 def segments(
     context: dg.AssetExecutionContext, platform: PlatformSettings, mlflow: MlflowTracking

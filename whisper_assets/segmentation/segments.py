@@ -178,28 +178,12 @@ def segment_items(
     and per dropped segment; the items' timing files are written under `paths.outputs_root`. Jobs without a
     transcript are transcribed by `labeler` (None: the aligner's model) first, normalized by the source's
     policy; their rows are flagged, and kept out of training unless the source says `pseudo_labels: train`."""
-    max_seconds, karaoke = source.audio.max_seconds, source.karaoke
     rows: list[dict] = []
     for job in jobs:
-        if not job.pseudo:
-            rows += _segment(job, aligner, settings, max_seconds, karaoke, paths)
-            continue
-        text, error = _pseudo_label(job, labeler or aligner, paths.cache_root)
-        if text is not None:
-            text = normalize_transcript(text, source.transcripts, job.language).text or None
-        if text is None:
-            reason = f"no pseudo-label: {error or 'nothing left once normalized'}"
-            rows.append(_whole(job, False, None) | _dropped(reason) | {"pseudo_label": True})
-            continue
-        for row in _segment(replace(job, transcript=text), aligner, settings, max_seconds, karaoke, paths):
-            row["pseudo_label"] = True
-            if row["status"] == STATUS_OK and source.pseudo_labels != "train":
-                row |= {
-                    "status": STATUS_PSEUDO_LABEL,
-                    "reason": f"pseudo-label by {(labeler or aligner).model_id}: trained on only with "
-                    "pseudo_labels: train",
-                }
-            rows.append(row)
+        if job.pseudo:
+            rows += _pseudo_labelled(job, source, aligner, labeler or aligner, settings, paths)
+        else:
+            rows += _segment(job, aligner, settings, source.audio.max_seconds, source.karaoke, paths)
     cut = [
         r
         for r in rows
@@ -248,6 +232,34 @@ def _segment(
         | {"reused": reused}
         for index, span in enumerate(spans)
     ]
+
+
+def _pseudo_labelled(
+    job: SegmentJob,
+    source: SourceBase,
+    aligner: LazyAligner,
+    labeler: LazyAligner,
+    settings: SegmentationSettings,
+    paths: SegmentPaths,
+) -> list[dict]:
+    """The rows of an item without a transcript: transcribed by `labeler`, normalized by the source's policy,
+    then segmented like any item; flagged, and held out of training unless the source opts in."""
+    text, error = _pseudo_label(job, labeler, paths.cache_root)
+    if text is not None:
+        text = normalize_transcript(text, source.transcripts, job.language).text or None
+    if text is None:
+        reason = f"no pseudo-label: {error or 'nothing left once normalized'}"
+        return [_whole(job, False, None) | _dropped(reason) | {"pseudo_label": True}]
+    job = replace(job, transcript=text)
+    rows = _segment(job, aligner, settings, source.audio.max_seconds, source.karaoke, paths)
+    for row in rows:
+        row["pseudo_label"] = True
+        if row["status"] == STATUS_OK and source.pseudo_labels != "train":
+            row |= {
+                "status": STATUS_PSEUDO_LABEL,
+                "reason": f"pseudo-label by {labeler.model_id}: trained on only with pseudo_labels: train",
+            }
+    return rows
 
 
 def _pseudo_label(job: SegmentJob, labeler: LazyAligner, cache_root: Path) -> tuple[str | None, str | None]:

@@ -1,4 +1,4 @@
-"""YouTube and other media sites through yt-dlp: best audio plus subtitles, cut into <= 30 s utterances.
+"""YouTube and other media sites through yt-dlp: best audio plus subtitles, mirrored as timed recordings.
 
 Manual subtitles are preferred; auto-captions are used only when the source allows it, and are then flagged.
 Safety (the yt-dlp CVE-2024-38519 class): only http(s) URLs and nothing that starts with '-', the Python API
@@ -8,21 +8,16 @@ subtitle files kept.
 
 from __future__ import annotations
 
-import html
-import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
-from xml.etree import ElementTree
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from whisper_assets.audio.decode import AUDIO_EXTENSIONS, AudioDecodeError, decode
-from whisper_assets.audio.process import TARGET_RATE, to_mono_16k, write_pcm16
+from whisper_assets.audio.process import to_mono_16k, write_pcm16
 from whisper_assets.sources.base import SourceBase
 from whisper_assets.sources.guard import (
     AddressPolicy,
@@ -35,16 +30,11 @@ from whisper_assets.sources.guard import (
 )
 from whisper_assets.sources.mirror import write_mirror
 from whisper_assets.sources.watch import ScanProgress
-
-SUBTITLE_EXTENSIONS = frozenset({".vtt", ".srv1", ".srv2", ".srv3", ".srt"})
-MAX_SEGMENT_SECONDS = 30.0
-_TIMESTAMP = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{3})"
-_CUE = re.compile(_TIMESTAMP + r"\s*-->\s*" + _TIMESTAMP)
-_TAG = re.compile(r"<[^>]+>")
+from whisper_assets.text.timings import SUBTITLE_SUFFIXES, TimingsError, parse_subtitles
 
 
 class MediaSiteSource(SourceBase):
-    """Videos or playlists from YouTube and other media sites (yt-dlp): audio cut along their subtitles."""
+    """Videos or playlists from YouTube and other media sites (yt-dlp): audio timed by their subtitles."""
 
     remote: ClassVar[bool] = True
 
@@ -67,83 +57,6 @@ class MediaSiteSource(SourceBase):
         return "urls:" + "|".join(self.urls)  # re-run when the list changes; the schedule re-syncs
 
 
-class MalformedSubtitles(ValueError):
-    """Subtitles without a single readable cue."""
-
-
-@dataclass(frozen=True)
-class Cue:
-    start: float
-    end: float
-    text: str
-
-
-def parse_subtitles(path: Path) -> list[Cue]:
-    """Cues of a downloaded subtitle file, whichever format yt-dlp could get (VTT/SRT or SRV1/2/3 XML)."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    return parse_srv(text) if path.suffix.lower().startswith(".srv") else parse_vtt(text)
-
-
-def parse_srv(text: str) -> list[Cue]:
-    """YouTube's timed-text XML: srv1 `<text start= dur=>` (seconds) or srv3 `<p t= d=>` (milliseconds)."""
-    try:
-        root = ElementTree.fromstring(text)
-    except ElementTree.ParseError as exc:
-        raise MalformedSubtitles(f"subtitles are not valid XML ({exc})") from exc
-    cues = []
-    for node in root.iter():
-        if node.tag == "text" and "start" in node.attrib:
-            start, length = float(node.get("start", 0)), float(node.get("dur", 0))
-        elif node.tag == "p" and "t" in node.attrib:
-            start, length = int(node.get("t", 0)) / 1000, int(node.get("d", 0)) / 1000
-        else:
-            continue
-        words = html.unescape(" ".join("".join(node.itertext()).split()))
-        if words and length > 0:
-            cues.append(Cue(start, start + length, words))
-    if not cues:
-        raise MalformedSubtitles("no timed cue could be read from the subtitles")
-    return cues
-
-
-def parse_vtt(text: str) -> list[Cue]:
-    """Cues of a WebVTT (or SRT) file; inline tags removed, duplicate rolling lines (auto-captions) merged."""
-    cues: list[Cue] = []
-    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
-        lines = [line for line in block.strip().split("\n") if line.strip()]
-        timing = next((i for i, line in enumerate(lines) if _CUE.search(line)), None)
-        if timing is None:
-            continue
-        match = _CUE.search(lines[timing])
-        start, end = _seconds(match.groups()[:4]), _seconds(match.groups()[4:])
-        words = " ".join(_TAG.sub("", line).strip() for line in lines[timing + 1 :]).strip()
-        if end <= start or not words:
-            continue
-        if cues and words.startswith(cues[-1].text):  # auto-captions repeat the previous line and extend it
-            words = words[len(cues[-1].text) :].strip() or words
-        cues.append(Cue(start, end, words))
-    if not cues:
-        raise MalformedSubtitles("no timed cue could be read from the subtitles")
-    return cues
-
-
-def _seconds(parts: Sequence[str | None]) -> float:
-    hours, minutes, seconds, millis = (int(p) if p else 0 for p in parts)
-    return hours * 3600 + minutes * 60 + seconds + millis / 1000
-
-
-def group_cues(cues: Sequence[Cue], max_seconds: float = MAX_SEGMENT_SECONDS) -> list[Cue]:
-    """Consecutive cues joined into utterances of at most max_seconds (a longer single cue stays alone)."""
-    groups: list[Cue] = []
-    for cue in cues:
-        if groups and cue.end - groups[-1].start <= max_seconds and cue.start >= groups[-1].end - 0.01:
-            last = groups[-1]
-            groups[-1] = Cue(last.start, cue.end, f"{last.text} {cue.text}")
-        else:
-            groups.append(cue)
-    return groups
-
-
 def download(url: str, folder: Path, language: str, allow_auto_captions: bool, policy: AddressPolicy) -> dict:
     """Fetch best audio and subtitles of one URL (or playlist) into folder/.raw/; return yt-dlp's info.
 
@@ -155,7 +68,7 @@ def download(url: str, folder: Path, language: str, allow_auto_captions: bool, p
     parts = urlsplit(check_url(url, allow_private=True))  # the form; the policy judges the addresses
     resolve_allowed(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), policy)
 
-    raw = folder / ".raw"  # hidden: the inventory reads only the cut utterances
+    raw = folder / ".raw"  # hidden: the inventory reads only the mirrored audio
     raw.mkdir(parents=True, exist_ok=True)
     params = {
         "format": "bestaudio/best",
@@ -184,63 +97,58 @@ def download(url: str, folder: Path, language: str, allow_auto_captions: bool, p
                 raise UnsafeUrl(f"refused to fetch {'; '.join(proxy.refused)}") from exc
             raise
     for path in raw.rglob("*"):  # keep only audio and subtitles
-        if path.is_file() and path.suffix.lower() not in AUDIO_EXTENSIONS | SUBTITLE_EXTENSIONS:
+        if path.is_file() and path.suffix.lower() not in AUDIO_EXTENSIONS | set(SUBTITLE_SUFFIXES):
             path.unlink()
     shutil.rmtree(raw / ".tmp", ignore_errors=True)
     return ydl.sanitize_info(info)
 
 
-def segment_videos(info: dict, folder: Path, language: str) -> tuple[list[dict], list[dict]]:
-    """Cut each downloaded video's audio along its subtitle cues; manifest rows and rejections."""
+def mirror_videos(info: dict, folder: Path, language: str) -> tuple[list[dict], list[dict]]:
+    """Each downloaded video's audio (16 kHz) with its subtitle lines as timed segments; manifest rows and
+    rejections. The segments step cuts it along those lines, as it does any subtitled recording."""
     rows, rejections = [], []
     for video in info.get("entries") or [info]:
         video_id = video["id"]
-        raw = folder / ".raw"  # hidden: the inventory reads only the cut utterances
+        raw = folder / ".raw"  # hidden: the inventory reads only the mirrored audio
         audio_files = [p for p in raw.glob(f"{video_id}.*") if p.suffix.lower() in AUDIO_EXTENSIONS]
         manual = (video.get("subtitles") or {}).keys()
-        subtitles = sorted(p for p in raw.glob(f"{video_id}.*") if p.suffix.lower() in SUBTITLE_EXTENSIONS)
+        subtitles = sorted(p for p in raw.glob(f"{video_id}.*") if p.suffix.lower() in SUBTITLE_SUFFIXES)
         if not audio_files or not subtitles:
             rejections.append({"item": video_id, "reason": "no audio or no subtitles in the source language"})
             continue
         caption_kind = "manual" if any(k.startswith(language) for k in manual) else "auto"
         try:
-            cues = group_cues(parse_subtitles(subtitles[0]))
+            text = subtitles[0].read_text(encoding="utf-8", errors="replace")
+            cues = parse_subtitles(text, subtitles[0].suffix)
             samples, rate = decode(audio_files[0])
-        except (MalformedSubtitles, AudioDecodeError) as exc:
-            rejections.append({"item": video_id, "reason": str(exc)})
+        except (TimingsError, AudioDecodeError) as exc:
+            rejections.append({"item": video_id, "reason": f"{subtitles[0].name}: {exc}"})
             continue
-        audio = to_mono_16k(samples, rate)
-        for k, cue in enumerate(cues):
-            piece = audio[int(cue.start * TARGET_RATE) : int(cue.end * TARGET_RATE)]
-            if not np.any(piece):
-                continue
-            name = f"{video_id}_{k:04d}.wav"
-            write_pcm16(folder / name, piece)
-            rows.append(
-                {
-                    "id": f"{video_id}-{k:04d}",
-                    "audio": name,
-                    "transcript": cue.text,
-                    "language": language,
-                    "speaker": video.get("uploader_id") or video.get("uploader"),
-                    "provenance": {
-                        "url": video.get("webpage_url") or video.get("original_url"),
-                        "title": video.get("title"),
-                        "uploader": video.get("uploader"),
-                        "license": video.get("license"),
-                        "caption_kind": caption_kind,
-                        "start": cue.start,
-                        "end": cue.end,
-                    },
-                }
-            )
+        name = f"{video_id}.wav"
+        write_pcm16(folder / name, to_mono_16k(samples, rate))
+        rows.append(
+            {
+                "id": video_id,
+                "audio": name,
+                "segments": [{"start": c.start, "end": c.end, "text": c.text} for c in cues],
+                "language": language,
+                "speaker": video.get("uploader_id") or video.get("uploader"),
+                "provenance": {
+                    "url": video.get("webpage_url") or video.get("original_url"),
+                    "title": video.get("title"),
+                    "uploader": video.get("uploader"),
+                    "license": video.get("license"),
+                    "caption_kind": caption_kind,
+                },
+            }
+        )
     return rows, rejections
 
 
 def sync_urls(
     urls: Sequence[str], folder: Path, language: str, allow_auto_captions: bool, policy: AddressPolicy
 ) -> dict:
-    """Download every URL and cut it into utterances; the folder then holds a manifest the inventory reads."""
+    """Download every URL; the folder then holds each video's audio and a manifest of its timed lines."""
     folder.mkdir(parents=True, exist_ok=True)
     rows, rejections = [], []
     for url in urls:
@@ -252,8 +160,8 @@ def sync_urls(
         except Exception as exc:  # yt-dlp's DownloadError and friends: recorded, the other URLs go on
             rejections.append({"item": url, "reason": f"download failed: {exc}"})
             continue
-        video_rows, video_rejections = segment_videos(info, folder, language)
+        video_rows, video_rejections = mirror_videos(info, folder, language)
         rows += video_rows
         rejections += video_rejections
     write_mirror(folder, rows, rejections)
-    return {"utterances": len(rows), "rejected": len(rejections)}
+    return {"videos": len(rows), "rejected": len(rejections)}

@@ -1,18 +1,20 @@
 """Timed text: words and cues (lines with a start and an end), and the subtitle formats that carry them.
 
-A source that already knows when its lines are spoken (SRT, WebVTT, LRC next to the audio, or `segments` in a
-JSONL manifest) gives cues; enhanced LRC's `<mm:ss.xx>` tags and WebVTT's inline `<hh:mm:ss.mmm>` tags give
-words too. These timings are used instead of forced alignment.
+A source that already knows when its lines are spoken (SRT, WebVTT, LRC next to the audio, YouTube's timed-text
+XML, or `segments` in a JSONL manifest) gives cues; enhanced LRC's `<mm:ss.xx>` tags and WebVTT's inline
+`<hh:mm:ss.mmm>` tags give words too. These timings are used instead of forced alignment.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from xml.etree import ElementTree
 
-SUBTITLE_SUFFIXES = (".srt", ".vtt", ".lrc")
+SUBTITLE_SUFFIXES = (".srt", ".vtt", ".lrc", ".srv1", ".srv2", ".srv3")
 
 
 class TimingsError(ValueError):
@@ -54,9 +56,15 @@ def cues_from_json(text: str) -> list[Cue]:
 
 
 def parse_subtitles(text: str, suffix: str) -> list[Cue]:
-    """Cues of an .srt, .vtt or .lrc file's text, in time order."""
-    parser = {".srt": _parse_srt, ".vtt": _parse_vtt, ".lrc": _parse_lrc}[suffix.lower()]
-    cues = sorted(parser(text.replace("\r\n", "\n").replace("\r", "\n")), key=lambda c: c.start)
+    """Cues of an .srt, .vtt, .lrc or .srv1/2/3 file's text, in time order."""
+    suffix = suffix.lower()
+    parser = (
+        _parse_srv
+        if suffix.startswith(".srv")
+        else {".srt": _parse_srt, ".vtt": _parse_vtt, ".lrc": _parse_lrc}[suffix]
+    )
+    lines = parser(text.replace("\r\n", "\n").replace("\r", "\n"))
+    cues = sorted((c for c in lines if c.text), key=lambda c: c.start)
     if not cues:
         raise TimingsError("no timed lines")
     return cues
@@ -158,14 +166,19 @@ _VTT_WORD = re.compile(r"<(\d[\d:.]*)>")
 
 
 def _parse_vtt(text: str) -> list[Cue]:
+    """WebVTT cues; a line that repeats the previous one and extends it (YouTube's rolling auto-captions) keeps
+    only the new words."""
     if not text.lstrip("\ufeff").startswith("WEBVTT"):
         raise TimingsError("a WebVTT file starts with 'WEBVTT'")
-    cues = []
+    cues: list[Cue] = []
     for number, start, end, body in _timed_blocks(text):
         line = " ".join(body)
         pieces = _VTT_WORD.split(line)  # text, time, text, time, text ...
         if len(pieces) == 1:
-            cues.append(Cue(start, end, _TAG.sub("", line).strip()))
+            words = _TAG.sub("", line).strip()
+            if cues and not cues[-1].words and words.startswith(cues[-1].text):
+                words = words[len(cues[-1].text) :].strip() or words
+            cues.append(Cue(start, end, words))
             continue
         try:
             times = [start] + [parse_clock(t) for t in pieces[1::2]]
@@ -173,6 +186,26 @@ def _parse_vtt(text: str) -> list[Cue]:
             raise TimingsError(f"line {number + 1}: {exc}") from exc
         words = _words(zip(times, [_TAG.sub("", p).strip() for p in pieces[0::2]], strict=True), end)
         cues.append(Cue(start, end, " ".join(w.word for w in words), words))
+    return cues
+
+
+def _parse_srv(text: str) -> list[Cue]:
+    """YouTube's timed-text XML: srv1 `<text start= dur=>` (seconds) or srv3 `<p t= d=>` (milliseconds)."""
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        raise TimingsError(f"not valid XML ({exc})") from exc
+    cues = []
+    for node in root.iter():
+        if node.tag == "text" and "start" in node.attrib:
+            start, length = float(node.get("start", 0)), float(node.get("dur", 0))
+        elif node.tag == "p" and "t" in node.attrib:
+            start, length = int(node.get("t", 0)) / 1000, int(node.get("d", 0)) / 1000
+        else:
+            continue
+        words = html.unescape(" ".join("".join(node.itertext()).split()))
+        if words and length > 0:
+            cues.append(Cue(start, round(start + length, 3), words))
     return cues
 
 
