@@ -24,9 +24,9 @@ from whisper_assets.asr.align import Aligner
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.long_form import LongRecording, assemble
-from whisper_assets.segmentation.cut import cut_points
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.segments import doubt
+from whisper_assets.text.cuts import cut_points
 
 DIGITS = "zero one two three four five six seven eight nine".split()
 

@@ -1,6 +1,11 @@
-"""Helpers shared by the Dagster-level tests."""
+"""Helpers shared by the tests: the Dagster-level runners, and where the optional real data lives."""
 
 from pathlib import Path
+
+# Real recordings and models for quality checks; tests that need them skip without them.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FSDD = SHARED / "data" / "fsdd-dev"
+TINY_EN = SHARED / "models" / "whisper-tiny.en"
 
 
 def run_job(

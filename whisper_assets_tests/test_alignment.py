@@ -3,7 +3,6 @@ on real speech with the shared tiny.en (skipped without ../shared)."""
 
 import itertools
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,11 +16,9 @@ from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.training.model import trim_encoder_window
+from whisper_assets_tests.helpers import FSDD, TINY_EN
 from whisper_assets_tests.training_fixtures import make_tiny_model
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FSDD = SHARED / "data" / "fsdd-dev"
-TINY_EN = SHARED / "models" / "whisper-tiny.en"
 DIGITS = "zero one two three four five six seven eight nine".split()
 
 

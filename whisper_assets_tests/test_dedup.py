@@ -1,6 +1,5 @@
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -16,6 +15,7 @@ from whisper_assets.curation.dedup import (
     identity_cache_path,
 )
 from whisper_assets.demo.data import espeak_available, synthesize
+from whisper_assets_tests.helpers import FSDD
 
 
 def candidates(paths_by_source, cache_root):
@@ -71,9 +71,6 @@ def test_undecodable_audio_is_reported_not_raised(tmp_path):
     identities = audio_identities({"abc": str(bad)}, tmp_path / "cache")
     assert identities["abc"].error.startswith("decode failed")
     assert not identity_cache_path(tmp_path / "cache", "abc").exists()  # retried next time
-
-
-FSDD = Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd-dev"
 
 
 @pytest.mark.skipif(not FSDD.exists(), reason="needs ../shared/data/fsdd-dev (real recordings)")

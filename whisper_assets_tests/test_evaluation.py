@@ -7,7 +7,7 @@ from whisper_assets.asr.metrics import (
     score_utterance,
     view_text,
 )
-from whisper_assets.evaluation.gate import champion_gate
+from whisper_assets.evaluation.gate import Regression, champion_gate
 
 
 def test_word_and_character_errors_match_hand_counts():
@@ -66,3 +66,18 @@ def test_hallucination_flags():
 def test_champion_gate(candidate, base, target, champion, passed, reason):
     decision = champion_gate(candidate, base, target, champion)
     assert decision.passed is passed and reason in decision.reason
+
+
+def test_forgetting_on_a_regression_set_blocks_the_champion():
+    kept = Regression("regression/general", wer=0.175, base_wer=0.16)
+    forgot = Regression("regression/speech", wer=0.82, base_wer=0.0)
+    passing = champion_gate(0.01, 0.5, None, None, [kept], max_regression_points=2.0)
+    assert passing.passed and "regression/general WER 16.0% -> 17.5% (+1.5 points)" in passing.reason
+    failing = champion_gate(0.01, 0.5, None, None, [kept, forgot], max_regression_points=2.0)
+    assert not failing.passed
+    assert failing.reason == (
+        "forgetting: regression set regression/speech WER 0.0% -> 82.0% (+82.0 points), more than the 2 allowed"
+    )
+    exactly_at_the_limit = Regression("regression/general", wer=0.18, base_wer=0.16)
+    assert champion_gate(0.01, 0.5, None, None, [exactly_at_the_limit], 2.0).passed
+    assert not champion_gate(0.01, 0.5, None, None, [exactly_at_the_limit], 1.0).passed

@@ -16,7 +16,7 @@ from whisper_assets.tables import read_rows, table_path
 from whisper_assets.tracking import CHAMPION, default_tracking_uri
 from whisper_assets.tracking.tracker import Tracker
 from whisper_assets_tests.helpers import run_job, tick
-from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
+from whisper_assets_tests.training_fixtures import make_items, make_tiny_model, speak_whole_words
 
 
 @pytest.fixture(scope="module")
@@ -152,12 +152,91 @@ def test_export_converts_and_transcribes(project):
         exported = meta(result, "exported_model")
         trained = Path(meta(result, "whisper_model")["model_dir"])
     assert (Path(exported["path"]) / "model.bin").exists()
+    scope = json.loads((Path(exported["path"]) / "model_scope.json").read_text())
+    assert scope["general_model"] is True and scope["max_input_seconds"] == 30.0
     assert isinstance(exported["faster_whisper_output"], str) and exported["verified_on"] == "item-5"
     # The fine-tuned model and its export keep the base's alignment heads: word timestamps still work.
     base = Path(yaml.safe_load(project.read_text())["training"]["base_model"])
     base_heads = json.loads((base / "generation_config.json").read_text())["alignment_heads"]
     assert json.loads((trained / "generation_config.json").read_text())["alignment_heads"] == base_heads
     assert json.loads((Path(exported["path"]) / "config.json").read_text())["alignment_heads"] == base_heads
+
+
+@pytest.fixture(scope="module")
+def general_speech_project(tmp_path_factory):
+    """A project with a regression set the base model transcribes perfectly: its references are the base's own
+    transcripts, so any change a fine-tune makes to that output is forgetting the gate must see."""
+    from whisper_assets.asr.transcribe import transcribe
+    from whisper_assets.audio.process import write_pcm16
+    from whisper_assets.demo.data import speech_like
+
+    root = tmp_path_factory.mktemp("general")
+    items = make_items(root / "data" / "processed")
+    base = speak_whole_words(make_tiny_model(root / "base-model"))
+    general = []
+    for k, text in enumerate(["the weather is fine", "call me tomorrow", "a long way home"]):
+        samples = speech_like(text)
+        write_pcm16(root / "data" / "general" / f"g{k}.wav", samples)
+        general.append(
+            items[0]
+            | {"id": f"general-{k}", "parent_id": f"general-{k}", "source": "general", "speaker": f"g{k}"}
+            | {"audio": str(root / "data" / "general" / f"g{k}.wav"), "duration": len(samples) / 16000}
+        )
+    model, processor = load_base(str(base))
+    for item, heard in zip(general, transcribe(model, processor, general, max_new_tokens=8), strict=True):
+        item["transcript"] = heard
+    assert all(item["transcript"] for item in general)
+    splits = {"train": items[:4], "validation": items[4:5], "test": items[5:], "regression/general": general}
+    publish_staged(root / "manifests", stage_manifests(root / "manifests", splits))
+    training = {
+        "base_model": str(base),
+        "max_steps": 2,
+        "batch_size": 2,
+        "eval_every": 2,
+        "save_every": 2,
+        "generation_max_tokens": 8,
+        "learning_rate": 1e-12,
+    }
+    config = root / "whisper_assets.yaml"
+    config.write_text(yaml.safe_dump({"data_root": ".", "training": training}))
+    return config
+
+
+def test_forgetting_blocks_the_champion_and_a_trimmed_window_is_no_general_model(general_speech_project):
+    project = general_speech_project
+    settings = load_settings(project)
+    uri = default_tracking_uri(settings.layout.mlflow_root)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with dg.instance_for_test() as instance:
+        # A model equal to its base keeps the regression set at 0% WER: promoted, and a general model.
+        kept = materialize(project, instance, ["whisper_model", "eval_metrics"])
+        [check] = kept.get_asset_check_evaluations()
+        assert check.passed and "regression/general WER 0.0% -> 0.0%" in check.description
+        assert meta(kept, "eval_metrics")["general_model"] is True
+
+        # A fine-tune that changes what the model says about general speech is refused, with the set named.
+        forgot = materialize(
+            project, instance, ["whisper_model", "eval_metrics"], training={"learning_rate": 0.05}
+        )
+        [check] = forgot.get_asset_check_evaluations()
+        assert not check.passed and "forgetting: regression set regression/general" in check.description
+        assert check.metadata["regression_points"].value["regression/general"] > 2
+        assert champion(client, settings) == "1"
+
+        # A model trained on a 2 s window: evaluated on the regression set's full audio, tagged a specialist.
+        trimmed = materialize(
+            project, instance, ["whisper_model", "eval_metrics"], training={"window_seconds": 2.0}
+        )
+        trained, evaluated = meta(trimmed, "whisper_model"), meta(trimmed, "eval_metrics")
+        assert trained["max_input_seconds"] == 2.0 and trained["general_model"] is False
+        assert evaluated["general_model"] is False
+        [check] = trimmed.get_asset_check_evaluations()
+        assert "specialist model: trained on a 2 s window" in check.description
+        version = client.get_model_version(settings.mlflow.registered_model, trained["model_version"])
+        assert version.tags == {"max_input_seconds": "2", "general_model": "false"}
+        assert client.get_run(trained["mlflow_run_id"]).data.tags["general_model"] == "false"
+    rows = read_rows(table_path(settings.layout.tables_root, "eval_utterances", trained["run"]))
+    assert {r["split"] for r in rows} == {"test", "validation", "regression/general"}
 
 
 def test_retrain_schedule_skips_until_the_data_changes(project):

@@ -273,7 +273,7 @@ def test_failed_blocking_checks_publish_nothing_and_training_refuses(bad_inputs_
         published = current_split_manifests(settings.layout.manifests_root)
         before = {k: ref.sha256 for k, ref in published.items()}
 
-        def leaky(items, _settings):  # a splitter with a bug: every item in train and in test
+        def leaky(items, _settings, _placement):  # a splitter with a bug: every item in train and in test
             return {"train": list(items), "validation": [], "test": list(items)}
 
         monkeypatch.setattr(publish, "split_items", leaky)
@@ -287,3 +287,37 @@ def test_failed_blocking_checks_publish_nothing_and_training_refuses(bad_inputs_
     staged.replace(settings.layout.manifests_root / "splits" / "test.jsonl")  # copied into place by hand
     with pytest.raises(ManifestsNotPublished, match="not the manifest `splits` published"):
         current_split_manifests(settings.layout.manifests_root)
+
+
+def test_pinned_and_regression_sources_are_published_where_they_belong(make_settings, write_clip):
+    from whisper_assets.curation.manifests import current_regression_manifests, read_manifest
+
+    settings = make_settings(
+        sources=[
+            {"name": "domain"},
+            {"name": "bench", "split": "test"},
+            {"name": "general", "role": "regression"},
+        ]
+    )
+    words = {
+        "domain": ["one two three", "my own voice", "seven and eight"],
+        "bench": ["four five six", "a trusted set", "nine ten eleven"],
+        "general": ["the weather is fine", "call me tomorrow", "a long way home"],
+    }
+    for source, texts in words.items():
+        for k, text in enumerate(texts):
+            write_clip(settings.layout.uploads_root / source / f"{source}{k}.wav", text)
+            (settings.layout.uploads_root / source / f"{source}{k}.txt").write_text(text)
+    with dg.instance_for_test() as instance:
+        results = materialize_sources(
+            settings, settings.data_root / "whisper_assets.yaml", list(words), instance
+        )
+    assert all(c.passed for c in results["splits"].get_asset_check_evaluations())
+    folder = settings.layout.manifests_root / "splits"
+    by_split = {name: read_manifest(folder / f"{name}.jsonl") for name in ("train", "validation", "test")}
+    sources = {name: {row["source"] for row in rows} for name, rows in by_split.items()}
+    assert len([r for r in by_split["test"] if r["source"] == "bench"]) == 3
+    assert "bench" not in sources["train"] | sources["validation"]
+    assert "general" not in sources["train"] | sources["validation"] | sources["test"]
+    [(name, ref)] = current_regression_manifests(settings.layout.manifests_root).items()
+    assert name == "regression/general" and len(read_manifest(ref.path)) == 3

@@ -4,7 +4,6 @@ unless the source opts in, and their quality on real speech with the shared tiny
 import itertools
 import json
 import re
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -16,18 +15,16 @@ from hypothesis import strategies as st
 from whisper_assets.asr.align import Aligner
 from whisper_assets.asr.metrics import score_utterance
 from whisper_assets.asr.model import load_base
+from whisper_assets.asr.transcribe import speech_windows
 from whisper_assets.audio.encode import write_audio
 from whisper_assets.audio.vad import SpeechRegions, detect_speech
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
-from whisper_assets.segmentation.pseudo_labels import pseudo_label, speech_windows
+from whisper_assets.segmentation.pseudo_labels import pseudo_label
 from whisper_assets.tables import read_rows, table_path
-from whisper_assets_tests.helpers import materialize_source, run_job
+from whisper_assets_tests.helpers import FSDD, TINY_EN, materialize_source, run_job
 from whisper_assets_tests.training_fixtures import make_tiny_model, speak_whole_words
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FSDD = SHARED / "data" / "fsdd-dev"
-TINY_EN = SHARED / "models" / "whisper-tiny.en"
 DIGITS = "zero one two three four five six seven eight nine".split()
 
 

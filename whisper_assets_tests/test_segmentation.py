@@ -11,11 +11,11 @@ from whisper_assets.audio.encode import write_audio
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
-from whisper_assets.segmentation.cut import cut_points, phrases
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.segments import doubt
 from whisper_assets.segmentation.timing_files import karaoke_lrc
 from whisper_assets.tables import read_rows, table_path
+from whisper_assets.text.cuts import cut_points, phrases
 from whisper_assets.text.timings import Word
 from whisper_assets_tests.helpers import materialize_source, run_job
 from whisper_assets_tests.training_fixtures import make_tiny_model

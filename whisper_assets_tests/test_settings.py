@@ -33,6 +33,8 @@ def test_relative_data_root_resolves_against_the_settings_file(tmp_path):
         ("splits: {train: 0.5, validation: 0.1, test: 0.1}\n", "must sum to 1"),
         ("sources:\n  - name: a\n  - name: a\n", "repeated: a"),
         ("sources:\n  - name: a\n    audio: {min_seconds: 5, max_seconds: 2}\n", "min_seconds must be below"),
+        ("sources:\n  - {name: g, role: regression, split: test}\n", "regression set, which is never split"),
+        ("sources:\n  - {name: g, split: holdout}\n", "sources.0"),
         ("- just a list\n", "mapping of settings"),
         ("sources: [\n", "not valid YAML"),
     ],

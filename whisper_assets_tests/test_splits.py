@@ -1,7 +1,16 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whisper_assets.curation.splits import SPLITS, SplitSettings, assign_split, group_key, leaks, split_items
+from whisper_assets.curation.manifests import regression_set
+from whisper_assets.curation.splits import (
+    SPLITS,
+    Placement,
+    SplitSettings,
+    assign_split,
+    group_key,
+    leaks,
+    split_items,
+)
 
 SPLIT_SETTINGS = SplitSettings()
 
@@ -78,3 +87,35 @@ def test_content_grouping_spreads_a_few_speakers_over_every_split():
     assert all(placed[name] for name in SPLITS)
     assert leaks(placed) == {}
     assert group_key("s", "a", "0001") == "speaker:s:a"
+
+
+def test_a_pinned_source_lands_whole_in_its_split_and_moves_nobody_else():
+    domain = make_items([(f"{i:08d}", f"spk{i % 7}") for i in range(80)])
+    benchmark = make_items([(f"b{i:07d}", f"spk{i % 3}") for i in range(20)], source="bench")
+    benchmark[0]["pseudo_label"] = True  # a model's transcript is never a test reference
+    extra = make_items([(f"x{i:07d}", None) for i in range(20)], source="extra")
+    placement = {"bench": Placement(pinned="test"), "extra": Placement(pinned="train")}
+    placed = split_items(domain + benchmark + extra, SPLIT_SETTINGS, placement)
+    where = {r["id"]: name for name, rows in placed.items() for r in rows}
+    assert {where[r["id"]] for r in benchmark[1:]} == {"test"} and benchmark[0]["id"] not in where
+    assert {where[r["id"]] for r in extra} == {"train"}
+    unpinned = split_items(domain, SPLIT_SETTINGS)
+    assert all(where[r["id"]] == name for name, rows in unpinned.items() for r in rows)
+    assert leaks(placed) == {}
+
+
+def test_a_regression_set_gets_its_own_manifest_and_is_never_trained_on():
+    domain = make_items([(f"{i:08d}", "ana") for i in range(10)])
+    general = make_items([(f"g{i:07d}", f"spk{i}") for i in range(12)], source="general")
+    placed = split_items(domain + general, SPLIT_SETTINGS, {"general": Placement(regression=True)})
+    assert [r["id"] for r in placed[regression_set("general")]] == sorted(r["id"] for r in general)
+    assert not any(r["source"] == "general" for name in SPLITS for r in placed[name])
+
+
+def test_a_recording_in_a_regression_set_and_in_training_is_a_leak():
+    placed = split_items(
+        make_items([("samesame", "ana")]) + make_items([("samesame", "bob")], source="general"),
+        SPLIT_SETTINGS,
+        {"general": Placement(regression=True), "s": Placement(pinned="train")},
+    )
+    assert leaks(placed) == {"content:samesame": sorted(["train", regression_set("general")])}

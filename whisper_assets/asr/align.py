@@ -18,12 +18,10 @@ from transformers import WhisperProcessor
 
 from whisper_assets.asr.audio import SAMPLE_RATE
 from whisper_assets.asr.dtw import dtw
-from whisper_assets.asr.model import is_multilingual, language_token, unwrap
+from whisper_assets.asr.model import FRAME_SECONDS, is_multilingual, language_token, unwrap, window_seconds
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.text.timings import Word
 
-WINDOW_SECONDS = 30.0
-FRAME_SECONDS = 0.02  # one encoder output frame
 _MEDIAN_WIDTH = 7  # OpenAI's medfilt_width
 _KEEP_MARGIN_SECONDS = 1.0  # a word must end this far before a window's end to be kept from that window
 _FEED_SLACK = 1.5  # feed this many times the words a window's speech is expected to hold
@@ -36,11 +34,11 @@ class Aligner:
         self.model = unwrap(model).eval()
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        config = self.model.config
         self.heads = _alignment_heads(self.model)
-        self.max_tokens = config.max_target_positions // 2  # OpenAI's sample_len: half the decoder context
-        # A model fine-tuned with a shorter encoder window (training.window_seconds) sees only that much.
-        self.window_seconds = min(WINDOW_SECONDS, config.max_source_positions * FRAME_SECONDS)
+        self.max_tokens = (
+            self.model.config.max_target_positions // 2
+        )  # OpenAI's sample_len: half the decoder context
+        self.window_seconds = window_seconds(self.model)
         self.device = next(self.model.parameters()).device
         self.dtype = next(self.model.parameters()).dtype
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
+FULL_WINDOW_SECONDS = 30.0  # what every released Whisper encodes at once
+FRAME_SECONDS = 0.02  # one encoder output position
+
 
 def resolve_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
@@ -47,6 +50,16 @@ def configure_language(
 def unwrap(model) -> WhisperForConditionalGeneration:
     """The Whisper model under a peft wrapper (adapters are injected in place, so they stay active)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def window_seconds(model) -> float:
+    """The audio the model's encoder takes at once: 30 s, or less for a model trained with a trimmed window."""
+    return positions_seconds(unwrap(model).config.max_source_positions)
+
+
+def positions_seconds(max_source_positions: int) -> float:
+    """The audio an encoder with this many positions covers (at most Whisper's 30 s)."""
+    return min(FULL_WINDOW_SECONDS, round(max_source_positions * FRAME_SECONDS, 2))
 
 
 def is_multilingual(model) -> bool:

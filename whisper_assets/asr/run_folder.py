@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from whisper_assets.asr.model import FULL_WINDOW_SECONDS, positions_seconds
 from whisper_assets.curation.manifests import ManifestRef, manifest_digest
 
 
@@ -23,6 +24,37 @@ class Decoding:
     task: str
     language: str | None
     max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a model was trained to take: a general model takes Whisper's full 30 s window; one trained with a
+    trimmed window (training.window_seconds) is a specialist for short inputs, whatever its test WER says."""
+
+    max_input_seconds: float
+
+    @property
+    def general(self) -> bool:
+        return self.max_input_seconds >= FULL_WINDOW_SECONDS
+
+    def describe(self) -> str:
+        if self.general:
+            return "general model (30 s window)"
+        return (
+            f"specialist model: trained on a {self.max_input_seconds:g} s window, so longer audio is transcribed "
+            "in windows; not a general model"
+        )
+
+    def fields(self) -> dict:
+        """As metadata and in JSON files."""
+        return {"max_input_seconds": self.max_input_seconds, "general_model": self.general}
+
+    def tags(self) -> dict[str, str]:
+        """As MLflow tags on the run and its registered model version."""
+        return {
+            "max_input_seconds": f"{self.max_input_seconds:g}",
+            "general_model": str(self.general).lower(),
+        }
 
 
 @dataclass(frozen=True)
@@ -75,6 +107,11 @@ class RunFolder:
     def decoding(self) -> Decoding:
         hyper = self.read_run_manifest()["hyperparameters"]
         return Decoding(hyper["base_model"], hyper["task"], hyper["language"], hyper["generation_max_tokens"])
+
+    def scope(self) -> Scope:
+        """Read from the saved model's own config, so it is true of the artifact whatever produced it."""
+        config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+        return Scope(positions_seconds(config["max_source_positions"]))
 
     def mlflow_run_id(self) -> str | None:
         return self.mlflow_run_id_path.read_text().strip() if self.mlflow_run_id_path.exists() else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from whisper_assets.files import read_jsonl, write_json_atomic, write_jsonl_atomic
 
 SPLITS = ("train", "validation", "test")
+REGRESSION_PREFIX = "regression/"  # a regression set's manifest: regression/<source>.jsonl next to the splits
 MANIFEST_FIELDS = (
     "id",
     "parent_id",
@@ -38,6 +39,11 @@ def split_manifest_path(manifests_root: Path, split: str) -> Path:
     return manifests_root / "splits" / f"{split}.jsonl"
 
 
+def regression_set(source: str) -> str:
+    """The manifest name of a source that is a regression set."""
+    return REGRESSION_PREFIX + source
+
+
 def staging_folder(manifests_root: Path) -> Path:
     """Where `splits` writes manifests before its blocking checks decide whether to publish them."""
     return manifests_root / "splits" / "staging"
@@ -54,9 +60,9 @@ def stage_manifests(manifests_root: Path, by_split: dict[str, Sequence[dict]]) -
 def publish_staged(manifests_root: Path, digests: dict[str, str]) -> None:
     """Move the staged manifests into place and record their digests: training reads only these."""
     for split in digests:
-        (staging_folder(manifests_root) / f"{split}.jsonl").replace(
-            split_manifest_path(manifests_root, split)
-        )
+        target = split_manifest_path(manifests_root, split)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (staging_folder(manifests_root) / f"{split}.jsonl").replace(target)
     write_json_atomic(manifests_root / "splits" / PUBLISHED, {"sha256": digests}, indent=1)
 
 
@@ -94,20 +100,35 @@ def current_split_manifests(manifests_root: Path) -> dict[str, ManifestRef]:
 
     Refused unless each file is exactly what a `splits` run published after its blocking checks passed.
     """
+    return _published(manifests_root, SPLITS)
+
+
+def current_regression_manifests(manifests_root: Path) -> dict[str, ManifestRef]:
+    """The published regression sets (`regression/<source>`), checked like the splits."""
+    names = [name for name in _published_digests(manifests_root) or {} if name.startswith(REGRESSION_PREFIX)]
+    return _published(manifests_root, names)
+
+
+def _published_digests(manifests_root: Path) -> dict[str, str] | None:
     record = manifests_root / "splits" / PUBLISHED
-    if not record.exists():
+    return json.loads(record.read_text(encoding="utf-8"))["sha256"] if record.exists() else None
+
+
+def _published(manifests_root: Path, names: Sequence[str]) -> dict[str, ManifestRef]:
+    published = _published_digests(manifests_root)
+    if published is None:
         raise ManifestsNotPublished(
-            f"no published split manifests under {record.parent}: materialize `splits` (its checks must pass)"
+            f"no published split manifests under {manifests_root / 'splits'}: materialize `splits` (its checks "
+            "must pass)"
         )
-    published = json.loads(record.read_text(encoding="utf-8"))["sha256"]
     refs = {}
-    for split in SPLITS:
-        path = split_manifest_path(manifests_root, split)
+    for name in names:
+        path = split_manifest_path(manifests_root, name)
         digest = manifest_digest(path) if path.exists() else None
-        if digest != published.get(split):
+        if digest != published.get(name):
             raise ManifestsNotPublished(
                 f"{path} is not the manifest `splits` published after its checks passed (changed, missing or "
                 "left from a failed run): materialize `splits` again"
             )
-        refs[split] = ManifestRef(path, digest)
+        refs[name] = ManifestRef(path, digest)
     return refs

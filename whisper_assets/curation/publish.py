@@ -13,7 +13,7 @@ import pyarrow as pa
 from whisper_assets.curation.dedup import cluster_items
 from whisper_assets.curation.manifests import publish_staged, stage_manifests
 from whisper_assets.curation.processing import STATUS_OK
-from whisper_assets.curation.splits import SplitSettings, group_key, hours_by, leaks, split_items
+from whisper_assets.curation.splits import Placement, SplitSettings, group_key, hours_by, leaks, split_items
 from whisper_assets.tables import read_table_all, table_path, write_rows
 
 SPLITS_SCHEMA = pa.schema(
@@ -35,7 +35,7 @@ SPLITS_SCHEMA = pa.schema(
 
 
 def trainable_items(
-    tables_root: Path, inventory: Sequence[dict], cache_root: Path, speaker_disjoint: dict[str, bool]
+    tables_root: Path, inventory: Sequence[dict], cache_root: Path, placement: dict[str, Placement]
 ) -> list[dict]:
     """Every source's trainable utterances (whole items and segments of long ones), one recording per content
     cluster.
@@ -70,7 +70,7 @@ def trainable_items(
                     row["source"],
                     item["speaker"],
                     cluster["cluster_id"],
-                    speaker_disjoint.get(row["source"], True),
+                    placement.get(row["source"], Placement()).by_speaker,
                 ),
             }
         )
@@ -135,13 +135,15 @@ def publish_splits(
     tables_root: Path,
     manifests_root: Path,
     cache_root: Path,
-    speaker_disjoint: dict[str, bool],
+    placement: dict[str, Placement],
     settings: SplitSettings,
 ) -> SplitsResult:
-    """Assign every trainable item to a split and stage the manifests; publish them (and the `splits` table)
-    only when no recording leaks between splits and no transcript is empty."""
+    """Assign every trainable item to a split (or its regression set) and stage the manifests; publish them
+    (and the `splits` table) only when no recording leaks between any two and no transcript is empty."""
     inventory = read_table_all(tables_root, "inventory")
-    by_split = split_items(trainable_items(tables_root, inventory, cache_root, speaker_disjoint), settings)
+    by_split = split_items(
+        trainable_items(tables_root, inventory, cache_root, placement), settings, placement
+    )
     digests = stage_manifests(manifests_root, by_split)
     all_rows = [row | {"split": name} for name, rows in by_split.items() for row in rows]
     leaked = leaks(by_split) | content_leaks(by_split, inventory, cache_root)

@@ -2,7 +2,8 @@
 
 Each item's split is a pure function of its group key and the salt: blake2s(salt, key) mapped onto [0, 1) and
 cut at the cumulative ratios. Adding items therefore never moves an existing one, and every item of a group (a
-speaker, or one piece of content) lands in the same split.
+speaker, or one piece of content) lands in the same split. A source may pin its items to one split instead, or
+be a regression set: its own manifest, evaluated and never trained on.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Self
 
 from pydantic import Field, model_validator
 
-from whisper_assets.curation.manifests import SPLITS
+from whisper_assets.curation.manifests import SPLITS, regression_set
 from whisper_assets.policy import Policy
 
 
@@ -32,6 +34,15 @@ class SplitSettings(Policy):
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"split ratios must sum to 1 (train + validation + test = {total:g})")
         return self
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a source's items go: grouped by speaker (or content), pinned to one split, or a regression set."""
+
+    by_speaker: bool = True
+    pinned: str | None = None
+    regression: bool = False
 
 
 def group_key(source: str, speaker: str | None, content_hash: str, by_speaker: bool = True) -> str:
@@ -53,18 +64,26 @@ def assign_split(key: str, settings: SplitSettings) -> str:
     return SPLITS[-1]  # ratios summing to 1 - epsilon
 
 
-def split_items(items: Iterable[dict], settings: SplitSettings) -> dict[str, list[dict]]:
-    """Assign each item (with a `group` key) to a split; items are sorted by id inside each split.
+def split_items(
+    items: Iterable[dict], settings: SplitSettings, placement: dict[str, Placement] | None = None
+) -> dict[str, list[dict]]:
+    """Assign each item (with a `group` key) to a split, or to its source's regression set
+    (`regression/<source>`); items are sorted by id in each.
 
-    A pseudo-labelled item is only ever trained on: one whose group falls in validation or test is left out
-    (scoring a model against another model's transcripts measures agreement, not accuracy), and it is not moved
-    to train either, where its speaker could leak into the held-out splits.
+    A pseudo-labelled item is only ever trained on: one whose group falls anywhere else is left out (scoring a
+    model against another model's transcripts measures agreement, not accuracy), and it is not moved to train
+    either, where its speaker could leak into the held-out splits.
     """
+    placement = placement or {}
     out: dict[str, list[dict]] = {name: [] for name in SPLITS}
     for item in items:
-        split = assign_split(item["group"], settings)
+        place = placement.get(item["source"], Placement())
+        if place.regression:
+            split = regression_set(item["source"])
+        else:
+            split = place.pinned or assign_split(item["group"], settings)
         if split == "train" or not item.get("pseudo_label"):
-            out[split].append(item)
+            out.setdefault(split, []).append(item)
     for rows in out.values():
         rows.sort(key=lambda r: r["id"])
     return out

@@ -5,6 +5,7 @@ import dagster as dg
 from whisper_assets.curation.licenses import licenses_markdown
 from whisper_assets.curation.manifests import staging_folder
 from whisper_assets.curation.publish import publish_splits
+from whisper_assets.curation.splits import Placement
 from whisper_assets.defs.ingest import inventory, segments
 from whisper_assets.defs.resources import PlatformSettings
 from whisper_assets.files import write_text_atomic
@@ -41,8 +42,8 @@ SPLITS_AUTOMATION = (
             LEAKAGE_CHECK,
             asset="splits",
             blocking=True,
-            description="No speaker, and no recording (found again from its audio), appears in two splits; "
-            "the manifests are published only when this passes.",
+            description="No speaker, and no recording (found again from its audio), appears in two splits (or a "
+            "split and a regression set); the manifests are published only when this passes.",
         ),
         dg.AssetCheckSpec(
             EMPTY_TRANSCRIPT_CHECK,
@@ -51,14 +52,18 @@ SPLITS_AUTOMATION = (
             description="No manifest item has an empty transcript.",
         ),
     ],
-    description="Hash-stable train/validation/test manifests over every source (speaker-disjoint).",
+    description="Hash-stable train/validation/test manifests over every source (speaker-disjoint; a source may "
+    "pin its split), and one manifest per regression-set source (evaluated, never trained on).",
 )
 def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
     settings = platform.settings
     layout = settings.layout
-    by_speaker = {s.name: s.split_by == "speaker" for s in settings.discover_sources()}
+    placement = {
+        s.name: Placement(s.split_by == "speaker", s.split, s.role == "regression")
+        for s in settings.discover_sources()
+    }
     result = publish_splits(
-        layout.tables_root, layout.manifests_root, layout.cache_root, by_speaker, settings.splits
+        layout.tables_root, layout.manifests_root, layout.cache_root, placement, settings.splits
     )
     summary = result.summary()
     context.log.info("splits: " + ", ".join(f"{s['split']}={s['items']}" for s in summary))

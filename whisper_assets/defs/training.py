@@ -86,6 +86,7 @@ def whisper_model(
             "resumed_from_step": result.resumed_from_step,
             "best_validation_wer": result.best_wer,
             "device": result.device,
+            **run.folder.scope().fields(),
             "precision": result.precision,
             "audio_seconds_per_second": round(run.audio_seconds_per_second, 2),
             "feature_cache": result.cache,
@@ -124,10 +125,12 @@ def trained_items_marked(
             CHAMPION_CHECK,
             asset="eval_metrics",
             blocking=True,
-            description="The model is no worse than its base (and the champion) and meets the WER target.",
+            description="The model is no worse than its base (and the champion) on the test split, meets the WER "
+            "target, and no regression set's WER rose more than evaluation.max_regression_points over the base.",
         )
     ],
-    description="WER/CER of the fine-tuned model and its base on test and validation; promotes the champion.",
+    description="WER/CER of the fine-tuned model and its base on test, validation and every regression set (at "
+    "full length); promotes the champion.",
 )
 def eval_metrics(
     context: dg.AssetExecutionContext,
@@ -159,6 +162,8 @@ def eval_metrics(
             "test_cer": overall["cer_normalized"],
             "by_language": evaluation.summaries["finetuned"]["test"]["by_language"],
             "wer_table": dg.MetadataValue.md(markdown_table(wer_table, list(wer_table[0]))),
+            "regression_points": {r.name: r.points for r in evaluation.regressions},
+            **evaluation.scope.fields(),
             "report": dg.MetadataValue.path(str(evaluation.report_path)),
             "champion": evaluation.champion or "none",
             "mlflow_run": dg.MetadataValue.url(tracker.run_link(evaluation.mlflow_run_id)),
@@ -173,6 +178,9 @@ def eval_metrics(
                     "base_wer": evaluation.base_wer,
                     "champion_wer": evaluation.champion_wer,
                     "target": settings.evaluation.wer_target,
+                    "regression_points": {r.name: r.points for r in evaluation.regressions},
+                    "max_regression_points": settings.evaluation.max_regression_points,
+                    "general_model": evaluation.scope.general,
                 },
             )
         ],
@@ -203,6 +211,7 @@ def exported_model(
             "reference": clip.get("transcript", ""),
             "faster_whisper_output": exported.hypothesis,
             "size_mb": exported.size_mb,
+            **exported.scope.fields(),
         }
     )
 

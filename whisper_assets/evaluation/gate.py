@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import Field
@@ -13,8 +14,31 @@ class EvaluationSettings(Policy):
     """How models are judged, and when a new one becomes the champion."""
 
     wer_target: float | None = Field(None, ge=0, description="Normalized test WER a model must reach.")
+    max_regression_points: float = Field(
+        2.0,
+        ge=0,
+        description="Points of absolute WER a regression set may rise over the base model before the gate "
+        "refuses the model (forgetting).",
+    )
     max_items: int | None = Field(None, ge=1, description="Evaluate on at most this many items per split.")
     batch_size: int = Field(16, ge=1)
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A regression set's normalized WER with the fine-tuned model and with its base."""
+
+    name: str
+    wer: float
+    base_wer: float
+
+    @property
+    def points(self) -> float:
+        """How far the WER rose over the base, in points of absolute WER (negative: it fell)."""
+        return round(100 * (self.wer - self.base_wer), 6)
+
+    def describe(self) -> str:
+        return f"{self.name} WER {self.base_wer:.1%} -> {self.wer:.1%} ({self.points:+.1f} points)"
 
 
 @dataclass(frozen=True)
@@ -24,17 +48,28 @@ class GateDecision:
 
 
 def champion_gate(
-    candidate_wer: float, base_wer: float, target: float | None, champion_wer: float | None = None
+    candidate_wer: float,
+    base_wer: float,
+    target: float | None,
+    champion_wer: float | None = None,
+    regressions: Sequence[Regression] = (),
+    max_regression_points: float = 2.0,
 ) -> GateDecision:
-    """Promote only a model that is no worse than its base and the current champion, and meets the target."""
+    """Promote only a model that is no worse than its base and the current champion on the test split, meets the
+    target, and forgot nothing: no regression set's WER rose more than max_regression_points over the base."""
+    failures = []
     if candidate_wer > base_wer:
-        return GateDecision(
-            False, f"test WER {candidate_wer:.4f} is worse than the base model's {base_wer:.4f}"
-        )
+        failures.append(f"test WER {candidate_wer:.4f} is worse than the base model's {base_wer:.4f}")
     if target is not None and candidate_wer > target:
-        return GateDecision(False, f"test WER {candidate_wer:.4f} misses the target {target:.4f}")
+        failures.append(f"test WER {candidate_wer:.4f} misses the target {target:.4f}")
     if champion_wer is not None and candidate_wer > champion_wer:
-        return GateDecision(
-            False, f"test WER {candidate_wer:.4f} is worse than the champion's {champion_wer:.4f}"
-        )
-    return GateDecision(True, f"test WER {candidate_wer:.4f} (base {base_wer:.4f}, target {target})")
+        failures.append(f"test WER {candidate_wer:.4f} is worse than the champion's {champion_wer:.4f}")
+    failures += [
+        f"forgetting: regression set {r.describe()}, more than the {max_regression_points:g} allowed"
+        for r in regressions
+        if r.points > max_regression_points
+    ]
+    if failures:
+        return GateDecision(False, "; ".join(failures))
+    kept = "".join(f"; regression set {r.describe()}" for r in regressions)
+    return GateDecision(True, f"test WER {candidate_wer:.4f} (base {base_wer:.4f}, target {target}){kept}")

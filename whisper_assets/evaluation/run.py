@@ -1,13 +1,17 @@
-"""Evaluate a training run against its base model, record it, and decide whether it becomes the champion."""
+"""Evaluate a training run against its base model, record it, and decide whether it becomes the champion.
+
+Both models transcribe the run's test and validation items and every published regression set (general speech
+the model must keep handling), each item at its full length.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisper_assets.asr.run_folder import RunFolder
-from whisper_assets.curation.manifests import read_manifest
-from whisper_assets.evaluation.gate import EvaluationSettings, GateDecision, champion_gate
+from whisper_assets.asr.run_folder import RunFolder, Scope
+from whisper_assets.curation.manifests import current_regression_manifests, read_manifest
+from whisper_assets.evaluation.gate import EvaluationSettings, GateDecision, Regression, champion_gate
 from whisper_assets.evaluation.report import UTTERANCE_SCHEMA, evaluate_model, summarize, table_rows
 from whisper_assets.files import write_json_atomic
 from whisper_assets.tables import table_path, write_rows
@@ -30,7 +34,9 @@ class RunEvaluation:
     run: str
     model_version: str
     mlflow_run_id: str
-    summaries: dict[str, dict[str, dict]]  # model -> split -> summary
+    summaries: dict[str, dict[str, dict]]  # model -> split (or regression set) -> summary
+    regressions: list[Regression]
+    scope: Scope
     decision: GateDecision
     champion: str | None  # the champion after the gate
     champion_wer: float | None  # the previous champion's test WER, when there was another one
@@ -74,13 +80,16 @@ def evaluate_run(
     manifests_root: Path,
     max_items: int | None = None,
 ) -> RunEvaluation:
-    """Transcribe the run's test and validation items with its model and its base; gate and log the result."""
+    """Transcribe the run's test and validation items and the regression sets with its model and its base; gate
+    and log the result."""
     run_id, version = folder.mlflow_run_id(), folder.model_version()
     if run_id is None or version is None:
         raise FileNotFoundError(f"{folder.root} has no registered model: materialize `whisper_model` first")
-    decoding = folder.decoding()
+    decoding, scope = folder.decoding(), folder.scope()
     limit = max_items or settings.max_items
-    items = {split: read_manifest(folder.manifest(split))[:limit] for split in EVALUATED_SPLITS}
+    manifests = {split: folder.manifest(split) for split in EVALUATED_SPLITS}
+    manifests |= {name: ref.path for name, ref in current_regression_manifests(manifests_root).items()}
+    items = {name: read_manifest(path)[:limit] for name, path in manifests.items()}
     options = {
         "task": decoding.task,
         "language": decoding.language,
@@ -98,7 +107,11 @@ def evaluate_run(
     table = [row for model, model_rows in rows.items() for row in table_rows(model_rows, folder.name, model)]
     write_rows(table_path(tables_root, "eval_utterances", folder.name), table, UTTERANCE_SCHEMA)
     report_path = manifests_root / f"eval_{folder.name}.json"
-    write_json_atomic(report_path, {"run": folder.name, "model_version": version, **summaries}, indent=2)
+    write_json_atomic(
+        report_path,
+        {"run": folder.name, "model_version": version, "scope": scope.fields(), **summaries},
+        indent=2,
+    )
 
     metrics = flatten(summaries)
     tracker.log_metrics(run_id, metrics)
@@ -107,13 +120,33 @@ def evaluate_run(
     champion_wer = None
     if champion and champion != version:
         champion_wer = tracker.run_metrics(tracker.version_run(champion)).get("test_wer_normalized")
-    decision = champion_gate(
-        metrics["test_wer_normalized"], metrics["test_wer_normalized_base"], settings.wer_target, champion_wer
+    regressions = [
+        Regression(name, metrics[f"{name}_wer_normalized"], metrics[f"{name}_wer_normalized_base"])
+        for name in items
+        if name not in EVALUATED_SPLITS
+    ]
+    gate = champion_gate(
+        metrics["test_wer_normalized"],
+        metrics["test_wer_normalized_base"],
+        settings.wer_target,
+        champion_wer,
+        regressions,
+        settings.max_regression_points,
     )
+    decision = GateDecision(gate.passed, f"{gate.reason}; {scope.describe()}")
     if decision.passed:
         tracker.set_champion(version)
         champion = version
     tracker.finish(run_id)
     return RunEvaluation(
-        folder.name, version, run_id, summaries, decision, champion, champion_wer, report_path
+        folder.name,
+        version,
+        run_id,
+        summaries,
+        regressions,
+        scope,
+        decision,
+        champion,
+        champion_wer,
+        report_path,
     )

@@ -8,8 +8,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisper_assets.asr.run_folder import RunFolder
+from whisper_assets.asr.run_folder import RunFolder, Scope
 from whisper_assets.curation.manifests import read_manifest
+from whisper_assets.files import write_json_atomic
+
+SCOPE_FILE = "model_scope.json"  # max_input_seconds and general_model, as the MLflow tags say
 
 _COPIED = (
     "tokenizer.json",
@@ -59,6 +62,7 @@ class ExportedModel:
     quantization: str
     checked_on: dict | None  # the test item transcribed to prove the export loads
     hypothesis: str
+    scope: Scope
 
     @property
     def size_mb(self) -> float:
@@ -66,14 +70,17 @@ class ExportedModel:
 
 
 def export_run(folder: RunFolder, exports_root: Path, quantization: str = "int8") -> ExportedModel:
-    """Convert a run's model and transcribe its first test item with the export."""
+    """Convert a run's model, record its scope next to it (`model_scope.json`: a trimmed-window model is not a
+    general one), and transcribe its first test item with the export."""
     out_dir = export_ctranslate2(
         folder.model_dir, exports_root / f"{folder.name}-ct2-{quantization}", quantization
     )
+    scope = folder.scope()
+    write_json_atomic(out_dir / SCOPE_FILE, {"run": folder.name, **scope.fields()}, indent=2)
     clip = next(iter(read_manifest(folder.manifest("test"))), None)
     compute_type = "int8" if quantization.startswith("int8") else "default"
     hypothesis = transcribe_exported(out_dir, clip["audio"], clip["language"], compute_type) if clip else ""
-    return ExportedModel(out_dir, quantization, clip, hypothesis)
+    return ExportedModel(out_dir, quantization, clip, hypothesis, scope)
 
 
 def transcribe_exported(model_dir: Path, audio_path: str, language: str | None, compute_type: str) -> str:

@@ -26,11 +26,11 @@ from whisper_assets.audio.process import TARGET_RATE, write_pcm16
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.curation.processing import STATUS_NEEDS_SEGMENTATION, STATUS_OK
 from whisper_assets.files import write_json_atomic
-from whisper_assets.segmentation.cut import Span, cut_points, phrases
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.pseudo_labels import pseudo_label
 from whisper_assets.segmentation.timing_files import transcription, write_timing_files
 from whisper_assets.sources.base import SourceBase
+from whisper_assets.text.cuts import Span, cut_points, phrases
 from whisper_assets.text.normalize import NO_TRANSCRIPT, normalize_transcript
 from whisper_assets.text.timings import Cue, Word, cues_from_json, settle
 

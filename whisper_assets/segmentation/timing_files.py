@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from whisper_assets.files import write_text_if_changed
-from whisper_assets.segmentation.cut import Span
+from whisper_assets.text.cuts import Span
 from whisper_assets.text.timings import Word
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from whisper_assets.audio.policy import AudioPolicy
 from whisper_assets.layout import DataLayout
@@ -37,6 +37,16 @@ class SourceBase(Policy):
         "speaker",
         description="Group key for splits when speakers are known: speaker-disjoint, or per content.",
     )
+    role: Literal["domain", "regression"] = Field(
+        "domain",
+        description="domain: split into train/validation/test; regression: general speech the model must keep "
+        "handling, evaluated as its own set (base vs fine-tuned, guarded by the champion gate), never trained on.",
+    )
+    split: Literal["train", "validation", "test"] | None = Field(
+        None,
+        description="Pin every item to this split instead of the hash assignment (test: a benchmark set you "
+        "trust; train: extra training data). The leakage checks still apply.",
+    )
     license: str = "unknown"
     provenance: str = ""
     transcripts: TranscriptPolicy = TranscriptPolicy()
@@ -47,6 +57,14 @@ class SourceBase(Policy):
         description="Items without a transcript: off (rejected), flag (transcribed by "
         "segmentation.pseudo_label_model, aligned and cut, kept out of training), or train (and trained on).",
     )
+
+    @model_validator(mode="after")
+    def _regression_sets_are_not_split(self) -> Self:
+        if self.role == "regression" and self.split is not None:
+            raise ValueError(
+                f"source {self.name!r} is a regression set, which is never split: drop `split: {self.split}`"
+            )
+        return self
 
     @field_validator("name")
     @classmethod

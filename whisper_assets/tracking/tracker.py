@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow.artifacts
 from mlflow import MlflowClient
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
 from whisper_assets.curation.manifests import ManifestRef
@@ -56,6 +56,9 @@ class Tracker:
         for start in range(0, len(entries), _BATCH):
             self.client.log_batch(run_id, params=entries[start : start + _BATCH])
 
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         entries = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
@@ -80,15 +83,17 @@ class Tracker:
     def log_file(self, run_id: str, path: Path) -> None:
         self.client.log_artifact(run_id, str(path))
 
-    def register(self, run_id: str, source_uri: str) -> str:
-        """A new version of the registered model; returns the version number."""
+    def register(self, run_id: str, source_uri: str, tags: Mapping[str, str] | None = None) -> str:
+        """A new version of the registered model (with these tags); returns the version number."""
         try:
             self.client.create_registered_model(self.registered_model)
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
         return str(
-            self.client.create_model_version(self.registered_model, source=source_uri, run_id=run_id).version
+            self.client.create_model_version(
+                self.registered_model, source=source_uri, run_id=run_id, tags=dict(tags or {})
+            ).version
         )
 
     def champion(self) -> str | None:

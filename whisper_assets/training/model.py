@@ -8,10 +8,10 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_assets.asr.audio import SAMPLE_RATE
+from whisper_assets.asr.model import FULL_WINDOW_SECONDS
 from whisper_assets.training.options import TrainingOptions
 
 FRAMES_PER_SECOND = 100  # log-mel hop of 10 ms
-FULL_WINDOW_SECONDS = 30.0
 
 
 def apply_method(model: WhisperForConditionalGeneration, options: TrainingOptions):

@@ -116,14 +116,17 @@ def _mlflow_run(
 
 
 def _register_once(folder: RunFolder, tracker: Tracker, run_id: str, result: TrainResult) -> str:
-    """Log the model and register a version, unless a finished run already did."""
+    """Log the model and register a version tagged with its scope (max input length, general or not), unless a
+    finished run already did."""
     if version := folder.model_version():
         return version
+    scope = folder.scope().tags()
+    tracker.set_tags(run_id, scope)
     source = tracker.log_artifacts(run_id, result.model_dir, "model")
     tracker.log_file(run_id, folder.run_manifest_path)
     tracker.log_metrics(
         run_id, {"train_seconds": result.train_seconds, "audio_seconds": result.audio_seconds}
     )
-    version = tracker.register(run_id, source)
+    version = tracker.register(run_id, source, scope)
     folder.model_version_path.write_text(version)
     return version
