@@ -1,4 +1,4 @@
-"""`whisper-assets` command line: the embedded demo and quick DuckDB queries."""
+"""`whisper-assets` command line: the embedded demo, quick DuckDB queries, the review app, stuck runs."""
 
 from __future__ import annotations
 
@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         help="another Host name the app answers to (a DNS name people use to reach it); repeatable",
     )
     review.add_argument("--max-audio-seconds", type=float, default=600.0, help="longer blobs are rejected")
+    release = commands.add_parser(
+        "release-run",
+        help="mark a run whose worker died as failed and free its pool slots (e.g. a stuck `gpu` slot)",
+    )
+    release.add_argument("run_id")
     args = parser.parse_args(argv)
     try:
         return run(args)
@@ -62,12 +67,29 @@ def run(args: argparse.Namespace) -> int:
         return run_review_app(args)
     if args.command == "demo":
         return run_demo(args.root)
+    if args.command == "release-run":
+        return run_release(args.run_id)
     if args.command == "create-review-db":
         from whisper_assets.sources.review_db import create_database
 
         print(f"review database ready: {create_database(args.path)}")
         return 0
     return run_query(args.sql, args.config)
+
+
+def run_release(run_id: str) -> int:
+    import dagster as dg
+
+    from whisper_assets.defs.run_launcher import release_run
+
+    with dg.DagsterInstance.get() as instance:
+        try:
+            marked, freed = release_run(instance, run_id)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"run {run_id}: {'marked failed' if marked else 'already ended'}; {freed} pool slot(s) freed")
+    return 0
 
 
 def run_demo(root: Path) -> int:
