@@ -8,6 +8,7 @@ import soxr
 from whisper_assets.asr.metrics import score_utterance
 from whisper_assets.asr.model import load_base, window_seconds
 from whisper_assets.asr.transcribe import transcribe, window_items
+from whisper_assets.audio.process import write_pcm16
 from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.data import EN_SENTENCES, espeak_available, synthesize
 from whisper_assets.training.model import trim_encoder_window
@@ -42,6 +43,10 @@ def test_audio_longer_than_the_window_is_heard_whole(tmp_path):
     [whole] = transcribe(model, processor, [{"samples": audio, "language": "en"}], max_new_tokens=4)
     parts = transcribe(model, processor, windows, max_new_tokens=4)
     assert whole == " ".join(p for p in parts if p) and len(whole.split()) > len(parts[0].split())
+    write_pcm16(tmp_path / "long.wav", audio)  # a file without a manifest duration: measured, then windowed
+    assert transcribe(
+        model, processor, [{"audio": str(tmp_path / "long.wav"), "language": "en"}], max_new_tokens=4
+    ) == [whole]
 
 
 @needs_espeak

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+import soundfile as sf
 import torch
 from transformers import WhisperProcessor
 
@@ -81,7 +82,12 @@ def transcribe(
 
 def _pieces(item: dict, limit: float) -> list[dict]:
     """The item itself when the model takes it whole, else its speech windows (none when it has no speech)."""
-    duration = item["duration"] if "duration" in item else len(item["samples"]) / SAMPLE_RATE
+    if "duration" in item:
+        duration = item["duration"]
+    elif "samples" in item:
+        duration = len(item["samples"]) / SAMPLE_RATE
+    else:
+        duration = sf.info(item["audio"]).duration
     if duration <= limit:
         return [item]
     samples = _samples(item)
