@@ -31,7 +31,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, pinned: where a CPU wheel of 2.13.0 is provided locally pip takes it; elsewhere see README.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev,export]"
+.venv/bin/python -m pip install -q -e ".[dev,export,augment]"
 
 mkdir -p .dagster_home
 ln -sf ../dagster.yaml .dagster_home/dagster.yaml

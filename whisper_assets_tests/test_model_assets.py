@@ -186,7 +186,17 @@ def general_speech_project(tmp_path_factory):
     for item, heard in zip(general, transcribe(model, processor, general, max_new_tokens=8), strict=True):
         item["transcript"] = heard
     assert all(item["transcript"] for item in general)
-    splits = {"train": items[:4], "validation": items[4:5], "test": items[5:], "regression/general": general}
+    samples = speech_like("good morning everyone")
+    write_pcm16(root / "data" / "warmup" / "w0.wav", samples)
+    replay = general[0] | {"id": "warmup-0", "parent_id": "warmup-0", "source": "warmup", "speaker": "w0"}
+    replay |= {"audio": str(root / "data" / "warmup" / "w0.wav"), "transcript": "good morning everyone"}
+    splits = {
+        "train": items[:4],
+        "validation": items[4:5],
+        "test": items[5:],
+        "regression/general": general,
+        "replay/warmup": [replay | {"duration": len(samples) / 16000}],
+    }
     publish_staged(root / "manifests", stage_manifests(root / "manifests", splits))
     training = {
         "base_model": str(base),
@@ -213,6 +223,16 @@ def test_forgetting_blocks_the_champion_and_a_trimmed_window_is_no_general_model
         [check] = kept.get_asset_check_evaluations()
         assert check.passed and "regression/general WER 0.0% -> 0.0%" in check.description
         assert meta(kept, "eval_metrics")["general_model"] is True
+        assert "replay/warmup" not in meta(kept, "whisper_model")["manifest_sha256"]
+
+        # replay_share mixes the replay sets into training: the run reads (and records) them.
+        replayed = materialize(project, instance, ["whisper_model"], training={"replay_share": 0.5})
+        assert set(meta(replayed, "whisper_model")["manifest_sha256"]) == {
+            "train",
+            "validation",
+            "test",
+            "replay/warmup",
+        }
 
         # A fine-tune that changes what the model says about general speech is refused, with the set named.
         forgot = materialize(
@@ -243,8 +263,9 @@ def test_retrain_schedule_skips_until_the_data_changes(project):
     with dg.instance_for_test() as instance:
         assert "materialize `splits` first" in tick(project, "retrain_on_new_data", instance).skip_message
         digests = {"train": "a" * 64, "validation": "b" * 64, "test": "c" * 64}
+        published = digests | {"regression/general": "d" * 64, "replay/general": "e" * 64}
         instance.report_runless_asset_event(
-            dg.AssetMaterialization("splits", metadata={"manifest_sha256": digests})
+            dg.AssetMaterialization("splits", metadata={"manifest_sha256": published})
         )
         request = tick(project, "retrain_on_new_data", instance)
         assert isinstance(request, dg.RunRequest)
@@ -252,4 +273,8 @@ def test_retrain_schedule_skips_until_the_data_changes(project):
             dg.AssetMaterialization("whisper_model", metadata={"manifest_sha256": digests})
         )
         skipped = tick(project, "retrain_on_new_data", instance)
-        assert "have not changed" in skipped.skip_message
+        assert "have not changed" in skipped.skip_message  # regression and unused replay sets need no model
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("splits", metadata={"manifest_sha256": published | {"train": "f" * 64}})
+        )
+        assert isinstance(tick(project, "retrain_on_new_data", instance), dg.RunRequest)

@@ -289,20 +289,22 @@ def test_failed_blocking_checks_publish_nothing_and_training_refuses(bad_inputs_
         current_split_manifests(settings.layout.manifests_root)
 
 
-def test_pinned_and_regression_sources_are_published_where_they_belong(make_settings, write_clip):
-    from whisper_assets.curation.manifests import current_regression_manifests, read_manifest
+def test_pinned_regression_and_replay_sources_are_published_where_they_belong(make_settings, write_clip):
+    from whisper_assets.curation.manifests import current_role_manifests, read_manifest
 
     settings = make_settings(
         sources=[
             {"name": "domain"},
             {"name": "bench", "split": "test"},
             {"name": "general", "role": "regression"},
+            {"name": "warm", "role": "replay"},
         ]
     )
     words = {
         "domain": ["one two three", "my own voice", "seven and eight"],
         "bench": ["four five six", "a trusted set", "nine ten eleven"],
         "general": ["the weather is fine", "call me tomorrow", "a long way home"],
+        "warm": ["good morning to you", "the kettle is boiling"],
     }
     for source, texts in words.items():
         for k, text in enumerate(texts):
@@ -318,6 +320,8 @@ def test_pinned_and_regression_sources_are_published_where_they_belong(make_sett
     sources = {name: {row["source"] for row in rows} for name, rows in by_split.items()}
     assert len([r for r in by_split["test"] if r["source"] == "bench"]) == 3
     assert "bench" not in sources["train"] | sources["validation"]
-    assert "general" not in sources["train"] | sources["validation"] | sources["test"]
-    [(name, ref)] = current_regression_manifests(settings.layout.manifests_root).items()
+    assert not {"general", "warm"} & (sources["train"] | sources["validation"] | sources["test"])
+    [(name, ref)] = current_role_manifests(settings.layout.manifests_root, "regression").items()
     assert name == "regression/general" and len(read_manifest(ref.path)) == 3
+    [(name, ref)] = current_role_manifests(settings.layout.manifests_root, "replay").items()
+    assert name == "replay/warm" and len(read_manifest(ref.path)) == 2

@@ -1,7 +1,8 @@
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whisper_assets.curation.manifests import regression_set
+from whisper_assets.curation.manifests import role_set
 from whisper_assets.curation.splits import (
     SPLITS,
     Placement,
@@ -104,11 +105,16 @@ def test_a_pinned_source_lands_whole_in_its_split_and_moves_nobody_else():
     assert leaks(placed) == {}
 
 
-def test_a_regression_set_gets_its_own_manifest_and_is_never_trained_on():
+@pytest.mark.parametrize("role", ["regression", "replay"])
+def test_a_regression_or_replay_source_gets_its_own_manifest_outside_the_splits(role):
     domain = make_items([(f"{i:08d}", "ana") for i in range(10)])
     general = make_items([(f"g{i:07d}", f"spk{i}") for i in range(12)], source="general")
-    placed = split_items(domain + general, SPLIT_SETTINGS, {"general": Placement(regression=True)})
-    assert [r["id"] for r in placed[regression_set("general")]] == sorted(r["id"] for r in general)
+    general[0]["pseudo_label"] = (
+        True  # a model's transcript: trained on in replay, never a regression reference
+    )
+    placed = split_items(domain + general, SPLIT_SETTINGS, {"general": Placement(role=role)})
+    kept = general if role == "replay" else general[1:]
+    assert [r["id"] for r in placed[role_set(role, "general")]] == sorted(r["id"] for r in kept)
     assert not any(r["source"] == "general" for name in SPLITS for r in placed[name])
 
 
@@ -116,6 +122,6 @@ def test_a_recording_in_a_regression_set_and_in_training_is_a_leak():
     placed = split_items(
         make_items([("samesame", "ana")]) + make_items([("samesame", "bob")], source="general"),
         SPLIT_SETTINGS,
-        {"general": Placement(regression=True), "s": Placement(pinned="train")},
+        {"general": Placement(role="regression"), "s": Placement(pinned="train")},
     )
-    assert leaks(placed) == {"content:samesame": sorted(["train", regression_set("general")])}
+    assert leaks(placed) == {"content:samesame": sorted(["train", role_set("regression", "general")])}

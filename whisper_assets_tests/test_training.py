@@ -16,7 +16,13 @@ from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.training import checkpoints as checkpoints_module
 from whisper_assets.training.checkpoints import MARKER, Checkpoints
-from whisper_assets.training.data import FeatureCache, collate, label_ids, to_samples
+from whisper_assets.training.data import (
+    FeatureCache,
+    ResumableBatchSampler,
+    collate,
+    label_ids,
+    to_samples,
+)
 from whisper_assets.training.model import trim_encoder_window
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.trainer import train
@@ -175,6 +181,46 @@ def test_lora_trains_adapters_and_saves_a_merged_model(tiny, tmp_path):
     name = "model.encoder.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(merged[name], base[name])  # adapters were merged into the weights
     assert torch.equal(merged["model.encoder.layers.0.fc1.weight"], base["model.encoder.layers.0.fc1.weight"])
+
+
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_replay_fills_its_share_of_every_batch_and_the_domain_is_seen_once_per_epoch(group_by_length):
+    domain, replay = 23, 5
+    sampler = ResumableBatchSampler(
+        [1.0 + (i % 4) for i in range(domain)],
+        8,
+        seed=3,
+        group_by_length=group_by_length,
+        replay=replay,
+        replay_per_batch=2,
+    )
+    batches = sampler.batches(epoch=0)
+    assert len(batches) == len(sampler) == 4  # 23 domain samples, 6 per batch
+    assert sorted(i for b in batches for i in b if i < domain) == list(range(domain))
+    drawn = [i for b in batches for i in b if i >= domain]
+    assert [sum(i >= domain for i in b) for b in batches] == [2, 2, 2, 2]
+    assert set(drawn) == set(range(domain, domain + replay))  # 8 draws cycle through all 5
+    assert sampler.batches(epoch=0) == batches and sampler.batches(epoch=1) != batches
+    sampler.start_batch = 2
+    assert list(sampler) == batches[2:]
+
+
+def test_training_mixes_the_replay_set_into_its_batches(tiny, tmp_path, caplog):
+    model_dir, items = tiny
+    opts = options(model_dir, max_steps=2, eval_every=100, replay_share=0.34, batch_size=3)
+    result = train(
+        opts, items[:4], [], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl", None, items[4:6]
+    )
+    assert result.samples == 4 and result.cache["misses"] == 6  # two domain batches of 2 + 1 replay each
+    plain = train(
+        options(model_dir, max_steps=2, eval_every=100, replay_share=0.34, batch_size=3),
+        items[:4],
+        [],
+        tmp_path / "plain",
+        tmp_path / "cache-plain",
+        tmp_path / "plain.jsonl",
+    )
+    assert plain.cache["misses"] == 4 and "no replay set" in caplog.text
 
 
 def test_trimmed_window_model_matches_its_feature_extractor(tiny):

@@ -11,7 +11,7 @@ from pathlib import Path
 from whisper_assets.files import read_jsonl, write_json_atomic, write_jsonl_atomic
 
 SPLITS = ("train", "validation", "test")
-REGRESSION_PREFIX = "regression/"  # a regression set's manifest: regression/<source>.jsonl next to the splits
+SET_ROLES = ("regression", "replay")  # sources kept whole in their own manifest: <role>/<source>.jsonl
 MANIFEST_FIELDS = (
     "id",
     "parent_id",
@@ -39,9 +39,11 @@ def split_manifest_path(manifests_root: Path, split: str) -> Path:
     return manifests_root / "splits" / f"{split}.jsonl"
 
 
-def regression_set(source: str) -> str:
-    """The manifest name of a source that is a regression set."""
-    return REGRESSION_PREFIX + source
+def role_set(role: str, source: str) -> str:
+    """The manifest name of a source kept whole in its role's set (a regression or replay set)."""
+    if role not in SET_ROLES:
+        raise ValueError(f"role {role!r} has no set of its own (one of {', '.join(SET_ROLES)})")
+    return f"{role}/{source}"
 
 
 def staging_folder(manifests_root: Path) -> Path:
@@ -103,10 +105,18 @@ def current_split_manifests(manifests_root: Path) -> dict[str, ManifestRef]:
     return _published(manifests_root, SPLITS)
 
 
-def current_regression_manifests(manifests_root: Path) -> dict[str, ManifestRef]:
-    """The published regression sets (`regression/<source>`), checked like the splits."""
-    names = [name for name in _published_digests(manifests_root) or {} if name.startswith(REGRESSION_PREFIX)]
+def current_role_manifests(manifests_root: Path, role: str) -> dict[str, ManifestRef]:
+    """The published sets of one role (`regression/<source>`, `replay/<source>`), checked like the splits."""
+    prefix = role_set(role, "")
+    names = [name for name in _published_digests(manifests_root) or {} if name.startswith(prefix)]
     return _published(manifests_root, names)
+
+
+def training_digests(published: dict[str, str], replay: bool) -> dict[str, str]:
+    """Of the published manifests' digests, those a training run reads: the splits, and the replay sets when it
+    mixes them in (regression sets are only evaluated: a change there needs no new model)."""
+    prefix = role_set("replay", "")
+    return {k: v for k, v in published.items() if k in SPLITS or (replay and k.startswith(prefix))}
 
 
 def _published_digests(manifests_root: Path) -> dict[str, str] | None:

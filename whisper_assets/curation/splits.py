@@ -16,7 +16,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from whisper_assets.curation.manifests import SPLITS, regression_set
+from whisper_assets.curation.manifests import SPLITS, role_set
 from whisper_assets.policy import Policy
 
 
@@ -38,11 +38,12 @@ class SplitSettings(Policy):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a source's items go: grouped by speaker (or content), pinned to one split, or a regression set."""
+    """Where a source's items go: grouped by speaker (or content), pinned to one split, or kept whole as a
+    regression or replay set (`role`)."""
 
     by_speaker: bool = True
     pinned: str | None = None
-    regression: bool = False
+    role: str = "domain"
 
 
 def group_key(source: str, speaker: str | None, content_hash: str, by_speaker: bool = True) -> str:
@@ -67,22 +68,22 @@ def assign_split(key: str, settings: SplitSettings) -> str:
 def split_items(
     items: Iterable[dict], settings: SplitSettings, placement: dict[str, Placement] | None = None
 ) -> dict[str, list[dict]]:
-    """Assign each item (with a `group` key) to a split, or to its source's regression set
-    (`regression/<source>`); items are sorted by id in each.
+    """Assign each item (with a `group` key) to a split, or to its source's regression or replay set
+    (`regression/<source>`, `replay/<source>`); items are sorted by id in each.
 
-    A pseudo-labelled item is only ever trained on: one whose group falls anywhere else is left out (scoring a
-    model against another model's transcripts measures agreement, not accuracy), and it is not moved to train
-    either, where its speaker could leak into the held-out splits.
+    A pseudo-labelled item is only ever trained on (in train or a replay set): one placed anywhere else is left
+    out (scoring a model against another model's transcripts measures agreement, not accuracy), and it is not
+    moved to train either, where its speaker could leak into the held-out splits.
     """
     placement = placement or {}
     out: dict[str, list[dict]] = {name: [] for name in SPLITS}
     for item in items:
         place = placement.get(item["source"], Placement())
-        if place.regression:
-            split = regression_set(item["source"])
+        if place.role != "domain":
+            split = role_set(place.role, item["source"])
         else:
             split = place.pinned or assign_split(item["group"], settings)
-        if split == "train" or not item.get("pseudo_label"):
+        if split == "train" or place.role == "replay" or not item.get("pseudo_label"):
             out.setdefault(split, []).append(item)
     for rows in out.values():
         rows.sort(key=lambda r: r["id"])

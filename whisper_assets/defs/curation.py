@@ -59,8 +59,7 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
     settings = platform.settings
     layout = settings.layout
     placement = {
-        s.name: Placement(s.split_by == "speaker", s.split, s.role == "regression")
-        for s in settings.discover_sources()
+        s.name: Placement(s.split_by == "speaker", s.split, s.role) for s in settings.discover_sources()
     }
     result = publish_splits(
         layout.tables_root, layout.manifests_root, layout.cache_root, placement, settings.splits

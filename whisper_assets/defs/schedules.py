@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from whisper_assets.curation.manifests import training_digests
 from whisper_assets.defs.ingest import ingest_job
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import PlatformSettings, latest_metadata
@@ -24,23 +25,23 @@ def build_schedules(cron: ScheduleSettings) -> list[dg.ScheduleDefinition]:
         job=training_job,
         cron_schedule=cron.retrain_cron,
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description="Train if the split manifests changed since the last model and no training runs.",
+        description="Train if the manifests training reads (splits, replay sets) changed since the last model "
+        "and no training runs.",
     )
-    def retrain_on_new_data(context: dg.ScheduleEvaluationContext):
+    def retrain_on_new_data(context: dg.ScheduleEvaluationContext, platform: PlatformSettings):
         splits = latest_metadata(context.instance, "splits")
         if splits is None:
             return dg.SkipReason("no split manifests yet: materialize `splits` first")
+        wanted = training_digests(splits["manifest_sha256"], platform.settings.training.replay_share > 0)
         model = latest_metadata(context.instance, "whisper_model")
-        if model is not None and model.get("manifest_sha256") == splits["manifest_sha256"]:
+        if model is not None and model.get("manifest_sha256") == wanted:
             return dg.SkipReason("the split manifests have not changed since the last model")
         running = context.instance.get_runs(
             filters=dg.RunsFilter(job_name=training_job.name, statuses=IN_PROGRESS), limit=1
         )
         if running:
             return dg.SkipReason(f"training run {running[0].run_id} is still in progress")
-        return dg.RunRequest(
-            run_key="manifests-" + "-".join(v[:8] for v in splits["manifest_sha256"].values())
-        )
+        return dg.RunRequest(run_key="manifests-" + "-".join(v[:8] for v in wanted.values()))
 
     @dg.schedule(
         job=ingest_job,

@@ -4,7 +4,11 @@ write-back of what was trained on to the sources that record it."""
 import dagster as dg
 
 from whisper_assets.asr.run_folder import RunFolder
-from whisper_assets.curation.manifests import current_split_manifests, read_manifest
+from whisper_assets.curation.manifests import (
+    current_role_manifests,
+    current_split_manifests,
+    read_manifest,
+)
 from whisper_assets.defs.curation import catalog
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata
 from whisper_assets.reporting import markdown_table
@@ -63,9 +67,12 @@ def whisper_model(
     layout = settings.layout
     options = effective_options(settings, config)
     tracker = mlflow.tracker(settings)
+    manifests = current_split_manifests(layout.manifests_root)
+    if options.replay_share:
+        manifests |= current_role_manifests(layout.manifests_root, "replay")
     run = train_run(
         options,
-        current_split_manifests(layout.manifests_root),
+        manifests,
         layout.models_root,
         layout.features_root,
         layout.logs_root,

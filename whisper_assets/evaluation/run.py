@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whisper_assets.asr.run_folder import RunFolder, Scope
-from whisper_assets.curation.manifests import current_regression_manifests, read_manifest
+from whisper_assets.curation.manifests import current_role_manifests, read_manifest
 from whisper_assets.evaluation.gate import EvaluationSettings, GateDecision, Regression, champion_gate
 from whisper_assets.evaluation.report import UTTERANCE_SCHEMA, evaluate_model, summarize, table_rows
 from whisper_assets.files import write_json_atomic
@@ -88,7 +88,9 @@ def evaluate_run(
     decoding, scope = folder.decoding(), folder.scope()
     limit = max_items or settings.max_items
     manifests = {split: folder.manifest(split) for split in EVALUATED_SPLITS}
-    manifests |= {name: ref.path for name, ref in current_regression_manifests(manifests_root).items()}
+    manifests |= {
+        name: ref.path for name, ref in current_role_manifests(manifests_root, "regression").items()
+    }
     items = {name: read_manifest(path)[:limit] for name, path in manifests.items()}
     options = {
         "task": decoding.task,

@@ -37,10 +37,11 @@ class SourceBase(Policy):
         "speaker",
         description="Group key for splits when speakers are known: speaker-disjoint, or per content.",
     )
-    role: Literal["domain", "regression"] = Field(
+    role: Literal["domain", "regression", "replay"] = Field(
         "domain",
         description="domain: split into train/validation/test; regression: general speech the model must keep "
-        "handling, evaluated as its own set (base vs fine-tuned, guarded by the champion gate), never trained on.",
+        "handling, evaluated as its own set (base vs fine-tuned, guarded by the champion gate), never trained on; "
+        "replay: general speech mixed into every training batch (training.replay_share) so the model keeps it.",
     )
     split: Literal["train", "validation", "test"] | None = Field(
         None,
@@ -59,10 +60,10 @@ class SourceBase(Policy):
     )
 
     @model_validator(mode="after")
-    def _regression_sets_are_not_split(self) -> Self:
-        if self.role == "regression" and self.split is not None:
+    def _role_sets_are_not_split(self) -> Self:
+        if self.role != "domain" and self.split is not None:
             raise ValueError(
-                f"source {self.name!r} is a regression set, which is never split: drop `split: {self.split}`"
+                f"source {self.name!r} is a {self.role} set, which is never split: drop `split: {self.split}`"
             )
         return self
 

@@ -8,7 +8,7 @@ import logging
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -196,14 +196,15 @@ class FeatureCache:
         return features, labels
 
     def compute(self, sample: Sample, language: str | None) -> tuple[np.ndarray, np.ndarray]:
-        audio = load_audio(sample.audio)
-        features = self.processor.feature_extractor(
-            audio, sampling_rate=SAMPLE_RATE, return_tensors="np"
-        ).input_features[0]
         labels = label_ids(
             self.processor, sample.text, language, self.task, self.multilingual, sample.timestamps
         )
-        return features.astype(np.float32), np.asarray(labels, dtype=np.int64)
+        return self.features(load_audio(sample.audio)), np.asarray(labels, dtype=np.int64)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel features of 16 kHz audio (padded or cut to the window)."""
+        extracted = self.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE, return_tensors="np")
+        return extracted.input_features[0].astype(np.float32)
 
     @staticmethod
     def _store(folder: Path, features: np.ndarray, labels: np.ndarray) -> None:
@@ -220,10 +221,20 @@ class FeatureCache:
 
 
 class SpeechDataset(torch.utils.data.Dataset):
-    def __init__(self, samples: Sequence[Sample], cache: FeatureCache, language: str | None):
+    """Samples as features and labels: from the cache, or (augmented this epoch) computed from changed audio."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        cache: FeatureCache,
+        language: str | None,
+        augment: Callable[[np.ndarray, Sequence[str], int], np.ndarray | None] | None = None,
+    ):
         self.samples = list(samples)
         self.cache = cache
         self.language = language  # None: each sample's own language
+        self.augment = augment
+        self.epoch = 0  # set by the trainer before each epoch: augmentation draws depend on it
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -232,6 +243,11 @@ class SpeechDataset(torch.utils.data.Dataset):
         sample = self.samples[index]
         language = self.language or (sample.language if self.cache.multilingual else None)
         features, labels = self.cache.get(sample, language)
+        if (
+            self.augment
+            and (audio := self.augment(load_audio(sample.audio), sample.ids, self.epoch)) is not None
+        ):
+            features = self.cache.features(audio)
         return {"input_features": torch.from_numpy(np.array(features)), "labels": torch.from_numpy(labels)}
 
 
@@ -248,33 +264,67 @@ def collate(batch: list[dict], decoder_start_token_id: int) -> dict:
 
 
 class ResumableBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Deterministic batches per (seed, epoch), optionally grouped by length, that can start mid-epoch."""
+    """Deterministic batches per (seed, epoch), optionally grouped by length, that can start mid-epoch.
 
-    def __init__(self, lengths: Sequence[float], batch_size: int, seed: int, group_by_length: bool):
+    Indices below len(lengths) are the domain samples an epoch goes through once; with `replay` samples (the
+    dataset's indices after them), each batch holds `replay_per_batch` of those, drawn in a per-epoch order
+    and cycled, and `batch_size - replay_per_batch` domain samples.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[float],
+        batch_size: int,
+        seed: int,
+        group_by_length: bool,
+        replay: int = 0,
+        replay_per_batch: int = 0,
+    ):
+        if replay_per_batch and not 0 < replay_per_batch < batch_size:
+            raise ValueError(
+                f"replay_per_batch must be between 1 and {batch_size - 1}, not {replay_per_batch}"
+            )
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.group_by_length = group_by_length
+        self.replay = replay
+        self.replay_per_batch = replay_per_batch if replay else 0
         self.epoch = 0
         self.start_batch = 0
+
+    @property
+    def domain_per_batch(self) -> int:
+        return self.batch_size - self.replay_per_batch
 
     def batches(self, epoch: int) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.lengths)).tolist()
+        size = self.domain_per_batch
         if self.group_by_length:  # sort inside mega-batches so a batch pads little, then shuffle batches
-            mega = self.batch_size * 50
+            mega = size * 50
             order = [
                 i
                 for start in range(0, len(order), mega)
                 for i in sorted(order[start : start + mega], key=lambda k: -self.lengths[k])
             ]
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
         if self.group_by_length:
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.replay_per_batch:
+            needed = len(batches) * self.replay_per_batch
+            rounds = -(-needed // self.replay)
+            pool = [
+                len(self.lengths) + i for _ in range(rounds) for i in rng.permutation(self.replay).tolist()
+            ]
+            batches = [
+                batch + pool[k * self.replay_per_batch : (k + 1) * self.replay_per_batch]
+                for k, batch in enumerate(batches)
+            ]
         return batches
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return -(-len(self.lengths) // self.domain_per_batch)
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.batches(self.epoch)[self.start_batch :]

@@ -36,6 +36,26 @@ class TrainingOptions(BaseModel):
     )
     gradient_checkpointing: bool = False
     spec_augment: bool = False
+    augment_probability: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of training samples whose audio is augmented each epoch (0: off; extra `augment`).",
+    )
+    augment_speed: float = Field(0.1, ge=0, lt=0.5, description="Speed perturbation: 1 +- this factor.")
+    augment_pitch_semitones: float = Field(2.0, ge=0, le=12)
+    augment_noise_snr_db: float = Field(
+        10.0, description="Lowest signal-to-noise ratio of added noise (to 40 dB)."
+    )
+    augment_gain_db: float = Field(6.0, ge=0)
+    augment_reverb: bool = Field(True, description="Generated rooms with a 0.2-0.8 s reverberation time.")
+    replay_share: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Share of every batch drawn from the replay sets (sources with role: replay), so the model "
+        "keeps the general speech it knew; ignored when there are none.",
+    )
     eval_every: int = Field(50, ge=1, description="Validate (WER) every N optimizer steps and at the end.")
     save_every: int = Field(50, ge=1)
     keep_last: int = Field(2, ge=1, description="Checkpoints kept besides the latest and the best.")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whisper_assets.asr.run_folder import RunFolder
-from whisper_assets.curation.manifests import ManifestRef, read_manifest
+from whisper_assets.curation.manifests import ManifestRef, read_manifest, role_set
 from whisper_assets.tracking.tracker import Tracker
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.run_manifest import git_commit, run_name, write_run_manifest
@@ -52,7 +52,8 @@ def train_run(
     tags: Mapping[str, str],
     progress: Callable[[str], None] = lambda _line: None,
 ) -> TrainedRun:
-    """Train (or resume, or re-publish) the run these options and manifests define; register its model."""
+    """Train (or resume, or re-publish) the run these options and manifests define (the splits, and the replay
+    sets when options.replay_share is set); register its model."""
     name = run_name(options, {split: ref.sha256 for split, ref in published.items()})
     folder = RunFolder.of(models_root, name)
     manifests = folder.snapshot_manifests(published)
@@ -66,6 +67,13 @@ def train_run(
             progress(line)
 
     log_path = logs_root / "training" / f"{name}.log"
+    replay_prefix = role_set("replay", "")
+    replay = [
+        row
+        for set_name, ref in manifests.items()
+        if set_name.startswith(replay_prefix)
+        for row in read_manifest(ref.path)
+    ]
     try:
         result = train(
             options,
@@ -75,6 +83,7 @@ def train_run(
             features_root,
             log_path,
             on_record,
+            replay,
         )
     except Exception:
         tracker.finish(run_id, ok=False)

@@ -31,6 +31,7 @@ from whisper_assets.asr.model import (
     resolve_precision,
 )
 from whisper_assets.asr.transcribe import transcribe
+from whisper_assets.training.augment import Augmenter
 from whisper_assets.training.checkpoints import Checkpoints
 from whisper_assets.training.data import (
     FeatureCache,
@@ -88,8 +89,10 @@ def train(
     cache_root: Path,
     log_path: Path,
     on_record: Callable[[dict], None] | None = None,
+    replay_items: Sequence[dict] = (),
 ) -> TrainResult:
-    """Fine-tune `options.base_model` on the items; resume if run_dir holds checkpoints; save run_dir/model."""
+    """Fine-tune `options.base_model` on the items (mixing in `replay_items` at `options.replay_share` of each
+    batch); resume if run_dir holds checkpoints; save run_dir/model."""
     device = resolve_device()
     precision = resolve_precision(options.precision, device)
     _seed_everything(options.seed)
@@ -107,12 +110,20 @@ def train(
     samples = to_samples(train_items, options.window_seconds, options.packing, timestamps, options.seed)
     if not samples:
         raise ValueError("no training samples: the train split is empty or every item exceeds the window")
+    replay = to_samples(replay_items, options.window_seconds, False, timestamps, options.seed)
     cache = FeatureCache(cache_root, processor, options.task, multilingual)
     sampler = ResumableBatchSampler(
-        [s.duration for s in samples], options.batch_size, options.seed, options.group_by_length
+        [s.duration for s in samples],
+        options.batch_size,
+        options.seed,
+        options.group_by_length,
+        len(replay),
+        _replay_per_batch(options, len(replay)),
     )
+    augment = Augmenter(options) if options.augment_probability > 0 else None
+    dataset = SpeechDataset(samples + replay, cache, language, augment)
     loader = torch.utils.data.DataLoader(
-        SpeechDataset(samples, cache, language),
+        dataset,
         batch_sampler=sampler,
         collate_fn=partial(collate, decoder_start_token_id=model.config.decoder_start_token_id),
         num_workers=options.dataloader_workers,
@@ -165,9 +176,10 @@ def train(
     model.train()
     while not state["done"]:
         sampler.epoch, sampler.start_batch = state["epoch"], state["batch_in_epoch"]
+        dataset.epoch = state["epoch"]
         epoch_batches = sampler.batches(state["epoch"])
         for batch in loader:
-            audio_seconds += sum(samples[i].duration for i in epoch_batches[state["batch_in_epoch"]])
+            audio_seconds += sum(dataset.samples[i].duration for i in epoch_batches[state["batch_in_epoch"]])
             state["batch_in_epoch"] += 1
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 loss = model(
@@ -242,6 +254,19 @@ def _after_step(
                 journal.write(stage="early_stop", step=state["step"], best_step=state["best_step"])
                 state["early_stopped"] = finished = True
     state["done"] = finished
+
+
+def _replay_per_batch(options: TrainingOptions, replay_samples: int) -> int:
+    """Replay samples in each batch: the share of the batch, at least one and never the whole batch."""
+    if not options.replay_share:
+        return 0
+    if not replay_samples:
+        log.warning(
+            "replay_share %.2f but no replay set (a source with role: replay): training without replay",
+            options.replay_share,
+        )
+        return 0
+    return min(max(round(options.batch_size * options.replay_share), 1), options.batch_size - 1)
 
 
 def _seed_everything(seed: int) -> None:
