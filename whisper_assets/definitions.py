@@ -11,7 +11,7 @@ from whisper_assets.defs.ingest import ingest_assets, ingest_job
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
 from whisper_assets.defs.schedules import build_schedules
 from whisper_assets.defs.sensors import curation_automation, new_uploads
-from whisper_assets.defs.training import model_assets, training_job
+from whisper_assets.defs.training import model_assets, sweep_job, training_job
 from whisper_assets.settings import load_settings
 
 
@@ -20,7 +20,7 @@ def build_definitions(config_path: str | None = None, workers: int = 0) -> dg.De
     settings = load_settings(config_path)
     return dg.Definitions(
         assets=[*ingest_assets, *curation_assets, *model_assets],
-        jobs=[ingest_job, curation_job, training_job],
+        jobs=[ingest_job, curation_job, training_job, sweep_job],
         sensors=[new_uploads, curation_automation],
         schedules=build_schedules(settings.schedules),
         resources={

@@ -16,30 +16,17 @@ from whisper_assets.tables import read_rows, table_path
 from whisper_assets.tracking import CHAMPION, default_tracking_uri
 from whisper_assets.tracking.tracker import Tracker
 from whisper_assets_tests.helpers import run_job, tick
-from whisper_assets_tests.training_fixtures import make_items, make_tiny_model, speak_whole_words
+from whisper_assets_tests.training_fixtures import (
+    make_items,
+    make_tiny_model,
+    make_training_project,
+    speak_whole_words,
+)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A data root with split manifests and a tiny base model, as `splits` would have left it."""
-    root = tmp_path_factory.mktemp("project")
-    items = make_items(root / "data" / "processed")
-    splits = {"train": items[:4], "validation": items[4:5], "test": items[5:]}
-    publish_staged(root / "manifests", stage_manifests(root / "manifests", splits))
-    base = make_tiny_model(root / "base-model")
-    config = root / "whisper_assets.yaml"
-    training = {
-        "base_model": str(base),
-        "max_steps": 2,
-        "batch_size": 2,
-        "eval_every": 2,
-        "save_every": 2,
-        "window_seconds": 30.0,
-        "generation_max_tokens": 8,
-        "learning_rate": 1e-12,
-    }
-    config.write_text(yaml.safe_dump({"data_root": ".", "training": training}))
-    return config
+    return make_training_project(tmp_path_factory.mktemp("project"))
 
 
 def materialize(project, instance, selection, training=None, wer_target=None):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from whisper_assets.audio.process import TARGET_RATE, write_pcm16
+from whisper_assets.curation.manifests import publish_staged, stage_manifests
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.tiny_whisper import build_tiny_whisper
 
@@ -58,3 +61,24 @@ def speak_whole_words(model_dir: Path) -> Path:
     ]
     generation.save_pretrained(model_dir)
     return model_dir
+
+
+def make_training_project(root: Path) -> Path:
+    """A data root with published split manifests and a tiny base model, as `splits` would have left it, and a
+    settings file for two-step training runs; returns the settings file."""
+    items = make_items(root / "data" / "processed")
+    splits = {"train": items[:4], "validation": items[4:5], "test": items[5:]}
+    publish_staged(root / "manifests", stage_manifests(root / "manifests", splits))
+    training = {
+        "base_model": str(make_tiny_model(root / "base-model")),
+        "max_steps": 2,
+        "batch_size": 2,
+        "eval_every": 2,
+        "save_every": 2,
+        "window_seconds": 30.0,
+        "generation_max_tokens": 8,
+        "learning_rate": 1e-12,
+    }
+    config = root / "whisper_assets.yaml"
+    config.write_text(yaml.safe_dump({"data_root": ".", "training": training}))
+    return config

@@ -13,7 +13,7 @@ from whisper_assets.defs.curation import catalog
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata
 from whisper_assets.reporting import markdown_table
 from whisper_assets.settings import Settings
-from whisper_assets.training.options import TrainingOptions
+from whisper_assets.training.options import SweepOptions, TrainingOptions
 
 GROUP = "model"
 CHAMPION_CHECK = "champion_gate"
@@ -22,6 +22,10 @@ GPU_K8S_CONFIG = {"container_config": {"resources": {"limits": {"nvidia.com/gpu"
 
 class TrainingConfig(dg.Config, TrainingOptions):
     """Launchpad knobs; any field left out takes the settings file's `training:` value."""
+
+
+class SweepConfig(dg.Config, SweepOptions):
+    """The search space and trial budget; the training options swept around are the settings file's."""
 
 
 class EvaluationConfig(dg.Config):
@@ -223,11 +227,70 @@ def exported_model(
     )
 
 
-model_assets = [whisper_model, trained_items_marked, eval_metrics, exported_model]
+@dg.asset(
+    group_name=GROUP,
+    deps=["splits"],
+    pool="gpu",
+    kinds={"pytorch", "optuna", "mlflow"},
+    tags={"compute": "gpu"},
+    op_tags={"dagster-k8s/config": GPU_K8S_CONFIG},
+    description="Optuna sweep over learning rate, steps, method and LoRA rank around the settings' training "
+    "options: each trial an MLflow child run of one parent, pruned on validation WER; the best trial's model is "
+    "registered. Re-materializing resumes the sweep.",
+)
+def whisper_sweep(
+    context: dg.AssetExecutionContext,
+    config: SweepConfig,
+    platform: PlatformSettings,
+    mlflow: MlflowTracking,
+) -> dg.MaterializeResult:
+    from whisper_assets.training.sweep import run_sweep  # optuna, torch and transformers: only in sweep runs
+
+    settings = platform.settings
+    layout = settings.layout
+    manifests = current_split_manifests(layout.manifests_root)
+    if settings.training.replay_share:
+        manifests |= current_role_manifests(layout.manifests_root, "replay")
+    tracker = mlflow.tracker(settings)
+    sweep = run_sweep(
+        settings.training,
+        SweepOptions.model_validate(config.model_dump()),
+        manifests,
+        layout.models_root,
+        layout.features_root,
+        layout.logs_root,
+        tracker,
+        {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_sweep"},
+        context.log.info,
+    )
+    best = sweep.best
+    return dg.MaterializeResult(
+        metadata={
+            "sweep": sweep.name,
+            "trials": sweep.trials,
+            "best_params": sweep.best_params,
+            "training_overrides": sweep.best_overrides,
+            "best_validation_wer": best.result.best_wer,
+            "best_run": best.folder.name,
+            "model_dir": dg.MetadataValue.path(str(best.result.model_dir)),
+            "model_version": best.model_version,
+            "mlflow_parent_run": dg.MetadataValue.url(tracker.run_link(sweep.parent_run_id)),
+            "optuna_storage": dg.MetadataValue.path(str(sweep.folder / "optuna.db")),
+        }
+    )
+
+
+model_assets = [whisper_model, trained_items_marked, eval_metrics, exported_model, whisper_sweep]
 training_job_assets = [*model_assets, catalog]
 training_job = dg.define_asset_job(
     "train_and_evaluate",
     selection=dg.AssetSelection.assets(*training_job_assets),
     description="Fine-tune on the current splits, evaluate against the base model, export if promoted; mark "
     "what was trained on in the review databases; refresh the DuckDB views.",
+)
+sweep_job = dg.define_asset_job(
+    "sweep",
+    selection=dg.AssetSelection.assets(whisper_sweep),
+    description="Search training hyperparameters on the current splits (Optuna, one MLflow parent run); the "
+    "best trial's model is registered.",
 )

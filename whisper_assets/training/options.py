@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TrainingMethod = Literal["full", "lora", "freeze_encoder"]
 
 
 class TrainingOptions(BaseModel):
@@ -20,7 +22,7 @@ class TrainingOptions(BaseModel):
         None,
         description="One language for every sample; None uses each manifest item's language (multilingual).",
     )
-    method: Literal["full", "lora", "freeze_encoder"] = "full"
+    method: TrainingMethod = "full"
     lora_rank: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
@@ -82,4 +84,40 @@ class TrainingOptions(BaseModel):
     def _window_in_frames(self) -> TrainingOptions:
         if round(self.window_seconds * 50) != self.window_seconds * 50:
             raise ValueError("window_seconds must be a multiple of 0.02 s (one encoder position)")
+        return self
+
+
+class SweepOptions(BaseModel):
+    """The search space and budget of a sweep; every other training option comes from the base options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trials: int = Field(8, ge=1, description="Trials to complete (pruned ones count).")
+    learning_rate_min: float = Field(1e-6, gt=0)
+    learning_rate_max: float = Field(1e-3, gt=0)
+    max_steps: list[int] = Field([40, 80], min_length=1, description="Step budgets to choose from.")
+    methods: list[str] = Field(
+        ["full", "lora"], min_length=1, description="Among full, lora, freeze_encoder."
+    )
+    lora_ranks: list[int] = Field([8, 32], min_length=1)
+    prune: bool = Field(
+        True, description="Stop a trial whose validation WER is worse than the median so far."
+    )
+    pruning_startup_trials: int = Field(
+        2, ge=0, description="Trials that always finish before pruning starts."
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: list[str]) -> list[str]:
+        # A plain list[str] field: Dagster run config cannot express a list of literals.
+        unknown = sorted(set(methods) - set(get_args(TrainingMethod)))
+        if unknown:
+            raise ValueError(f"unknown training methods {unknown}; known: {list(get_args(TrainingMethod))}")
+        return methods
+
+    @model_validator(mode="after")
+    def _learning_rate_range(self) -> SweepOptions:
+        if self.learning_rate_min > self.learning_rate_max:
+            raise ValueError("learning_rate_min must not exceed learning_rate_max")
         return self

@@ -24,7 +24,7 @@ _LOGGED_EVERY = ("loss", "lr", "grad_norm", "wer", "gpu_memory_mb", "gpu_utiliza
 class TrainedRun:
     folder: RunFolder
     mlflow_run_id: str
-    model_version: str
+    model_version: str | None  # None: not registered (a sweep trial)
     result: TrainResult
     manifests: dict[str, ManifestRef]
     log_path: Path
@@ -51,20 +51,24 @@ def train_run(
     tracker: Tracker,
     tags: Mapping[str, str],
     progress: Callable[[str], None] = lambda _line: None,
+    on_record: Callable[[dict], None] = lambda _record: None,
+    register: bool = True,
 ) -> TrainedRun:
     """Train (or resume, or re-publish) the run these options and manifests define (the splits, and the replay
-    sets when options.replay_share is set); register its model."""
+    sets when options.replay_share is set); register its model unless `register` is off. `on_record` sees every
+    training and validation record (a sweep prunes on them)."""
     name = run_name(options, {split: ref.sha256 for split, ref in published.items()})
     folder = RunFolder.of(models_root, name)
     manifests = folder.snapshot_manifests(published)
     run_id = _mlflow_run(folder, tracker, options, manifests, tags)
 
-    def on_record(record: dict) -> None:
+    def record_step(record: dict) -> None:
         metrics = {k: record[k] for k in _LOGGED_EVERY if k in record}
         if metrics and "step" in record:
             tracker.log_metrics(run_id, metrics, step=record["step"])
         if line := progress_line(record, options.max_steps):
             progress(line)
+        on_record(record)
 
     log_path = logs_root / "training" / f"{name}.log"
     replay_prefix = role_set("replay", "")
@@ -82,7 +86,7 @@ def train_run(
             folder.root,
             features_root,
             log_path,
-            on_record,
+            record_step,
             replay,
         )
     except Exception:
@@ -102,7 +106,7 @@ def train_run(
         samples=result.samples,
         feature_cache=result.cache,
     )
-    version = _register_once(folder, tracker, run_id, result)
+    version = _register_once(folder, tracker, run_id, result) if register else None
     return TrainedRun(folder, run_id, version, result, manifests, log_path)
 
 
