@@ -309,8 +309,9 @@ class ResumableBatchSampler(torch.utils.data.Sampler[list[int]]):
                 for i in sorted(order[start : start + mega], key=lambda k: -self.lengths[k])
             ]
         batches = [order[i : i + size] for i in range(0, len(order), size)]
-        if self.group_by_length:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.group_by_length:  # a short batch stays last, where accelerate's batch sharding expects it
+            full = len(batches) - (len(order) % size > 0)
+            batches = [batches[i] for i in rng.permutation(full)] + batches[full:]
         if self.replay_per_batch:
             needed = len(batches) * self.replay_per_batch
             rounds = -(-needed // self.replay)

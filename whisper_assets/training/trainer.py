@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
 from transformers import get_scheduler
 
 from whisper_assets.asr.metrics import aggregate, score_utterance
@@ -65,15 +68,21 @@ class TrainResult:
 
 
 class JsonLog:
-    """Structured training log: one JSON object per line, appended (a resumed run continues the file)."""
+    """Structured training log: one JSON object per line, appended (a resumed run continues the file).
 
-    def __init__(self, path: Path, sink: Callable[[dict], None] | None = None):
+    Only the main process of a multi-process run writes (`enabled`); the others' records are dropped.
+    """
+
+    def __init__(self, path: Path, sink: Callable[[dict], None] | None = None, enabled: bool = True):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.sink = sink
+        self.enabled = enabled
 
     def write(self, **record) -> dict:
         record = {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"), **record, **_gpu_stats()}
+        if not self.enabled:
+            return record
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self.sink:
@@ -92,16 +101,24 @@ def train(
     replay_items: Sequence[dict] = (),
 ) -> TrainResult:
     """Fine-tune `options.base_model` on the items (mixing in `replay_items` at `options.replay_share` of each
-    batch); resume if run_dir holds checkpoints; save run_dir/model."""
-    device = resolve_device()
-    precision = resolve_precision(options.precision, device)
+    batch); resume if run_dir holds checkpoints; save run_dir/model.
+
+    Device placement, mixed precision and data parallelism are accelerate's: started by `accelerate launch` or
+    `torchrun` with several processes (GPUs, or CPU processes over gloo), each process takes its slice of every
+    batch, so the global batch and the result match a single process; the main process alone evaluates, logs
+    and saves.
+    """
+    wanted = resolve_device()
+    precision = resolve_precision(options.precision, wanted)
+    accelerator = _accelerator(precision, cpu=wanted.type == "cpu")
+    device, main = accelerator.device, accelerator.is_main_process
     _seed_everything(options.seed)
     model, processor = load_base(options.base_model)
     multilingual = is_multilingual(model)
     language = options.language if multilingual else None
     configure_language(model, processor, language, options.task if multilingual else None)
     trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
-    model = apply_method(model, options).to(device)
+    model = apply_method(model, options)
 
     timestamps = options.timestamp_probability
     if timestamps and timestamp_begin(processor.tokenizer) is None:
@@ -131,8 +148,9 @@ def train(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)
     scheduler = get_scheduler(options.scheduler, optimizer, options.warmup_steps, options.max_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = accelerator.scaler or torch.amp.GradScaler(
+        device.type, enabled=False
+    )  # fp16 on CUDA: accelerate's
 
     checkpoints = Checkpoints(run_dir / "checkpoints")
     state = {
@@ -149,14 +167,15 @@ def train(
         state["done"] = state["step"] >= options.max_steps or state.get("early_stopped", False)
         log.info("resuming from %s (step %d)", latest.name, state["step"])
     resumed_from = state["step"]
-    journal = JsonLog(log_path, on_record)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    journal = JsonLog(log_path, on_record, enabled=main)
     eval_items = list(validation_items)[: options.max_eval_items]
 
     def evaluate() -> float | None:
         if not eval_items:
             return None
         hypotheses = transcribe(
-            model,
+            accelerator.unwrap_model(model),
             processor,
             eval_items,
             task=options.task,
@@ -181,18 +200,14 @@ def train(
         for batch in loader:
             audio_seconds += sum(dataset.samples[i].duration for i in epoch_batches[state["batch_in_epoch"]])
             state["batch_in_epoch"] += 1
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                loss = model(
-                    input_features=batch["input_features"].to(device), labels=batch["labels"].to(device)
-                ).loss
-            scaler.scale(loss / options.gradient_accumulation).backward()
+            with accelerator.autocast():
+                loss = model(input_features=batch["input_features"], labels=batch["labels"]).loss
+            accelerator.backward(loss / options.gradient_accumulation)
             micro += 1
             if micro % options.gradient_accumulation:
                 continue
-            scaler.unscale_(optimizer)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(trainable, _MAX_GRAD_NORM))
-            scaler.step(optimizer)
-            scaler.update()
+            grad_norm = float(accelerator.clip_grad_norm_(trainable, _MAX_GRAD_NORM))
+            optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             state["step"] += 1
@@ -200,25 +215,35 @@ def train(
                 stage="train",
                 step=state["step"],
                 epoch=state["epoch"],
-                loss=round(loss.item(), 5),
+                loss=round(accelerator.reduce(loss.detach(), "mean").item(), 5),
                 lr=scheduler.get_last_lr()[0],
                 grad_norm=round(grad_norm, 5),
             )
-            _after_step(state, options, evaluate, journal)
+            if main:
+                _after_step(state, options, evaluate, journal)
+            if accelerator.num_processes > 1:  # the main process evaluated: every process follows its state
+                state = broadcast_object_list([state])[0]
             new_best = state["best_step"] == state["step"]  # saved so the best weights can be restored
-            if state["step"] % options.save_every == 0 or state["done"] or new_best:
-                checkpoints.save(state["step"], model, optimizer, scheduler, scaler, state)
+            if main and (state["step"] % options.save_every == 0 or state["done"] or new_best):
+                checkpoints.save(
+                    state["step"], accelerator.unwrap_model(model), optimizer, scheduler, scaler, state
+                )
                 checkpoints.rotate(options.keep_last, state["best_step"])
                 journal.write(stage="checkpoint", step=state["step"])
+            accelerator.wait_for_everyone()
             if state["done"]:
                 break
         else:
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
 
+    model = accelerator.unwrap_model(model)
     if state["best_step"] is not None and checkpoints.path(state["best_step"]).exists():
         Checkpoints.load_weights(checkpoints.path(state["best_step"]), model)
-    model_dir = save_model(model, processor, run_dir / "model")
+    model_dir = run_dir / "model"
+    if main:
+        save_model(model, processor, model_dir)
+    accelerator.wait_for_everyone()
     history = [json.loads(line) for line in log_path.read_text().splitlines()]
     return TrainResult(
         model_dir=model_dir,
@@ -267,6 +292,18 @@ def _replay_per_batch(options: TrainingOptions, replay_samples: int) -> int:
         )
         return 0
     return min(max(round(options.batch_size * options.replay_share), 1), options.batch_size - 1)
+
+
+def _accelerator(precision: str, cpu: bool) -> Accelerator:
+    """accelerate for this process: its device, mixed precision, and (when launched with several processes) the
+    process group; `cpu` makes several CPU processes one group over gloo. Each process gets its slice of every
+    batch (split_batches), so the global batch is the same however many processes share it."""
+    mixed = {"bf16": "bf16", "fp16": "fp16"}.get(precision, "no")
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed:
+        AcceleratorState._reset_state()  # an earlier run in this process used another precision
+    return Accelerator(
+        cpu=cpu, mixed_precision=mixed, dataloader_config=DataLoaderConfiguration(split_batches=True)
+    )
 
 
 def _seed_everything(seed: int) -> None:
