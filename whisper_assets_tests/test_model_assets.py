@@ -193,6 +193,7 @@ def general_speech_project(tmp_path_factory):
         "save_every": 2,
         "generation_max_tokens": 8,
         "learning_rate": 1e-12,
+        "replay_share": 0.0,  # replay is switched on below
     }
     config = root / "whisper_assets.yaml"
     config.write_text(yaml.safe_dump({"data_root": ".", "training": training}))
@@ -256,12 +257,14 @@ def test_retrain_schedule_skips_until_the_data_changes(project):
         )
         request = tick(project, "retrain_on_new_data", instance)
         assert isinstance(request, dg.RunRequest)
+        trained = digests | {"replay/general": "e" * 64}  # replay is on by default: the model read it
         instance.report_runless_asset_event(
-            dg.AssetMaterialization("whisper_model", metadata={"manifest_sha256": digests})
+            dg.AssetMaterialization("whisper_model", metadata={"manifest_sha256": trained})
         )
         skipped = tick(project, "retrain_on_new_data", instance)
-        assert "have not changed" in skipped.skip_message  # regression and unused replay sets need no model
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization("splits", metadata={"manifest_sha256": published | {"train": "f" * 64}})
-        )
-        assert isinstance(tick(project, "retrain_on_new_data", instance), dg.RunRequest)
+        assert "have not changed" in skipped.skip_message  # a regression set needs no new model
+        for changed in ({"train": "f" * 64}, {"replay/general": "f" * 64}):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization("splits", metadata={"manifest_sha256": published | changed})
+            )
+            assert isinstance(tick(project, "retrain_on_new_data", instance), dg.RunRequest)

@@ -72,6 +72,7 @@ def test_definitions_load_with_the_expected_graph():
         "splits": ["segments"],
         "whisper_model": ["splits"],
         "trained_items_marked": ["whisper_model"],
+        "whisper_sweep": ["splits"],
         "eval_metrics": ["splits", "whisper_model"],
         "exported_model": ["eval_metrics"],
         "catalog": ["eval_metrics", "splits"],

@@ -1,5 +1,6 @@
 import itertools
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -207,6 +208,7 @@ def test_replay_fills_its_share_of_every_batch_and_the_domain_is_seen_once_per_e
 
 
 def test_training_mixes_the_replay_set_into_its_batches(tiny, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     model_dir, items = tiny
     opts = options(model_dir, max_steps=2, eval_every=100, replay_share=0.34, batch_size=3)
     result = train(

@@ -286,7 +286,7 @@ def _replay_per_batch(options: TrainingOptions, replay_samples: int) -> int:
     if not options.replay_share:
         return 0
     if not replay_samples:
-        log.warning(
+        log.info(
             "replay_share %.2f but no replay set (a source with role: replay): training without replay",
             options.replay_share,
         )
