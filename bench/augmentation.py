@@ -10,7 +10,6 @@ augmentation never adds: it adds white noise), and on espeak-ng English sentence
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from finetuned_alignment import clip_items, sentence_items, wer
+from finetuned_alignment import clip_items, fsdd_files, sentence_items, speaker_parser, wer
 
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.process import write_pcm16
@@ -59,18 +58,11 @@ def measure(model_path: str, unseen: list[dict], noisy: list[dict], sentences: l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="../shared/models/whisper-tiny.en")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
-    parser.add_argument("--train-speaker", default="nicolas")
-    parser.add_argument("--test-speaker", default="jackson")
-    parser.add_argument("--steps", type=int, default=60)
+    parser = speaker_parser()
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--probabilities", type=float, nargs="+", default=[0.0, 0.5])
     args = parser.parse_args()
-    if not args.data.exists():
-        raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
-    files = sorted(args.data.glob("*.wav"))
+    files = fsdd_files(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()

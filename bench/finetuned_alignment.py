@@ -109,21 +109,32 @@ def timestamp_share(model, processor, items: list[dict]) -> float:
     return round(timed / len(items), 3)
 
 
-def main() -> None:
+def speaker_parser() -> argparse.ArgumentParser:
+    """The arguments of every benchmark that fine-tunes on one FSDD speaker and tests on another."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="../shared/models/whisper-tiny.en")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
     parser.add_argument("--train-speaker", default="nicolas")
     parser.add_argument("--test-speaker", default="jackson")
     parser.add_argument("--steps", type=int, default=60)
+    return parser
+
+
+def fsdd_files(data: Path) -> list[Path]:
+    """The FSDD recordings, or exit saying where they are expected."""
+    if not data.exists():
+        raise SystemExit(f"needs {data} (the shared folder beside the checkout)")
+    return sorted(data.glob("*.wav"))
+
+
+def main() -> None:
+    parser = speaker_parser()
     parser.add_argument("--minutes", type=float, nargs="+", default=[2, 2])
     parser.add_argument(
         "--timestamp-probability", type=float, default=TrainingOptions().timestamp_probability
     )
     args = parser.parse_args()
-    if not args.data.exists():
-        raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
-    files = sorted(args.data.glob("*.wav"))
+    files = fsdd_files(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()

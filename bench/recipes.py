@@ -14,13 +14,12 @@ regression set), labelled with the base model's own transcripts, as a user's unl
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
 from pathlib import Path
 
-from finetuned_alignment import SENTENCES, clip_items, wer
+from finetuned_alignment import SENTENCES, clip_items, fsdd_files, speaker_parser, wer
 
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
@@ -110,18 +109,11 @@ def measure(model_path: str, unseen: list[dict], sentences: list[dict], paragrap
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="../shared/models/whisper-tiny.en")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
-    parser.add_argument("--train-speaker", default="nicolas")
-    parser.add_argument("--test-speaker", default="jackson")
-    parser.add_argument("--steps", type=int, default=60)
+    parser = speaker_parser()
     parser.add_argument("--window", type=float, default=10.0, help="Encoder window unless a recipe sets one.")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     args = parser.parse_args()
-    if not args.data.exists():
-        raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
-    files = sorted(args.data.glob("*.wav"))
+    files = fsdd_files(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()

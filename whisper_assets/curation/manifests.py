@@ -112,6 +112,12 @@ def current_role_manifests(manifests_root: Path, role: str) -> dict[str, Manifes
     return _published(manifests_root, names)
 
 
+def training_manifests(manifests_root: Path, replay: bool) -> dict[str, ManifestRef]:
+    """The published manifests a training run reads: the splits, and the replay sets when it mixes them in."""
+    manifests = current_split_manifests(manifests_root)
+    return manifests | current_role_manifests(manifests_root, "replay") if replay else manifests
+
+
 def training_digests(published: dict[str, str], replay: bool) -> dict[str, str]:
     """Of the published manifests' digests, those a training run reads: the splits, and the replay sets when it
     mixes them in (regression sets are only evaluated: a change there needs no new model)."""

@@ -4,11 +4,7 @@ write-back of what was trained on to the sources that record it."""
 import dagster as dg
 
 from whisper_assets.asr.run_folder import RunFolder
-from whisper_assets.curation.manifests import (
-    current_role_manifests,
-    current_split_manifests,
-    read_manifest,
-)
+from whisper_assets.curation.manifests import read_manifest, training_manifests
 from whisper_assets.defs.curation import catalog
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata
 from whisper_assets.reporting import markdown_table
@@ -71,9 +67,7 @@ def whisper_model(
     layout = settings.layout
     options = effective_options(settings, config)
     tracker = mlflow.tracker(settings)
-    manifests = current_split_manifests(layout.manifests_root)
-    if options.replay_share:
-        manifests |= current_role_manifests(layout.manifests_root, "replay")
+    manifests = training_manifests(layout.manifests_root, options.replay_share > 0)
     run = train_run(
         options,
         manifests,
@@ -248,9 +242,7 @@ def whisper_sweep(
 
     settings = platform.settings
     layout = settings.layout
-    manifests = current_split_manifests(layout.manifests_root)
-    if settings.training.replay_share:
-        manifests |= current_role_manifests(layout.manifests_root, "replay")
+    manifests = training_manifests(layout.manifests_root, settings.training.replay_share > 0)
     tracker = mlflow.tracker(settings)
     sweep = run_sweep(
         settings.training,
