@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from finetuned_alignment import clip_items, fsdd_files, sentence_items, speaker_parser, wer
+from finetuned_alignment import fsdd_files, sentence_items, speaker_clips, speaker_parser, wer
 
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.process import write_pcm16
@@ -66,8 +66,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()
-        heard = clip_items([f for f in files if f"_{args.train_speaker}_" in f.name], work / "audio", "fsdd")
-        unseen = clip_items([f for f in files if f"_{args.test_speaker}_" in f.name], work / "audio", "fsdd")
+        heard = speaker_clips(files, args.train_speaker, work / "audio")
+        unseen = speaker_clips(files, args.test_speaker, work / "audio")
         noisy = noisy_copies(unseen, work / "audio", SNR_DB)
         sentences = sentence_items(work / "audio")
         report: dict = {

@@ -120,6 +120,11 @@ def speaker_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def speaker_clips(files: list[Path], speaker: str, folder: Path) -> list[dict]:
+    """One FSDD speaker's clips as training items."""
+    return clip_items([f for f in files if f"_{speaker}_" in f.name], folder, "fsdd")
+
+
 def fsdd_files(data: Path) -> list[Path]:
     """The FSDD recordings, or exit saying where they are expected."""
     if not data.exists():
@@ -138,9 +143,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()
-        trained = [f for f in files if f"_{args.train_speaker}_" in f.name]
-        heard = clip_items(trained, work / "audio", "fsdd")
-        unseen = clip_items([f for f in files if f"_{args.test_speaker}_" in f.name], work / "audio", "fsdd")
+        heard = speaker_clips(files, args.train_speaker, work / "audio")
+        unseen = speaker_clips(files, args.test_speaker, work / "audio")
         sentences = sentence_items(work / "audio")
         options = TrainingOptions(
             base_model=args.model,

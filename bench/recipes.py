@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from finetuned_alignment import SENTENCES, clip_items, fsdd_files, speaker_parser, wer
+from finetuned_alignment import SENTENCES, fsdd_files, speaker_clips, speaker_parser, wer
 
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
@@ -117,8 +117,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "audio").mkdir()
-        heard = clip_items([f for f in files if f"_{args.train_speaker}_" in f.name], work / "audio", "fsdd")
-        unseen = clip_items([f for f in files if f"_{args.test_speaker}_" in f.name], work / "audio", "fsdd")
+        heard = speaker_clips(files, args.train_speaker, work / "audio")
+        unseen = speaker_clips(files, args.test_speaker, work / "audio")
         sentences = spoken(SENTENCES, ("en-us",), work / "audio", "sentence")
         paragraph = spoken([PARAGRAPH], ("en-us",), work / "audio", "paragraph")
         replay = base_labelled(args.model, spoken(REPLAY_SENTENCES, REPLAY_VOICES, work / "audio", "replay"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -24,10 +25,15 @@ _LIBRARIES = (
 )
 
 
+def content_name(prefix: str, parts: Mapping[str, object]) -> str:
+    """A folder name that is a short hash of JSON-able parts: same parts, same folder."""
+    blob = json.dumps(parts, sort_keys=True)
+    return f"{prefix}-" + hashlib.blake2s(blob.encode(), digest_size=6).hexdigest()
+
+
 def run_name(options: TrainingOptions, manifest_digests: dict[str, str]) -> str:
     """Same options on the same data -> same run folder, which is what lets a re-run resume or skip."""
-    blob = json.dumps({"options": options.model_dump(mode="json"), "data": manifest_digests}, sort_keys=True)
-    return "run-" + hashlib.blake2s(blob.encode(), digest_size=6).hexdigest()
+    return content_name("run", {"options": options.model_dump(mode="json"), "data": manifest_digests})
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

@@ -9,8 +9,6 @@ rule); the best trial's model is the one registered.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from optuna.trial import TrialState
 from whisper_assets.curation.manifests import ManifestRef
 from whisper_assets.tracking.tracker import Tracker
 from whisper_assets.training.options import SweepOptions, TrainingOptions
+from whisper_assets.training.run_manifest import content_name
 from whisper_assets.training.runs import TrainedRun, train_run
 
 log = logging.getLogger(__name__)
@@ -47,11 +46,9 @@ def sweep_name(base: TrainingOptions, space: SweepOptions, digests: Mapping[str,
     """Same base options, search space and data -> same sweep; the trial budget is left out, so raising it
     continues the study."""
     searched = space.model_dump(mode="json", exclude={"trials"})
-    blob = json.dumps(
-        {"base": base.model_dump(mode="json"), "space": searched, "data": dict(digests)},
-        sort_keys=True,
+    return content_name(
+        "sweep", {"base": base.model_dump(mode="json"), "space": searched, "data": dict(digests)}
     )
-    return "sweep-" + hashlib.blake2s(blob.encode(), digest_size=6).hexdigest()
 
 
 def trial_options(trial: optuna.Trial, base: TrainingOptions, space: SweepOptions) -> TrainingOptions:

@@ -148,9 +148,8 @@ def train(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)
     scheduler = get_scheduler(options.scheduler, optimizer, options.warmup_steps, options.max_steps)
-    scaler = accelerator.scaler or torch.amp.GradScaler(
-        device.type, enabled=False
-    )  # fp16 on CUDA: accelerate's
+    # accelerate's grad scaler with fp16 on CUDA; else a disabled one, so checkpoints keep one layout
+    scaler = accelerator.scaler or torch.amp.GradScaler(device.type, enabled=False)
 
     checkpoints = Checkpoints(run_dir / "checkpoints")
     state = {
