@@ -3,7 +3,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast lint ui mlflow-ui
+.PHONY: setup demo test test-fast lint ui mlflow-ui serve
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -24,9 +24,15 @@ lint: setup
 	$(VENV)/bin/ruff check whisper_assets whisper_assets_tests bench
 	$(VENV)/bin/ruff format --check whisper_assets whisper_assets_tests bench
 
+serve: setup
+	$(VENV)/bin/whisper-assets serve
+
 ui: setup
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-mlflow-ui: setup
+mlflow-serve: setup
+	$(VENV)/bin/whisper-assets serve
+
+ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(abspath $(or $(MLFLOW_DATA_ROOT),.))/mlflow/mlflow.db" \
 		--default-artifact-root "$(abspath $(or $(MLFLOW_DATA_ROOT),.))/mlflow/artifacts" --host 127.0.0.1 --port 5000 --workers 1

@@ -1,9 +1,11 @@
-"""`whisper-assets` command line: the embedded demo, quick DuckDB queries, the review app, stuck runs."""
+"""`whisper-assets` command line: the embedded demo, quick DuckDB queries, the review app, the transcription
+server and its champion, stuck runs."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import sys
 import threading
@@ -13,6 +15,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from whisper_assets.settings import CONFIG_ENV_VAR, SettingsError, load_settings
+from whisper_assets.web_access import bind_refusal
 
 DEMO_ROOT = Path("demo")
 
@@ -47,6 +50,29 @@ def main(argv: list[str] | None = None) -> int:
         help="another Host name the app answers to (a DNS name people use to reach it); repeatable",
     )
     review.add_argument("--max-audio-seconds", type=float, default=600.0, help="longer blobs are rejected")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the champion model with OpenAI's audio API (transcriptions, translations, models)",
+    )
+    serve.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("WHISPER_ASSETS_SERVE_TOKEN"),
+        help="API key clients send as a Bearer token; required when --host is not a loopback address",
+    )
+    serve.add_argument("--allowed-host", action="append", default=[], help="another Host name it answers to")
+    serve.add_argument(
+        "--pin", metavar="VERSION", help="serve this version instead of following the champion"
+    )
+    champion = commands.add_parser(
+        "champion", help="list the registered model versions, or move the champion alias (a rollback)"
+    )
+    champion.add_argument(
+        "--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)"
+    )
+    champion.add_argument("--set", metavar="VERSION", dest="version", help="make this version the champion")
     release = commands.add_parser(
         "release-run",
         help="mark a run whose worker died as failed and free its pool slots (e.g. a stuck `gpu` slot)",
@@ -67,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         return run_review_app(args)
     if args.command == "demo":
         return run_demo(args.root)
+    if args.command == "serve":
+        return run_server(args)
+    if args.command == "champion":
+        return run_champion(args.config, args.version)
     if args.command == "release-run":
         return run_release(args.run_id)
     if args.command == "create-review-db":
@@ -237,15 +267,9 @@ def run_review_app(args: argparse.Namespace) -> int:
     from whisper_assets.review_app.app import create_app
 
     host = args.host.strip()
-    if not host:
-        print("--host is empty: give an address to bind (127.0.0.1 by default)", file=sys.stderr)
-        return 2
-    if not is_loopback(host) and not args.token:
-        print(
-            f"binding to {host} exposes the app beyond this machine: pass --token (or set "
-            "WHISPER_ASSETS_REVIEW_TOKEN) and open the page once with ?token=...",
-            file=sys.stderr,
-        )
+    hint = "pass --token (or set WHISPER_ASSETS_REVIEW_TOKEN) and open the page once with ?token=..."
+    if refusal := bind_refusal(host, args.token, hint):
+        print(refusal, file=sys.stderr)
         return 2
     print(f"review app on http://{host}:{args.port}/" + (f"?token={args.token}" if args.token else ""))
     app = create_app(
@@ -260,16 +284,57 @@ def run_review_app(args: argparse.Namespace) -> int:
     return 0
 
 
-def is_loopback(host: str) -> bool:
-    """127.0.0.1, ::1, localhost; any other name counts as reaching beyond this machine."""
-    import ipaddress
+def run_server(args: argparse.Namespace) -> int:
+    import uvicorn
 
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    from whisper_assets.serving.app import create_app
+    from whisper_assets.serving.pool import ModelPool
+    from whisper_assets.tracking.tracker import Tracker
+
+    host = args.host.strip()
+    hint = "pass --token (or set WHISPER_ASSETS_SERVE_TOKEN); clients send it as their API key"
+    if refusal := bind_refusal(host, args.token, hint):
+        print(refusal, file=sys.stderr)
+        return 2
+    settings = load_settings(args.config)
+    serving = settings.serving
+    if args.pin:
+        serving = serving.model_copy(update={"pinned_version": args.pin.removeprefix("v")})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tracker = Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root)
+    pool = ModelPool.create(tracker, serving, settings.layout.cache_root / "serving")
+    app = create_app(pool, access_token=args.token, bound_host=host, allowed_hosts=args.allowed_host)
+    print(f"transcription server on http://{host}:{args.port}/v1 (health: /health)")
+    uvicorn.run(app, host=host, port=args.port, log_level="warning")
+    return 0
+
+
+def run_champion(config: str | None, version: str | None) -> int:
+    from whisper_assets.tracking.tracker import PROMOTED_AT_TAG, Tracker, UnknownVersion
+
+    settings = load_settings(config)
+    tracker = Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root)
+    if version is not None:
+        previous = tracker.champion()
+        try:
+            tracker.set_champion(version.removeprefix("v"))
+        except UnknownVersion as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"champion: v{previous or '-'} -> v{version.removeprefix('v')} (servers follow within their poll interval)"
+        )
+        return 0
+    versions = tracker.model_versions()
+    if not versions:
+        print(f"{tracker.registered_model} has no registered versions yet: materialize `whisper_model`")
+        return 0
+    rows = [
+        (v.version, ",".join(v.aliases), v.tags.get(PROMOTED_AT_TAG, ""), v.run_id)
+        for v in reversed(versions)
+    ]
+    _print_rows(["version", "aliases", "promoted_at", "mlflow_run"], rows)
+    return 0
 
 
 def run_query(sql: str, config: str | None) -> int:

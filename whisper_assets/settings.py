@@ -17,6 +17,7 @@ from whisper_assets.evaluation.gate import EvaluationSettings
 from whisper_assets.layout import DataLayout
 from whisper_assets.policy import Policy
 from whisper_assets.segmentation.policy import SegmentationSettings
+from whisper_assets.serving import ServingSettings
 from whisper_assets.sources.folder import upload_folder_sources
 from whisper_assets.sources.registry import SOURCE_KINDS, DatasetSource
 from whisper_assets.tracking import MlflowSettings
@@ -52,6 +53,7 @@ class Settings(Policy):
     training: TrainingOptions = TrainingOptions()
     evaluation: EvaluationSettings = EvaluationSettings()
     mlflow: MlflowSettings = MlflowSettings()
+    serving: ServingSettings = ServingSettings()
     schedules: ScheduleSettings = ScheduleSettings()
 
     @model_validator(mode="after")
@@ -110,7 +112,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     base = config_path.parent
     data_root = settings.data_root if settings.data_root.is_absolute() else base / settings.data_root
     sources = [_with_absolute_paths(source, base) for source in settings.sources]
-    return settings.model_copy(update={"data_root": data_root.resolve(), "sources": sources})
+    serving = settings.serving
+    if serving.smoke_clip is not None and not serving.smoke_clip.is_absolute():
+        serving = serving.model_copy(update={"smoke_clip": (base / serving.smoke_clip).resolve()})
+    return settings.model_copy(
+        update={"data_root": data_root.resolve(), "sources": sources, "serving": serving}
+    )
 
 
 def _with_absolute_paths(source: DatasetSource, base: Path) -> DatasetSource:

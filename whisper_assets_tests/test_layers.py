@@ -11,12 +11,13 @@ from whisper_assets.sources.registry import SOURCE_KINDS
 PACKAGE = Path(whisper_assets.__file__).parent
 # Rooms from the bottom up; a module may import rooms below its own, and its own room.
 LAYERS = [
-    {"files", "layout", "policy", "parallel", "reporting"},
+    {"files", "layout", "policy", "parallel", "reporting", "web_access"},
     {"audio", "text", "tables"},
     {"sources"},
     {"curation"},
     {"asr", "tracking"},
     {"training", "evaluation", "export", "segmentation"},
+    {"serving"},
     {"settings", "demo", "review_app"},
     {"defs"},
     {"definitions"},

@@ -16,6 +16,9 @@ from whisper_assets.text.timings import (
     TimingsError,
     Word,
     cues_from_json,
+    format_clock,
+    format_srt,
+    format_vtt,
     normalize_cues,
     parse_clock,
     parse_subtitles,
@@ -59,6 +62,20 @@ def test_clock_formats():
     assert parse_clock("00:10.25") == 10.25
     with pytest.raises(TimingsError, match="not a time"):
         parse_clock("1.5s")
+
+
+def test_written_subtitles_read_back_as_the_same_cues():
+    cues = [
+        Cue(0.0, 1.5, "Hello there."),
+        Cue(3661.25, 3662.0, "Zdravo, kako ste?"),
+        Cue(3700.0, None, "end"),
+    ]
+    assert format_clock(3661.25, ",") == "01:01:01,250" and format_clock(59.9996) == "00:01:00.000"
+    srt = format_srt(cues)
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:01,500\nHello there.\n")
+    expected = [*cues[:2], Cue(3700.0, 3700.0, "end")]
+    assert parse_subtitles(srt, ".srt") == expected
+    assert format_vtt(cues).startswith("WEBVTT\n") and parse_subtitles(format_vtt(cues), ".vtt") == expected
 
 
 def test_srt_lines_keep_their_times_and_lose_their_tags():

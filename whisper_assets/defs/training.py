@@ -196,21 +196,30 @@ def eval_metrics(
     group_name=GROUP,
     deps=[eval_metrics],
     kinds={"ctranslate2"},
-    description="The champion-gated model converted to CTranslate2 for faster-whisper (extra `export`).",
+    description="The champion-gated model converted to CTranslate2 for faster-whisper (extra `export`), logged "
+    "next to the run's model in MLflow, where the transcription server finds it.",
 )
 def exported_model(
-    context: dg.AssetExecutionContext, config: ExportConfig, platform: PlatformSettings
+    context: dg.AssetExecutionContext,
+    config: ExportConfig,
+    platform: PlatformSettings,
+    mlflow: MlflowTracking,
 ) -> dg.MaterializeResult:
     from whisper_assets.export.ctranslate import export_run
 
     settings = platform.settings
-    exported = export_run(
-        latest_run(context, settings), settings.layout.models_root / "exported", config.quantization
+    run = latest_run(context, settings)
+    exported = export_run(run, settings.layout.models_root / "exported", config.quantization)
+    version = run.model_version()
+    artifact = mlflow.tracker(settings).record_export(
+        version, run.mlflow_run_id(), exported.path, config.quantization
     )
     clip = exported.checked_on or {}
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(exported.path)),
+            "model_version": version,
+            "mlflow_artifact": artifact,
             "quantization": exported.quantization,
             "verified_on": clip.get("id", "no test clip"),
             "reference": clip.get("transcript", ""),

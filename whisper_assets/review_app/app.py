@@ -28,30 +28,13 @@ from whisper_assets.audio.levels import peaks
 from whisper_assets.review_app.dagster_client import DagsterError, TrainingLauncher
 from whisper_assets.review_app.store import Conflict, NotFound, ReviewStore, StaleVersion
 from whisper_assets.sources.review_db import MAX_AUDIO_SECONDS, CorruptBlob
+from whisper_assets.web_access import bearer_token, host_name, served_names, token_matches
 
 STATIC = resources.files("whisper_assets.review_app") / "static"
 SESSION_COOKIE = "whisper_assets_session"
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-WILDCARD_ADDRESSES = ("0.0.0.0", "::")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # SQLite integers are signed 64-bit: larger ids are unknown ids (404), not overflow errors.
 EntryId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]
-
-
-def host_name(host_header: str) -> str:
-    """The name in a Host header or URL netloc, without port or IPv6 brackets, lowercased."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") == 1 else host.rstrip(".")
-
-
-def served_names(bound_host: str, allowed_hosts: Sequence[str]) -> frozenset[str] | None:
-    """The Host names to accept; None accepts any (bound to every interface with no names configured)."""
-    names = {host_name(h) for h in allowed_hosts}
-    if bound_host in WILDCARD_ADDRESSES:
-        return frozenset(names) if names else None
-    return frozenset({*LOOPBACK_NAMES, host_name(bound_host), *names})
 
 
 class EntryEdit(BaseModel):
@@ -82,18 +65,14 @@ def create_app(
     names = served_names(bound_host, allowed_hosts)
     app = FastAPI(title="whisper-assets review", version="1")
 
-    def matches(given: str | None, expected: str) -> bool:
-        return bool(given) and secrets.compare_digest(given.encode(), expected.encode())
-
     @app.middleware("http")
     async def require_access_token(request: Request, call_next):
         """Bearer header or session cookie; `?token=` on a page load becomes the cookie (and leaves the URL)."""
-        if not access_token or matches(request.cookies.get(SESSION_COOKIE), session):
+        if not access_token or token_matches(request.cookies.get(SESSION_COOKIE), session):
             return await call_next(request)
-        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if matches(bearer, access_token):
+        if token_matches(bearer_token(request.headers.get("authorization")), access_token):
             return await call_next(request)
-        if matches(request.query_params.get("token"), access_token):
+        if token_matches(request.query_params.get("token"), access_token):
             if request.method not in SAFE_METHODS:
                 return await call_next(request)
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]

@@ -131,6 +131,31 @@ def parse_clock(value: str) -> float:
     return round(whole + (int(fraction) / 10 ** len(fraction) if fraction else 0.0), 3)
 
 
+def format_clock(seconds: float, decimal: str = ".") -> str:
+    """`hh:mm:ss.mmm` (WebVTT) or, with decimal=",", `hh:mm:ss,mmm` (SRT)."""
+    millis = round(max(seconds, 0.0) * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{decimal}{rest % 1000:03d}"
+
+
+def format_srt(cues: Sequence[Cue]) -> str:
+    """An SRT file of timed cues (numbered from 1; a cue without an end lasts until it starts)."""
+    blocks = [
+        f"{n}\n{format_clock(c.start, ',')} --> {format_clock(c.end or c.start, ',')}\n{c.text.strip()}\n"
+        for n, c in enumerate(cues, start=1)
+    ]
+    return "\n".join(blocks)
+
+
+def format_vtt(cues: Sequence[Cue]) -> str:
+    """A WebVTT file of timed cues."""
+    blocks = [
+        f"{format_clock(c.start)} --> {format_clock(c.end or c.start)}\n{c.text.strip()}\n" for c in cues
+    ]
+    return "\n".join(["WEBVTT\n", *blocks])
+
+
 _ARROW = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)")
 _TAG = re.compile(r"<[^<>]*>")
 

@@ -5,17 +5,54 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow.artifacts
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from whisper_assets.curation.manifests import ManifestRef
 from whisper_assets.tracking import CHAMPION, MlflowSettings
 
 _BATCH = 900  # MLflow accepts at most 1000 entities per log_batch
+PROMOTED_AT_TAG = "promoted_at"  # on a model version: when it last became the champion (UTC, ISO 8601)
+
+
+def export_tag(quantization: str) -> str:
+    """The model version tag that holds the artifact URI of its CTranslate2 export at this quantization."""
+    return f"ctranslate2_{quantization}"
+
+
+class UnknownVersion(LookupError):
+    """The registered model has no such version."""
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """One registered version as the server and the CLI see it."""
+
+    version: str
+    run_id: str
+    source: str
+    created_at: int  # seconds since the epoch
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, found: ModelVersion, aliases: Mapping[str, str]) -> ModelVersionInfo:
+        version = str(found.version)
+        return cls(
+            version,
+            found.run_id,
+            found.source,
+            found.creation_timestamp // 1000,
+            tuple(sorted(alias for alias, target in aliases.items() if target == version)),
+            dict(found.tags or {}),
+        )
 
 
 class Tracker:
@@ -105,25 +142,68 @@ class Tracker:
     def download_champion(self, cache_root: Path) -> Path | None:
         """The champion model as a local folder (downloaded once per version under cache_root), or None."""
         version = self.champion()
-        if version is None:
-            return None
+        return None if version is None else self.download_version(version, cache_root)
+
+    def download_version(self, version: str, cache_root: Path) -> Path:
+        """A registered version's model as a local folder, downloaded once under cache_root."""
         folder = cache_root / f"{self.registered_model}-v{version}"
         if not folder.is_dir():
-            source = self.client.get_model_version(self.registered_model, version).source
-            staging = cache_root / f".{folder.name}.partial"
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            downloaded = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=source, dst_path=str(staging), tracking_uri=self.tracking_uri
-                )
+            self.download(self.client.get_model_version(self.registered_model, version).source, folder)
+        return folder
+
+    def download(self, artifact_uri: str, folder: Path) -> Path:
+        """Download artifacts into `folder` through a staging folder, so a crash never leaves half of them."""
+        staging = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        downloaded = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, dst_path=str(staging), tracking_uri=self.tracking_uri
             )
-            downloaded.rename(folder)
-            shutil.rmtree(staging, ignore_errors=True)
+        )
+        downloaded.rename(folder)
+        shutil.rmtree(staging, ignore_errors=True)
         return folder
 
     def set_champion(self, version: str) -> None:
+        """Point the `champion` alias at a version and stamp when (the history `champion` and `/v1/models` show)."""
+        if self.model_version(version) is None:
+            raise UnknownVersion(f"{self.registered_model} has no version {version!r}")
         self.client.set_registered_model_alias(self.registered_model, CHAMPION, version)
+        self.client.set_model_version_tag(
+            self.registered_model, version, PROMOTED_AT_TAG, datetime.now(UTC).isoformat(timespec="seconds")
+        )
+
+    def model_versions(self) -> list[ModelVersionInfo]:
+        """Every registered version, oldest first, with its aliases and tags (none before the first)."""
+        aliases = self._aliases()
+        found = self.client.search_model_versions(f"name = '{self.registered_model}'")
+        return sorted((ModelVersionInfo.of(v, aliases) for v in found), key=lambda v: int(v.version))
+
+    def model_version(self, version: str) -> ModelVersionInfo | None:
+        if not version.isdigit():
+            return None
+        try:
+            found = self.client.get_model_version(self.registered_model, version)
+        except MlflowException:
+            return None
+        return ModelVersionInfo.of(found, self._aliases())
+
+    def _aliases(self) -> dict[str, str]:
+        """alias -> version (search results carry no aliases; the registered model does)."""
+        try:
+            return {
+                k: str(v) for k, v in self.client.get_registered_model(self.registered_model).aliases.items()
+            }
+        except MlflowException:
+            return {}
+
+    def record_export(self, version: str, run_id: str, export_dir: Path, quantization: str) -> str:
+        """Log an export next to its run's model and tag the version with where it is, so a server anywhere finds
+        it; returns the artifact URI."""
+        uri = self.log_artifacts(run_id, export_dir, f"ctranslate2-{quantization}")
+        self.client.set_model_version_tag(self.registered_model, version, export_tag(quantization), uri)
+        return uri
 
     def version_run(self, version: str) -> str:
         return self.client.get_model_version(self.registered_model, version).run_id
