@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import string
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -231,8 +235,10 @@ def test_hot_swap_under_load_fails_no_request(registry):
                 health = serving(url, "3")
                 swapped.set()
                 versions = load.result(timeout=120)
+            roles = {m.id: m.role for m in api.models.list() if m.id.isdigit()}
         assert versions[0] == "1" and versions[-1] == "3" and set(versions) == {"1", "3"}
         assert health["status"] == "ok" and health["rejected"] == {}
+        assert roles == {"1": "previous champion", "2": "candidate", "3": "champion"}
     finally:
         tracker.set_champion("1")
 
@@ -317,6 +323,47 @@ def test_champion_command_rolls_back(registry, tmp_path, capsys):
         assert "champion" in listing and all(v in listing for v in ("1", "2", "3"))
     finally:
         tracker.set_champion("1")
+
+
+@pytest.mark.slow
+def test_the_serve_command_serves_the_champion(registry, tmp_path):
+    tracker, _, clip = registry
+    config = tmp_path / "whisper_assets.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "data_root": str(tmp_path),
+                "mlflow": {"tracking_uri": tracker.tracking_uri, "experiment": "serving"},
+                "serving": FAST,
+            }
+        )
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [str(Path(sys.executable).with_name("whisper-assets")), "serve", "--config", str(config)]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"{url}/health").json()["model_version"] == "1":
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        with clip.open("rb") as audio:
+            text = client(url).audio.transcriptions.create(
+                model="whisper-1", file=audio, response_format="text"
+            )
+        assert text.split()[0] == BUNDLED_TRANSCRIPT.split()[0]
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=60)[0].decode()
+    assert "now serving v1" in output
 
 
 def test_serve_refuses_a_public_address_without_a_token(capsys):

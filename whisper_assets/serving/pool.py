@@ -115,7 +115,7 @@ class ModelPool:
         """Fetch (or make) the export, load it and smoke-test it; a failure is remembered and not retried."""
         with self._lock:
             if version in self._rejected:
-                raise NotServable(f"v{version} is not served: {self._rejected[version]}", param="model")
+                raise NotServable(self._rejected[version], param="model")
         with self._loading:
             try:
                 loaded = load_model(self.exports.local_export(version), version, self.settings)
@@ -124,7 +124,11 @@ class ModelPool:
             except ModelNotFound:
                 raise
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, ServingError) else f"{exc.__class__.__name__}: {exc}"
+                reason = (
+                    str(exc)
+                    if isinstance(exc, ServingError)
+                    else f"v{version} could not be loaded ({exc.__class__.__name__}: {exc})"
+                )
                 with self._lock:
                     self._rejected[version] = reason
                 raise NotServable(reason, param="model") from exc
@@ -142,7 +146,7 @@ class ModelPool:
                 "champion gate (then `exported_model` exports it), or pin a version with `--pin`"
             )
         if target in self._rejected:
-            return f"v{target} cannot be served: {self._rejected[target]}"
+            return self._rejected[target]
         return f"v{target} is loading"
 
     def health(self) -> dict:
@@ -171,7 +175,7 @@ class ModelPool:
         if current is None:
             return self.unavailable_reason()
         if target in self._rejected:
-            return f"v{target} was not swapped in ({self._rejected[target]}); serving v{current.version}"
+            return f"v{target} was not swapped in: {self._rejected[target]}; still serving v{current.version}"
         return f"serving v{current.version} while v{target} loads"
 
 
