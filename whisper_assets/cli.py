@@ -261,15 +261,24 @@ def print_model_summary(result) -> None:
     print(f"MLflow run: {meta['mlflow_run']}  (start the UI with `make mlflow-ui`)")
 
 
+def refused(host: str, token: str | None, token_hint: str) -> bool:
+    """Say why an app must not bind to this address (see web_access.bind_refusal), if it must not."""
+    if refusal := bind_refusal(host, token, token_hint):
+        print(refusal, file=sys.stderr)
+    return refusal is not None
+
+
 def run_review_app(args: argparse.Namespace) -> int:
     import uvicorn
 
     from whisper_assets.review_app.app import create_app
 
     host = args.host.strip()
-    hint = "pass --token (or set WHISPER_ASSETS_REVIEW_TOKEN) and open the page once with ?token=..."
-    if refusal := bind_refusal(host, args.token, hint):
-        print(refusal, file=sys.stderr)
+    if refused(
+        host,
+        args.token,
+        "pass --token (or set WHISPER_ASSETS_REVIEW_TOKEN) and open the page with ?token=...",
+    ):
         return 2
     print(f"review app on http://{host}:{args.port}/" + (f"?token={args.token}" if args.token else ""))
     app = create_app(
@@ -292,9 +301,9 @@ def run_server(args: argparse.Namespace) -> int:
     from whisper_assets.tracking.tracker import Tracker
 
     host = args.host.strip()
-    hint = "pass --token (or set WHISPER_ASSETS_SERVE_TOKEN); clients send it as their API key"
-    if refusal := bind_refusal(host, args.token, hint):
-        print(refusal, file=sys.stderr)
+    if refused(
+        host, args.token, "pass --token (or set WHISPER_ASSETS_SERVE_TOKEN); clients send it as their API key"
+    ):
         return 2
     settings = load_settings(args.config)
     serving = settings.serving

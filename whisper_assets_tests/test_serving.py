@@ -302,17 +302,17 @@ def test_a_token_guards_every_route_but_health(registry):
         assert foreign.status_code == 421
 
 
+def settings_file(folder: Path, tracker: Tracker, **extra) -> Path:
+    """A settings file on the fixture's registry (YAML is a superset of JSON)."""
+    config = folder / "whisper_assets.yaml"
+    mlflow = {"tracking_uri": tracker.tracking_uri, "experiment": "serving"}
+    config.write_text(json.dumps({"data_root": str(folder), "mlflow": mlflow, **extra}))
+    return config
+
+
 def test_champion_command_rolls_back(registry, tmp_path, capsys):
     tracker, _, _ = registry
-    config = tmp_path / "whisper_assets.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "data_root": str(tmp_path),
-                "mlflow": {"tracking_uri": tracker.tracking_uri, "experiment": "serving"},
-            }
-        )
-    )
+    config = settings_file(tmp_path, tracker)
     try:
         assert main(["champion", "--config", str(config), "--set", "3"]) == 0
         assert tracker.champion() == "3" and "v1 -> v3" in capsys.readouterr().out
@@ -328,16 +328,7 @@ def test_champion_command_rolls_back(registry, tmp_path, capsys):
 @pytest.mark.slow
 def test_the_serve_command_serves_the_champion(registry, tmp_path):
     tracker, _, clip = registry
-    config = tmp_path / "whisper_assets.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "data_root": str(tmp_path),
-                "mlflow": {"tracking_uri": tracker.tracking_uri, "experiment": "serving"},
-                "serving": FAST,
-            }
-        )
-    )
+    config = settings_file(tmp_path, tracker, serving=FAST)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
