@@ -6,6 +6,7 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FSDD = SHARED / "data" / "fsdd-dev"
 TINY_EN = SHARED / "models" / "whisper-tiny.en"
+BASE = SHARED / "models" / "whisper-base"
 
 
 def run_job(

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.skipif(
     not export_available(), reason="the `export` extra (ctranslate2, faster-whisper) is not installed"
 )
 
+from whisper_assets.audio.process import to_mono_16k  # noqa: E402
 from whisper_assets.cli import main  # noqa: E402
+from whisper_assets.demo.data import espeak_available, synthesize  # noqa: E402
 from whisper_assets.serving import ServingSettings  # noqa: E402
 from whisper_assets.serving.app import create_app  # noqa: E402
 from whisper_assets.serving.engine import Segment, Transcription, load_model  # noqa: E402
@@ -34,6 +36,7 @@ from whisper_assets.serving.pool import ModelPool  # noqa: E402
 from whisper_assets.serving.smoke import BUNDLED_TRANSCRIPT, SmokeClip, implausibility  # noqa: E402
 from whisper_assets.text.timings import parse_subtitles  # noqa: E402
 from whisper_assets.tracking.tracker import Tracker  # noqa: E402
+from whisper_assets_tests.helpers import BASE  # noqa: E402
 from whisper_assets_tests.serving_fixtures import register, running, tiny_models  # noqa: E402
 
 openai = pytest.importorskip("openai")
@@ -355,6 +358,36 @@ def test_the_serve_command_serves_the_champion(registry, tmp_path):
         server.terminate()
         output = server.communicate(timeout=60)[0].decode()
     assert "now serving v1" in output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BASE.exists(), reason="needs ../shared/models/whisper-base")
+@pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng for Croatian speech")
+def test_a_real_multilingual_champion_is_converted_smoke_tested_and_translates(tmp_path):
+    """whisper-base registered with no export: the server converts it, it passes the bundled smoke test, and it
+    transcribes Croatian and translates it into English."""
+    tracker = Tracker(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", "base", "whisper-assets", artifact_root=tmp_path / "a"
+    )
+    tracker.set_champion(register(tracker, BASE, None))
+    croatian = tmp_path / "hr.wav"
+    sf.write(
+        croatian, to_mono_16k(*synthesize("Dobar dan, kako ste danas? Sutra idemo na more.", "hr")), 16_000
+    )
+    pool = ModelPool.create(tracker, ServingSettings(**FAST), tmp_path / "cache")
+    with running(create_app(pool)) as url:
+        assert serving(url, "1")["status"] == "ok"
+        api = client(url)
+        with croatian.open("rb") as audio:
+            heard = api.audio.transcriptions.create(
+                model="whisper-1", file=audio, language="hr", response_format="verbose_json"
+            )
+        with croatian.open("rb") as audio:
+            translated = api.audio.translations.create(
+                model="whisper-1", file=audio, response_format="verbose_json"
+            )
+    assert heard.language == "croatian" and heard.text
+    assert translated.task == "translate" and translated.text.isascii() and translated.text != heard.text
 
 
 def test_serve_refuses_a_public_address_without_a_token(capsys):
