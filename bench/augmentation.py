@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from finetuned_alignment import fsdd_files, sentence_items, speaker_clips, speaker_parser, wer
+from finetuned_alignment import SENTENCES, heard_and_unseen, speaker_parser, spoken, wer
 
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.process import write_pcm16
@@ -62,14 +62,11 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--probabilities", type=float, nargs="+", default=[0.0, 0.5])
     args = parser.parse_args()
-    files = fsdd_files(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "audio").mkdir()
-        heard = speaker_clips(files, args.train_speaker, work / "audio")
-        unseen = speaker_clips(files, args.test_speaker, work / "audio")
+        heard, unseen = heard_and_unseen(args, work / "audio")
         noisy = noisy_copies(unseen, work / "audio", SNR_DB)
-        sentences = sentence_items(work / "audio")
+        sentences = spoken(SENTENCES, ("en-us",), work / "audio", "sentence")
         report: dict = {
             "train": {"speaker": args.train_speaker, "items": len(heard) - 20, "steps": args.steps},
             "window_seconds": args.window,

@@ -73,13 +73,27 @@ def clip_items(files: list[Path], folder: Path, source: str) -> list[dict]:
     return items
 
 
-def sentence_items(folder: Path) -> list[dict]:
+def spoken(
+    texts: list[str], voices: tuple[str, ...], folder: Path, prefix: str, language: str = "en"
+) -> list[dict]:
+    """espeak-ng renderings of the texts (voice cycled) as 16 kHz manifest items."""
     items = []
-    for k, text in enumerate(SENTENCES):
-        samples, rate = synthesize(text)
-        out = folder / f"sentence{k}.wav"
-        write_pcm16(out, to_mono_16k(samples, rate))
-        items.append({"id": f"sentence{k}", "audio": str(out), "transcript": text, "language": "en"})
+    for k, text in enumerate(texts):
+        samples, rate = synthesize(text, voices[k % len(voices)])
+        audio = to_mono_16k(samples, rate)
+        path = folder / f"{prefix}{k}.wav"
+        write_pcm16(path, audio)
+        items.append(
+            {
+                "id": f"{prefix}{k}",
+                "audio": str(path),
+                "transcript": text,
+                "duration": len(audio) / 16_000,
+                "language": language,
+                "speaker": voices[k % len(voices)],
+                "source": prefix,
+            }
+        )
     return items
 
 
@@ -132,6 +146,13 @@ def fsdd_files(data: Path) -> list[Path]:
     return sorted(data.glob("*.wav"))
 
 
+def heard_and_unseen(args: argparse.Namespace, folder: Path) -> tuple[list[dict], list[dict]]:
+    """The training speaker's and the unseen test speaker's clips (speaker_parser's arguments), under folder."""
+    files = fsdd_files(args.data)
+    folder.mkdir(parents=True, exist_ok=True)
+    return (speaker_clips(files, args.train_speaker, folder), speaker_clips(files, args.test_speaker, folder))
+
+
 def main() -> None:
     parser = speaker_parser()
     parser.add_argument("--minutes", type=float, nargs="+", default=[2, 2])
@@ -139,13 +160,10 @@ def main() -> None:
         "--timestamp-probability", type=float, default=TrainingOptions().timestamp_probability
     )
     args = parser.parse_args()
-    files = fsdd_files(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "audio").mkdir()
-        heard = speaker_clips(files, args.train_speaker, work / "audio")
-        unseen = speaker_clips(files, args.test_speaker, work / "audio")
-        sentences = sentence_items(work / "audio")
+        heard, unseen = heard_and_unseen(args, work / "audio")
+        sentences = spoken(SENTENCES, ("en-us",), work / "audio", "sentence")
         options = TrainingOptions(
             base_model=args.model,
             max_steps=args.steps,

@@ -21,8 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from finetuned_alignment import SENTENCES
-from recipes import spoken
+from finetuned_alignment import SENTENCES, spoken
 
 from whisper_assets.asr.metrics import aggregate, score_utterance
 from whisper_assets.asr.model import load_base

@@ -19,12 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from finetuned_alignment import SENTENCES, fsdd_files, speaker_clips, speaker_parser, wer
+from finetuned_alignment import SENTENCES, heard_and_unseen, speaker_parser, spoken, wer
 
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
-from whisper_assets.audio.process import to_mono_16k, write_pcm16
-from whisper_assets.demo.data import synthesize
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.trainer import train
 
@@ -67,30 +65,6 @@ PARAGRAPH = (
 )
 
 
-def spoken(
-    texts: list[str], voices: tuple[str, ...], folder: Path, prefix: str, language: str = "en"
-) -> list[dict]:
-    """espeak-ng renderings of the texts (voice cycled) as 16 kHz manifest items."""
-    items = []
-    for k, text in enumerate(texts):
-        samples, rate = synthesize(text, voices[k % len(voices)])
-        audio = to_mono_16k(samples, rate)
-        path = folder / f"{prefix}{k}.wav"
-        write_pcm16(path, audio)
-        items.append(
-            {
-                "id": f"{prefix}{k}",
-                "audio": str(path),
-                "transcript": text,
-                "duration": len(audio) / 16_000,
-                "language": language,
-                "speaker": voices[k % len(voices)],
-                "source": prefix,
-            }
-        )
-    return items
-
-
 def base_labelled(model_path: str, items: list[dict]) -> list[dict]:
     """The items with the base model's transcripts as labels (replay keeps what the model already does)."""
     model, processor = load_base(model_path)
@@ -113,12 +87,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0, help="Encoder window unless a recipe sets one.")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     args = parser.parse_args()
-    files = fsdd_files(args.data)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "audio").mkdir()
-        heard = speaker_clips(files, args.train_speaker, work / "audio")
-        unseen = speaker_clips(files, args.test_speaker, work / "audio")
+        heard, unseen = heard_and_unseen(args, work / "audio")
         sentences = spoken(SENTENCES, ("en-us",), work / "audio", "sentence")
         paragraph = spoken([PARAGRAPH], ("en-us",), work / "audio", "paragraph")
         replay = base_labelled(args.model, spoken(REPLAY_SENTENCES, REPLAY_VOICES, work / "audio", "replay"))
