@@ -30,48 +30,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     query = commands.add_parser("query", help="run SQL against the DuckDB catalog of all tables")
     query.add_argument("sql")
-    query.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)")
+    add_config_argument(query)
     create_db = commands.add_parser("create-review-db", help="create an empty review database (SQLite)")
     create_db.add_argument("path", type=Path)
     review = commands.add_parser("review", help="serve the review web app for a review database")
     review.add_argument("--db", type=Path, required=True)
-    review.add_argument("--host", default="127.0.0.1")
-    review.add_argument("--port", type=int, default=8080)
-    review.add_argument(
-        "--token",
-        default=os.environ.get("WHISPER_ASSETS_REVIEW_TOKEN"),
-        help="access token; required when --host is not a loopback address",
-    )
+    add_bind_arguments(review, 8080, "WHISPER_ASSETS_REVIEW_TOKEN", "access token")
     review.add_argument("--dagster", default="http://127.0.0.1:3000/graphql", help="Dagster GraphQL endpoint")
-    review.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        help="another Host name the app answers to (a DNS name people use to reach it); repeatable",
-    )
     review.add_argument("--max-audio-seconds", type=float, default=600.0, help="longer blobs are rejected")
     serve = commands.add_parser(
         "serve",
         help="serve the champion model with OpenAI's audio API (transcriptions, translations, models)",
     )
-    serve.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument(
-        "--token",
-        default=os.environ.get("WHISPER_ASSETS_SERVE_TOKEN"),
-        help="API key clients send as a Bearer token; required when --host is not a loopback address",
-    )
-    serve.add_argument("--allowed-host", action="append", default=[], help="another Host name it answers to")
+    add_config_argument(serve)
+    add_bind_arguments(serve, 8000, "WHISPER_ASSETS_SERVE_TOKEN", "API key clients send as a Bearer token")
     serve.add_argument(
         "--pin", metavar="VERSION", help="serve this version instead of following the champion"
     )
     champion = commands.add_parser(
         "champion", help="list the registered model versions, or move the champion alias (a rollback)"
     )
-    champion.add_argument(
-        "--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)"
-    )
+    add_config_argument(champion)
     champion.add_argument("--set", metavar="VERSION", dest="version", help="make this version the champion")
     release = commands.add_parser(
         "release-run",
@@ -86,6 +65,27 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"settings file (default: ${CONFIG_ENV_VAR} or whisper_assets.yaml)")
+
+
+def add_bind_arguments(parser: argparse.ArgumentParser, port: int, token_env: str, token_help: str) -> None:
+    """Where a web app listens, and who may reach it (see `refused`)."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument(
+        "--token",
+        default=os.environ.get(token_env),
+        help=f"{token_help} (or ${token_env}); required when --host is not a loopback address",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="another Host name the app answers to (a DNS name people use to reach it); repeatable",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
