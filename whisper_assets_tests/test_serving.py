@@ -278,6 +278,20 @@ def test_pins_per_request_and_per_server(registry):
         assert httpx.get(f"{url}/health").json()["pinned_by_requests"] == ["1"]
 
 
+def test_a_new_champion_already_loaded_for_requests_is_not_loaded_again(registry):
+    tracker, _, _ = registry
+    tracker.set_champion("1")
+    pool = pool_for(registry, cache="swap-cache")
+    try:
+        pool.refresh()
+        pinned = pool.model_for("3")
+        tracker.set_champion("3")
+        pool.refresh()
+        assert pool.model_for("champion") is pinned
+    finally:
+        tracker.set_champion("1")
+
+
 def test_no_champion_says_what_to_materialize(tmp_path):
     tracker = Tracker(
         f"sqlite:///{tmp_path / 'mlflow.db'}", "empty", "whisper-assets", artifact_root=tmp_path

@@ -97,13 +97,8 @@ class ModelPool:
                 f"unknown model {name!r}: use 'champion', 'whisper-1' or a registered version such as '3'",
                 param="model",
             )
-        current = self._current
-        if current is not None and current.version == version:
-            return current
-        with self._lock:
-            if version in self._pinned:
-                self._pinned.move_to_end(version)
-                return self._pinned[version]
+        if loaded := self._loaded(version):
+            return loaded
         loaded = self._load_checked(version)
         with self._lock:
             self._pinned[version] = loaded
@@ -111,12 +106,26 @@ class ModelPool:
                 self._pinned.popitem(last=False)
         return loaded
 
+    def _loaded(self, version: str) -> LoadedModel | None:
+        """The version if it is in memory already: the served one, or one a request pinned."""
+        current = self._current
+        if current is not None and current.version == version:
+            return current
+        with self._lock:
+            if version in self._pinned:
+                self._pinned.move_to_end(version)
+                return self._pinned[version]
+        return None
+
     def _load_checked(self, version: str) -> LoadedModel:
-        """Fetch (or make) the export, load it and smoke-test it; a failure is remembered and not retried."""
+        """Fetch (or make) the export, load it and smoke-test it, unless it is in memory already (loaded while
+        this waited, or pinned by a request); a failure is remembered and not retried."""
         with self._lock:
             if version in self._rejected:
                 raise NotServable(self._rejected[version], param="model")
         with self._loading:
+            if loaded := self._loaded(version):
+                return loaded
             try:
                 loaded = load_model(self.exports.local_export(version), version, self.settings)
                 if failure := self.smoke.failure(loaded, self.settings):
