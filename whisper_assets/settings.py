@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from whisper_assets.curation.balance import BalanceSettings
 from whisper_assets.curation.splits import SplitSettings
 from whisper_assets.evaluation.gate import EvaluationSettings
 from whisper_assets.layout import DataLayout
@@ -47,6 +48,7 @@ class Settings(Policy):
     default_language: str = "en"
     sources: list[DatasetSource] = Field(default_factory=list)
     splits: SplitSettings = SplitSettings()
+    balance: BalanceSettings = BalanceSettings()
     unreadable_warn_share: float = Field(0.1, ge=0, le=1)
     move_duplicates: bool = Field(False, description="Move non-canonical duplicates to uploads/duplicates/.")
     segmentation: SegmentationSettings = SegmentationSettings()

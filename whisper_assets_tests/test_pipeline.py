@@ -123,6 +123,13 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
 
     split_meta = metadata(results["splits"], "splits")
     assert split_meta["dagster/row_count"] == len(ok)
+    assert split_meta["hours_per_split"].startswith("![hours per split and language](data:image/png;base64,")
+    # The balance report counts what was published; no speaker labels here, so it says so.
+    balance = metadata(results["splits"], "dataset_balance")
+    report = json.loads((settings.layout.manifests_root / "dataset_balance.json").read_text())
+    assert report["utterances"] == len(ok) and balance["hours_by_split"] == report["hours_by_split"]
+    assert "have no speaker label" in balance["recommendations"]
+    assert (settings.layout.manifests_root / "dataset_balance.html").read_text().count("<svg") >= 7
     checks = results["splits"].get_asset_check_evaluations()
     assert {c.check_name: c.passed for c in checks} == {"no_leakage": True, "no_empty_transcripts": True}
 

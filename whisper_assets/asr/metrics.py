@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 import jiwer
 
 from whisper_assets.text.normalize import remove_punctuation
-from whisper_assets.text.transliterate import cyrillic_to_latin
+from whisper_assets.text.transliterate import TWO_SCRIPT_LANGUAGES, cyrillic_to_latin
 
 VIEWS = ("orthographic", "normalized", "folded")
-SCRIPT_FOLDED_LANGUAGES = frozenset({"sr", "bs", "sh", "cnr"})
 _WHITESPACE = re.compile(r"\s+")
 _DURATION_BUCKETS = ((2.0, "<2s"), (5.0, "2-5s"), (10.0, "5-10s"), (float("inf"), "10-30s"))
 
@@ -28,7 +27,7 @@ def view_text(text: str, view: str, language: str) -> str:
     if view == "orthographic":
         return text
     text = remove_punctuation(text).lower()  # diacritics are kept: č and c are different letters
-    if view == "folded" and language in SCRIPT_FOLDED_LANGUAGES:
+    if view == "folded" and language in TWO_SCRIPT_LANGUAGES:
         text = cyrillic_to_latin(text)
     return text
 

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from whisper_assets import charts
+from whisper_assets.curation.balance import write_balance
 from whisper_assets.curation.licenses import licenses_markdown
 from whisper_assets.curation.manifests import staging_folder
 from whisper_assets.curation.publish import publish_splits
@@ -84,6 +86,12 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
             "summary": dg.MetadataValue.md(
                 markdown_table(summary, ("split", "items", "hours", "by_language"))
             ),
+            "hours_per_split": dg.MetadataValue.md(
+                charts.markdown_image(
+                    charts.bars({s["split"]: s["by_language"] for s in summary}, "Hours per split", "hours"),
+                    "hours per split and language",
+                )
+            ),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -136,7 +144,39 @@ def data_licenses(platform: PlatformSettings) -> dg.MaterializeResult:
     )
 
 
-curation_assets = [splits, data_licenses, catalog]
+@dg.asset(
+    group_name="curation",
+    kinds={"json", "html"},
+    deps=["splits"],
+    automation_condition=dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.in_progress(),
+    description="manifests/dataset_balance.json and .html: hours per language, script, source, speaker and "
+    "split, speaker concentration, duration/SNR/speaking-rate histograms, and recommendations.",
+)
+def dataset_balance(platform: PlatformSettings) -> dg.MaterializeResult:
+    settings = platform.settings
+    layout = settings.layout
+    balance = write_balance(layout.manifests_root, layout.tables_root, settings.balance, platform.workers)
+    report = balance.report
+    advice = "\n".join(f"- {a}" for a in report["recommendations"]) or "_nothing to fix_"
+    return dg.MaterializeResult(
+        metadata={
+            "recommendations": dg.MetadataValue.md(advice),
+            "hours_by_split": report["hours_by_split"],
+            "speaker_concentration": report["speaker_concentration"],
+            "duration_histogram": dg.MetadataValue.md(
+                charts.markdown_image(
+                    charts.histogram([r.duration for r in balance.rows], "Utterance duration", "seconds"),
+                    "duration histogram",
+                )
+            ),
+            "page": dg.MetadataValue.path(str(balance.html_path)),
+            "path": dg.MetadataValue.path(str(balance.json_path)),
+        }
+    )
+
+
+curation_assets = [splits, dataset_balance, data_licenses, catalog]
 curation_job = dg.define_asset_job(
     "publish_splits",
     selection=dg.AssetSelection.assets(*curation_assets),

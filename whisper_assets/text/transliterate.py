@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Languages written in both Cyrillic and Latin: their transcripts may come in either script.
+TWO_SCRIPT_LANGUAGES = frozenset({"sr", "bs", "sh", "cnr"})
 SERBIAN_CYRILLIC = "абвгдђежзијклљмнњопрстћуфхцчџш"
 _LATIN = "a b v g d đ e ž z i j k l lj m n nj o p r s t ć u f h c č dž š".split()
 _CYR_TO_LAT = dict(zip(SERBIAN_CYRILLIC, _LATIN, strict=True))
@@ -67,3 +69,11 @@ def _in_all_caps_word(text: str, index: int) -> bool:
 
 def has_cyrillic(text: str) -> bool:
     return any("\u0400" <= c <= "\u04ff" for c in text)
+
+
+def script_of(text: str) -> str:
+    """ "cyrillic" or "latin" by the majority of its letters; "none" without letters."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return "none"
+    return "cyrillic" if sum(map(has_cyrillic, letters)) * 2 > len(letters) else "latin"
