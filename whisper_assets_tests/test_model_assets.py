@@ -65,6 +65,18 @@ def test_training_is_tracked_and_the_champion_moves_only_through_the_gate(projec
         assert "test_wer_normalized" in run.data.metrics and "test_wer_normalized_base" in run.data.metrics
         assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"train", "validation", "test"}
         assert run.data.tags["dagster/run_id"] == first.run_id
+        # Pictures in the UI, the same ones in the MLflow run; the experiment opens in MLflow's training view.
+        assert {k for k in trained if k.startswith("plot_")} == {
+            "plot_loss",
+            "plot_wer",
+            "plot_lr",
+            "plot_hours_per_split",
+        }
+        assert trained["plot_loss"].startswith("![loss](data:image/png;base64,")
+        plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert plots == {f"plots/{name}.png" for name in ("loss", "wer", "lr", "hours_per_split")}
+        experiment = client.get_experiment(run.info.experiment_id)
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
         assert evaluated["test_wer"] == evaluated["test_wer_base"]
         assert champion(client, settings) == "1"
         [check] = first.get_asset_check_evaluations()

@@ -63,6 +63,8 @@ def test_bad_inputs_are_rejected_with_reasons_while_the_rest_succeeds(bad_inputs
         r["rel_path"]: r for r in read_rows(table_path(settings.layout.tables_root, "inventory", "mine"))
     }
     assert inventory["corrupt.wav"]["rejection_reason"].startswith("not a decodable audio file")
+    histogram = metadata(results["mine"], "inventory")["duration_histogram"]
+    assert histogram.startswith("![duration histogram](data:image/png;base64,")
     assert inventory["zero.flac"]["rejection_reason"] == "empty file (0 bytes)"
     assert inventory["notes.docx"]["rejection_reason"] == "unsupported file type .docx"
     assert inventory["good0.wav"]["channels"] == 2 and inventory["good0.wav"]["sample_rate"] == 44_100

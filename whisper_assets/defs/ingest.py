@@ -6,6 +6,7 @@ for the UI. Outputs are files under the data root, so no IO manager is involved.
 
 import dagster as dg
 
+from whisper_assets import charts
 from whisper_assets.curation.dedup import DEDUP_SCHEMA, dedup_source, move_duplicates
 from whisper_assets.curation.inventory import INVENTORY_SCHEMA, take_inventory
 from whisper_assets.curation.processing import PROCESSED_SCHEMA, STATUS_OK, process_items, source_jobs
@@ -73,6 +74,16 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> 
             ),
             "path": dg.MetadataValue.path(str(path)),
             "preview": dg.MetadataValue.md(markdown_table(result.rows, INVENTORY_PREVIEW)),
+            "duration_histogram": dg.MetadataValue.md(
+                charts.markdown_image(
+                    charts.histogram(
+                        [r["duration"] for r in result.audio if r["duration"]],
+                        "Duration of audio files",
+                        "seconds",
+                    ),
+                    "duration histogram",
+                )
+            ),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -3,6 +3,7 @@ write-back of what was trained on to the sources that record it."""
 
 import dagster as dg
 
+from whisper_assets import charts
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import read_manifest, training_manifests
 from whisper_assets.defs.curation import catalog
@@ -99,6 +100,10 @@ def whisper_model(
             "mlflow_run": dg.MetadataValue.url(tracker.run_link(run.mlflow_run_id)),
             "model_version": run.model_version,
             "training_log": dg.MetadataValue.path(str(run.log_path)),
+            **{
+                f"plot_{name}": dg.MetadataValue.md(charts.markdown_image(figure, name))
+                for name, figure in run.plots.items()
+            },
         }
     )
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow.artifacts
 from mlflow import MlflowClient
@@ -15,10 +16,16 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunS
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 from whisper_assets.curation.manifests import ManifestRef
 from whisper_assets.tracking import CHAMPION, MlflowSettings
 
 _BATCH = 900  # MLflow accepts at most 1000 entities per log_batch
+# MLflow 3's UI opens an experiment in its model-training view (runs, metrics, charts) rather than its GenAI
+# view (traces, judges) when the experiment carries this kind; it is the value the UI's own switch writes.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 PROMOTED_AT_TAG = "promoted_at"  # on a model version: when it last became the champion (UTC, ISO 8601)
 
 
@@ -84,6 +91,8 @@ class Tracker:
         else:
             location = artifact_root.resolve().as_uri() if artifact_root else None
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        if (found.tags if found else {}).get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
 
     def start_run(self, name: str, tags: Mapping[str, str]) -> str:
         return self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags)).info.run_id
@@ -117,8 +126,21 @@ class Tracker:
         self.client.log_artifacts(run_id, str(local_dir), artifact_path)
         return f"{self.client.get_run(run_id).info.artifact_uri}/{artifact_path}"
 
-    def log_file(self, run_id: str, path: Path) -> None:
-        self.client.log_artifact(run_id, str(path))
+    def log_file(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_figure(self, run_id: str, figure: Figure, artifact_file: str) -> None:
+        self.client.log_figure(run_id, figure, artifact_file)
+
+    def metric_history(self, run_id: str, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
+        """Each metric's (step, value) points, in step order (a metric never logged has none)."""
+        return {
+            key: sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
+            for key in keys
+        }
+
+    def run_name(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.run_name
 
     def register(self, run_id: str, source_uri: str, tags: Mapping[str, str] | None = None) -> str:
         """A new version of the registered model (with these tags); returns the version number."""

@@ -10,8 +10,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
+from whisper_assets import charts
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import ManifestRef, read_manifest, role_set
+from whisper_assets.curation.splits import hours_by
+from whisper_assets.tracking.plots import CURVES, curve_figures
 from whisper_assets.tracking.tracker import Tracker
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.run_manifest import git_commit, run_name, write_run_manifest
@@ -28,6 +33,7 @@ class TrainedRun:
     result: TrainResult
     manifests: dict[str, ManifestRef]
     log_path: Path
+    plots: dict[str, Figure]  # training curves and hours per split, also logged to the MLflow run
 
     @property
     def audio_seconds_per_second(self) -> float:
@@ -107,7 +113,19 @@ def train_run(
         feature_cache=result.cache,
     )
     version = _register_once(folder, tracker, run_id, result) if register else None
-    return TrainedRun(folder, run_id, version, result, manifests, log_path)
+    return TrainedRun(
+        folder, run_id, version, result, manifests, log_path, log_plots(tracker, run_id, manifests)
+    )
+
+
+def log_plots(tracker: Tracker, run_id: str, manifests: dict[str, ManifestRef]) -> dict[str, Figure]:
+    """Draw the run's training curves and the hours it trained and validated on, and log them under plots/."""
+    curves = curve_figures({"run": tracker.metric_history(run_id, list(CURVES))})
+    hours = {split: hours_by(read_manifest(ref.path), "language") for split, ref in manifests.items()}
+    plots = {**curves, "hours_per_split": charts.bars(hours, "Hours per split", "hours")}
+    for name, figure in plots.items():
+        tracker.log_figure(run_id, figure, f"plots/{name}.png")
+    return plots
 
 
 def _mlflow_run(
