@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_config_argument(champion)
     champion.add_argument("--set", metavar="VERSION", dest="version", help="make this version the champion")
+    dashboard = commands.add_parser(
+        "dashboard", help="write the evaluation dashboard of one run, or of two runs side by side"
+    )
+    add_config_argument(dashboard)
+    dashboard.add_argument(
+        "runs", nargs="+", metavar="RUN", help="a run folder name or MLflow run id; two runs compare them"
+    )
     release = commands.add_parser(
         "release-run",
         help="mark a run whose worker died as failed and free its pool slots (e.g. a stuck `gpu` slot)",
@@ -99,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         return run_champion(args.config, args.version)
     if args.command == "release-run":
         return run_release(args.run_id)
+    if args.command == "dashboard":
+        return run_dashboard(args.config, args.runs)
     if args.command == "create-review-db":
         from whisper_assets.sources.review_db import create_database
 
@@ -315,6 +324,26 @@ def run_server(args: argparse.Namespace) -> int:
     app = create_app(pool, access_token=args.token, bound_host=host, allowed_hosts=args.allowed_host)
     print(f"transcription server on http://{host}:{args.port}/v1 (health: /health)")
     uvicorn.run(app, host=host, port=args.port, log_level="warning")
+    return 0
+
+
+def run_dashboard(config: str | None, runs: list[str]) -> int:
+    from mlflow.exceptions import MlflowException
+
+    from whisper_assets.evaluation.dashboard import write_dashboard
+    from whisper_assets.tracking.tracker import Tracker
+
+    if len(runs) > 2:
+        print("error: give one run, or two to compare", file=sys.stderr)
+        return 2
+    settings = load_settings(config)
+    tracker = Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root)
+    try:
+        page = write_dashboard(runs, settings.layout, tracker)
+    except (FileNotFoundError, MlflowException) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"dashboard: {page}")
     return 0
 
 

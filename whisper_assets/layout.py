@@ -55,6 +55,11 @@ class DataLayout:
         return self.data_root / "models"
 
     @property
+    def reports_root(self) -> Path:
+        """HTML pages people look at (evaluation dashboards)."""
+        return self.data_root / "reports"
+
+    @property
     def logs_root(self) -> Path:
         return self.data_root / "logs"
 

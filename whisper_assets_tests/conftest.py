@@ -18,6 +18,7 @@ import yaml
 from whisper_assets.audio.encode import write_audio
 from whisper_assets.demo.data import speech_like
 from whisper_assets.settings import Settings, load_settings
+from whisper_assets_tests.helpers import CHROMEDRIVER, CHROMIUM
 
 RATE = 16_000
 
@@ -57,3 +58,29 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(config)
 
     return make
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

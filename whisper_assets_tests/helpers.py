@@ -1,12 +1,30 @@
 """Helpers shared by the tests: the Dagster-level runners, and where the optional real data lives."""
 
+import shutil
+import time
 from pathlib import Path
+
+import pytest
 
 # Real recordings and models for quality checks; tests that need them skip without them.
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FSDD = SHARED / "data" / "fsdd-dev"
 TINY_EN = SHARED / "models" / "whisper-tiny.en"
 BASE = SHARED / "models" / "whisper-base"
+# Debian's chromium + chromedriver, for pages checked in a real browser (the `browser` fixture).
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+NEEDS_BROWSER = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver"
+)
+
+
+def wait_for(condition, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
 
 
 def run_job(

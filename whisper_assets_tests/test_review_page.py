@@ -1,6 +1,5 @@
 """End to end in headless Chromium (Debian's chromium + chromedriver, driven by Selenium): play, edit, save."""
 
-import shutil
 import socket
 import threading
 import time
@@ -12,14 +11,11 @@ import uvicorn
 from whisper_assets.demo.data import speech_like
 from whisper_assets.review_app.app import SESSION_COOKIE, create_app
 from whisper_assets.sources import review_db
+from whisper_assets_tests.helpers import NEEDS_BROWSER, wait_for
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # A test artifact (git-ignored); docs/review_app.png in the README is a copy of one.
 SCREENSHOT = Path(__file__).resolve().parents[1] / "test-artifacts" / "review_app.png"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver"),
-]
+pytestmark = [pytest.mark.slow, NEEDS_BROWSER]
 
 
 def serve(tmp_path, token: str | None = None):
@@ -52,41 +48,6 @@ def served(tmp_path):
 @pytest.fixture
 def served_shared(tmp_path):
     yield from serve(tmp_path, token="shared-s3cret")
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def wait_for(condition, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_play_edit_save_with_ctrl_enter_and_check_the_database(served, browser):

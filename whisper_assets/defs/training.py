@@ -148,6 +148,7 @@ def eval_metrics(
     platform: PlatformSettings,
     mlflow: MlflowTracking,
 ) -> dg.MaterializeResult:
+    from whisper_assets.evaluation.dashboard import dashboard_path
     from whisper_assets.evaluation.run import evaluate_run
 
     settings = platform.settings
@@ -175,6 +176,7 @@ def eval_metrics(
             "regression_points": {r.name: r.points for r in evaluation.regressions},
             **evaluation.scope.fields(),
             "report": dg.MetadataValue.path(str(evaluation.report_path)),
+            "dashboard": dg.MetadataValue.path(str(dashboard_path(layout, evaluation.run))),
             "champion": evaluation.champion or "none",
             "mlflow_run": dg.MetadataValue.url(tracker.run_link(evaluation.mlflow_run_id)),
         },
@@ -194,6 +196,38 @@ def eval_metrics(
                 },
             )
         ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[eval_metrics],
+    kinds={"html", "mlflow"},
+    description="reports/<run>/index.html: the latest evaluation at a glance (WER/CER per language, source, "
+    "speaker and duration, forgetting, word confusions, worst utterances with audio, training curves), and the "
+    "same page beside the champion's; both logged to the run in MLflow.",
+)
+def eval_dashboard(
+    context: dg.AssetExecutionContext, platform: PlatformSettings, mlflow: MlflowTracking
+) -> dg.MaterializeResult:
+    from whisper_assets.evaluation.dashboard import comparison_run, write_dashboard
+
+    settings = platform.settings
+    layout = settings.layout
+    tracker = mlflow.tracker(settings)
+    run = latest_run(context, settings)
+    pages = {"dashboard": write_dashboard([run.name], layout, tracker)}
+    if versus := comparison_run(run.name, run.model_version(), layout, tracker):
+        pages["versus"] = write_dashboard([versus, run.name], layout, tracker)
+    for page in pages.values():
+        tracker.log_file(run.mlflow_run_id(), page, "dashboard")
+    return dg.MaterializeResult(
+        metadata={
+            "run": run.name,
+            "compared_with": versus or "no other evaluated run",
+            **{name: dg.MetadataValue.path(str(page)) for name, page in pages.items()},
+            "mlflow_run": dg.MetadataValue.url(tracker.run_link(run.mlflow_run_id())),
+        }
     )
 
 
@@ -286,7 +320,14 @@ def whisper_sweep(
     )
 
 
-model_assets = [whisper_model, trained_items_marked, eval_metrics, exported_model, whisper_sweep]
+model_assets = [
+    whisper_model,
+    trained_items_marked,
+    eval_metrics,
+    eval_dashboard,
+    exported_model,
+    whisper_sweep,
+]
 training_job_assets = [*model_assets, catalog]
 training_job = dg.define_asset_job(
     "train_and_evaluate",
