@@ -80,7 +80,9 @@ def heatmap(
 def svg(figure: Figure) -> str:
     """The figure as an inline <svg> element."""
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})  # same data, same bytes
+    figure.savefig(
+        buffer, format="svg", bbox_inches="tight", metadata={"Date": None}
+    )  # same data, same bytes
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 

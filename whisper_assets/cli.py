@@ -18,6 +18,9 @@ from whisper_assets.settings import CONFIG_ENV_VAR, SettingsError, load_settings
 from whisper_assets.web_access import bind_refusal
 
 DEMO_ROOT = Path("demo")
+DEMO_SECOND_RECIPE = {
+    "learning_rate": 0.001
+}  # the demo's second run: a lower learning rate than its settings'
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,16 +171,20 @@ def _materialize_demo(root: Path, config: Path) -> int:
             partition_key=name, instance=instance, run_config=quiet
         )
     defs.resolve_job_def("publish_splits").execute_in_process(instance=instance, run_config=quiet)
-    print("Training the demo model (a tiny random Whisper, a few CPU steps) and evaluating it ...")
     skipped = set() if export_available() else {exported_model.key}
-    result = defs.resolve_job_def("train_and_evaluate").execute_in_process(
-        instance=instance,
-        run_config=quiet,
-        raise_on_error=False,
-        asset_selection=[a.key for a in training_job_assets if a.key not in skipped],
-    )
     print_summary(settings)
-    print_model_summary(result)
+    # Two recipes, so MLflow has two runs to compare and the dashboard shows them side by side.
+    for recipe in ({}, DEMO_SECOND_RECIPE):
+        print(
+            f"\nTraining the demo model (a tiny random Whisper, a few CPU steps) {recipe or ''} and evaluating it ..."
+        )
+        result = defs.resolve_job_def("train_and_evaluate").execute_in_process(
+            instance=instance,
+            run_config=quiet | {"ops": {"whisper_model": {"config": recipe}}},
+            raise_on_error=False,
+            asset_selection=[a.key for a in training_job_assets if a.key not in skipped],
+        )
+        print_model_summary(result)
     print(
         "\nOpen the Dagster UI on these runs with:\n"
         f"  {CONFIG_ENV_VAR}={config} make ui\n"
@@ -265,6 +272,9 @@ def print_model_summary(result) -> None:
     _print_rows(["model", "split", "wer_orth", "wer_norm", "wer_folded", "cer_norm", "utterances"], rows)
     [check] = result.get_asset_check_evaluations()
     print(f"Champion gate: {'passed' if check.passed else 'not passed'} ({check.description})")
+    if "eval_dashboard" in events:
+        dashboard = {k: v.value for k, v in events["eval_dashboard"].materialization.metadata.items()}
+        print(f"Dashboard: {dashboard.get('versus', dashboard['dashboard'])}")
     if "exported_model" in events:
         print(f"CTranslate2 export: {events['exported_model'].materialization.metadata['path'].value}")
     print(f"MLflow run: {meta['mlflow_run']}  (start the UI with `make mlflow-ui`)")

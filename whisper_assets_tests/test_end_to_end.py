@@ -178,3 +178,16 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
     assert len(segmented) == 1 and sum(re.search(r"-s\d{3}$", i) is not None for i in ids) >= 5
     [parent] = segmented
     assert (tmp_path / "demo" / "outputs" / parent / "karaoke.lrc").read_text().startswith("[la:en]")
+    # Two recipes leave two evaluated runs in MLflow, and the second run's dashboard sits beside the first's.
+    dashboards = re.findall(r"Dashboard: (\S+)", out)
+    assert len(dashboards) == 2 and Path(dashboards[0]).name == "index.html"
+    assert Path(dashboards[1]).name.startswith("vs_run-") and Path(dashboards[1]).exists()
+    from mlflow import MlflowClient
+
+    from whisper_assets.tracking import default_tracking_uri
+
+    client = MlflowClient(default_tracking_uri(tmp_path / "demo" / "mlflow"))
+    [experiment] = [e for e in client.search_experiments() if e.name == "whisper-assets"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2 and all("test_wer_normalized" in r.data.metrics for r in runs)  # no sweep trials
+    assert (tmp_path / "demo" / "manifests" / "dataset_balance.html").exists()

@@ -320,15 +320,9 @@ def whisper_sweep(
     )
 
 
-model_assets = [
-    whisper_model,
-    trained_items_marked,
-    eval_metrics,
-    eval_dashboard,
-    exported_model,
-    whisper_sweep,
-]
-training_job_assets = [*model_assets, catalog]
+training_assets = [whisper_model, trained_items_marked, eval_metrics, eval_dashboard, exported_model]
+model_assets = [*training_assets, whisper_sweep]
+training_job_assets = [*training_assets, catalog]  # a sweep is its own job: retraining never starts one
 training_job = dg.define_asset_job(
     "train_and_evaluate",
     selection=dg.AssetSelection.assets(*training_job_assets),
