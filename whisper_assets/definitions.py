@@ -9,6 +9,7 @@ import dagster as dg
 from whisper_assets.defs.curation import curation_assets, curation_job
 from whisper_assets.defs.ingest import ingest_assets, ingest_job
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
+from whisper_assets.defs.review import review_job, review_priorities
 from whisper_assets.defs.schedules import build_schedules
 from whisper_assets.defs.sensors import curation_automation, new_uploads
 from whisper_assets.defs.training import model_assets, sweep_job, training_job
@@ -19,8 +20,8 @@ def build_definitions(config_path: str | None = None, workers: int = 0) -> dg.De
     """Everything, bound to one settings file (None: `WHISPER_ASSETS_CONFIG` or ./whisper_assets.yaml)."""
     settings = load_settings(config_path)
     return dg.Definitions(
-        assets=[*ingest_assets, *curation_assets, *model_assets],
-        jobs=[ingest_job, curation_job, training_job, sweep_job],
+        assets=[*ingest_assets, *curation_assets, *model_assets, review_priorities],
+        jobs=[ingest_job, curation_job, training_job, sweep_job, review_job],
         sensors=[new_uploads, curation_automation],
         schedules=build_schedules(settings.schedules),
         resources={

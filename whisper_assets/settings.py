@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 from whisper_assets.curation.balance import BalanceSettings
 from whisper_assets.curation.splits import SplitSettings
 from whisper_assets.evaluation.gate import EvaluationSettings
+from whisper_assets.evaluation.review_policy import PrioritySettings
 from whisper_assets.layout import DataLayout
 from whisper_assets.policy import Policy
 from whisper_assets.segmentation.policy import SegmentationSettings
@@ -54,6 +55,7 @@ class Settings(Policy):
     segmentation: SegmentationSettings = SegmentationSettings()
     training: TrainingOptions = TrainingOptions()
     evaluation: EvaluationSettings = EvaluationSettings()
+    review: PrioritySettings = PrioritySettings()
     mlflow: MlflowSettings = MlflowSettings()
     serving: ServingSettings = ServingSettings()
     schedules: ScheduleSettings = ScheduleSettings()

@@ -133,7 +133,7 @@ def create_app(
         since: str | None = None,
         until: str | None = None,
         q: Annotated[str | None, Query(max_length=200)] = None,
-        sort: Literal["id", "-id", "timestamp", "-timestamp"] = "id",
+        sort: Literal["id", "-id", "timestamp", "-timestamp", "hardest"] = "id",
     ) -> dict:
         items, total = store.list(
             page=page, page_size=page_size, reviewed=reviewed, since=since, until=until, query=q, sort=sort
@@ -147,8 +147,8 @@ def create_app(
         }
 
     @app.get("/api/entries/{entry_id}")
-    def get_entry(entry_id: EntryId) -> dict:
-        return store.details(entry_id)
+    def get_entry(entry_id: EntryId, order: Literal["id", "hardest"] = "id") -> dict:
+        return store.details(entry_id, order)
 
     @app.get("/api/entries/{entry_id}/history")
     def get_history(entry_id: EntryId) -> list[dict]:

@@ -32,7 +32,14 @@ _EXTRA_SCHEMA = [
         seq INTEGER PRIMARY KEY AUTOINCREMENT, entry_id INTEGER NOT NULL, at DATETIME DEFAULT CURRENT_TIMESTAMP,
         who TEXT, action TEXT NOT NULL, before TEXT, after TEXT)""",
 ]
-_SORTS = {"id": "id", "-id": "id DESC", "timestamp": "timestamp, id", "-timestamp": "timestamp DESC, id DESC"}
+_SORTS = {
+    "id": "id",
+    "-id": "id DESC",
+    "timestamp": "timestamp, id",
+    "-timestamp": "timestamp DESC, id DESC",
+    "hardest": "score IS NULL, score DESC, id",  # most likely wrong first; entries never scored last
+}
+_ENTRIES = f"{review_db.TABLE} LEFT JOIN {review_db.PRIORITY_TABLE} ON entry_id = id"
 _COLUMNS = "id, transcript, is_reviewed, is_trained, timestamp, length(audio_blob)"
 
 
@@ -131,7 +138,7 @@ class ReviewStore:
                 0
             ]
             rows = con.execute(
-                f"SELECT {_COLUMNS} FROM {review_db.TABLE} WHERE {clause} ORDER BY {_SORTS[sort]} LIMIT ? OFFSET ?",
+                f"SELECT {_COLUMNS} FROM {_ENTRIES} WHERE {clause} ORDER BY {_SORTS[sort]} LIMIT ? OFFSET ?",
                 [*params, page_size, (page - 1) * page_size],
             ).fetchall()
         return [_entry(r) for r in rows], total
@@ -140,15 +147,21 @@ class ReviewStore:
         with review_db.connect(self.path, readonly=True) as con:
             return _entry(_fetch(con, _COLUMNS, entry_id))
 
-    def neighbours(self, entry_id: int) -> dict:
-        """Previous and next ids, and the next unreviewed one, for keyboard navigation."""
+    def neighbours(self, entry_id: int, order: str = "id") -> dict:
+        """Previous and next ids, and the next unreviewed one, for keyboard navigation. In the "hardest" order
+        "next" and "next unreviewed" are the highest-scored entry still waiting (the work queue), not the next id."""
         queries = {
             "previous": f"SELECT max(id) FROM {review_db.TABLE} WHERE id < ?",
             "next": f"SELECT min(id) FROM {review_db.TABLE} WHERE id > ?",
             "next_unreviewed": f"SELECT min(id) FROM {review_db.TABLE} WHERE id > ? AND is_reviewed = 0",
         }
+        if order == "hardest":
+            queries["next"] = queries["next_unreviewed"] = (
+                f"SELECT id FROM {_ENTRIES} WHERE id <> ? AND is_reviewed = 0 ORDER BY {_SORTS['hardest']} LIMIT 1"
+            )
         with review_db.connect(self.path, readonly=True) as con:
-            return {name: con.execute(sql, (entry_id,)).fetchone()[0] for name, sql in queries.items()}
+            found = {name: con.execute(sql, (entry_id,)).fetchone() for name, sql in queries.items()}
+        return {name: row[0] if row else None for name, row in found.items()}
 
     def audio(self, entry_id: int) -> np.ndarray:
         """The entry's decoded samples, cached per audio version (blob length and timestamp)."""
@@ -166,7 +179,21 @@ class ReviewStore:
                 self._audio.popitem(last=False)
         return samples
 
-    def details(self, entry_id: int) -> dict:
+    def priority(self, entry_id: int) -> dict | None:
+        """What the review order knows of the entry: the model's transcript, the score and its reasons; None when
+        it was never scored, or scored before its transcript or audio last changed."""
+        current = {e.id: e.key for e in review_db.pending_entries(self.path, only=entry_id)}
+        with review_db.connect(self.path, readonly=True) as con:
+            row = con.execute(
+                f"SELECT entry_key, model, hypothesis, score, reasons FROM {review_db.PRIORITY_TABLE} "
+                "WHERE entry_id = ?",
+                (entry_id,),
+            ).fetchone()
+        if row is None or current.get(entry_id) != row[0]:
+            return None
+        return {"model": row[1], "hypothesis": row[2], "score": row[3], "reasons": json.loads(row[4] or "[]")}
+
+    def details(self, entry_id: int, order: str = "id") -> dict:
         entry = self.get(entry_id)
         try:
             samples = self.audio(entry_id)
@@ -177,7 +204,7 @@ class ReviewStore:
             }
         except review_db.CorruptBlob as exc:
             entry |= {"duration": None, "levels": None, "audio_error": str(exc)}
-        return entry | self.neighbours(entry_id)
+        return entry | self.neighbours(entry_id, order) | {"priority": self.priority(entry_id)}
 
     def update(
         self,

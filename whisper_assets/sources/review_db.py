@@ -36,6 +36,24 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     timestamp DATETIME DEFAULT CURRENT_TIMESTAMP
 )
 """
+# Written by the platform's `review_priorities` asset, read by the review app: how likely each unreviewed
+# entry's transcript is wrong, and what the model heard. `entry_key` ties a row to the entry's content.
+PRIORITY_TABLE = "s2s_review_priority"
+PRIORITY_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {PRIORITY_TABLE} (
+    entry_id INTEGER PRIMARY KEY,
+    entry_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    hypothesis TEXT,
+    score REAL NOT NULL,
+    reasons TEXT,
+    disagreement REAL,
+    logprob REAL,
+    word_logprob REAL,
+    chars_per_second REAL,
+    scored_at DATETIME DEFAULT CURRENT_TIMESTAMP
+)
+"""
 BUSY_TIMEOUT_MS = 10_000
 MAX_AUDIO_SECONDS = 600.0  # a blob may inflate to at most this much 16 kHz audio (zlib bombs stop here)
 
@@ -81,7 +99,68 @@ def create_database(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with connect(path) as con:
         con.execute(SCHEMA)
+        con.execute(PRIORITY_SCHEMA)
     return path
+
+
+@dataclass(frozen=True)
+class PendingEntry:
+    """An unreviewed entry; `key` changes whenever its transcript or audio does."""
+
+    id: int
+    transcript: str
+    key: str
+
+
+def pending_entries(path: Path, only: int | None = None) -> list[PendingEntry]:
+    """Every unreviewed entry, or just the one with id `only` if it is unreviewed (no blobs read)."""
+    where = "is_reviewed = 0" + ("" if only is None else " AND id = ?")
+    with connect(path, readonly=True) as con:
+        rows = con.execute(
+            f"SELECT id, transcript, length(audio_blob), timestamp FROM {TABLE} WHERE {where} ORDER BY id",
+            () if only is None else (only,),
+        ).fetchall()
+    return [
+        PendingEntry(
+            row[0], row[1] or "", hashlib.blake2s(json.dumps(row).encode(), digest_size=8).hexdigest()
+        )
+        for row in rows
+    ]
+
+
+def entry_audio(path: Path, entry_id: int, max_seconds: float = MAX_AUDIO_SECONDS) -> np.ndarray:
+    """One entry's decoded samples (CorruptBlob when they cannot be)."""
+    with connect(path, readonly=True) as con:
+        (blob,) = con.execute(f"SELECT audio_blob FROM {TABLE} WHERE id = ?", (entry_id,)).fetchone()
+    return decode_blob(blob, max_seconds)
+
+
+def priority_keys(path: Path) -> dict[int, tuple[str, str]]:
+    """entry id -> (entry key, model) of the priorities already stored."""
+    create_database(path)
+    with connect(path, readonly=True) as con:
+        rows = con.execute(f"SELECT entry_id, entry_key, model FROM {PRIORITY_TABLE}").fetchall()
+    return {row_id: (key, model) for row_id, key, model in rows}
+
+
+def write_priorities(path: Path, rows: Sequence[dict], keep: Iterable[int]) -> None:
+    """Store new priorities and drop those of entries no longer pending (reviewed or deleted), in one write."""
+    keep = set(keep)
+    with connect(path) as con:
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            stale = [i for (i,) in con.execute(f"SELECT entry_id FROM {PRIORITY_TABLE}") if i not in keep]
+            con.executemany(f"DELETE FROM {PRIORITY_TABLE} WHERE entry_id = ?", [(i,) for i in stale])
+            con.executemany(
+                f"INSERT OR REPLACE INTO {PRIORITY_TABLE} (entry_id, entry_key, model, hypothesis, score, reasons, "
+                "disagreement, logprob, word_logprob, chars_per_second) VALUES (:entry_id, :entry_key, :model, "
+                ":hypothesis, :score, :reasons, :disagreement, :logprob, :word_logprob, :chars_per_second)",
+                rows,
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
 
 def encode_blob(samples: np.ndarray) -> bytes:

@@ -78,7 +78,7 @@ function drawWaveform() {
 
 async function load(id) {
   try {
-    const entry = await api("GET", `/api/entries/${id}`);
+    const entry = await api("GET", `/api/entries/${id}?order=${$("order").value}`);
     state.entry = entry; state.original = entry.transcript; state.opened = Date.now();
     $("entry-id").textContent = entry.id;
     $("entry-time").textContent = entry.timestamp;
@@ -89,6 +89,14 @@ async function load(id) {
       ? `RMS ${lv.rms_dbfs} dBFS · peak ${lv.peak_dbfs} dBFS · clipped ${(lv.clipped_share * 100).toFixed(2)}% · SNR ≈ ${lv.snr_db ?? "–"} dB`
       : `audio problem: ${entry.audio_error}`;
     $("levels").className = lv && (lv.clipped_share > 0.001 || lv.peak_dbfs > -0.5) ? "bad" : "";
+    const priority = entry.priority;  // what the review order knows: the model's transcript and the score
+    $("priority").hidden = !priority;
+    if (priority) {
+      $("priority-model").textContent = priority.model;
+      $("priority-score").textContent = priority.score.toFixed(2);
+      $("priority-reasons").textContent = priority.reasons.length ? `: ${priority.reasons.join(", ")}` : "";
+      $("priority-text").textContent = priority.hypothesis;
+    }
     $("editor").value = entry.transcript;
     $("jump").value = entry.id;
     $("review").disabled = Boolean(entry.audio_error);  // nothing to approve when the audio cannot be played
@@ -108,6 +116,7 @@ async function firstEntry() {
   const params = new URLSearchParams({ page_size: "1" });
   if ($("filter").value) params.set("reviewed", $("filter").value);
   if ($("search").value) params.set("q", $("search").value);
+  params.set("sort", $("order").value);
   const page = await api("GET", `/api/entries?${params}`);
   if (page.items.length) await load(page.items[0].id); else say("no entries match");
 }
@@ -170,6 +179,7 @@ $("next-unreviewed").onclick = () => go("next_unreviewed");
 $("go").onclick = () => load(Number($("jump").value));
 $("filter").onchange = firstEntry;
 $("search").onchange = firstEntry;
+$("order").onchange = firstEntry;
 $("editor").oninput = showDiff;
 $("undo").onclick = () => { $("editor").focus(); document.execCommand("undo"); showDiff(); };
 $("redo").onclick = () => { $("editor").focus(); document.execCommand("redo"); showDiff(); };

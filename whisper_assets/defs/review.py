@@ -1,0 +1,56 @@
+"""The review order: how likely each unreviewed entry of a review database is wrong, for the review app."""
+
+import dagster as dg
+
+from whisper_assets.defs.partitions import source_partitions
+from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
+from whisper_assets.sources.review_db import ReviewDbSource
+
+
+@dg.asset(
+    partitions_def=source_partitions,
+    group_name="review",
+    pool="gpu",
+    kinds={"pytorch", "sqlite"},
+    description="Scores every unreviewed entry of a review database by how likely its transcript is wrong "
+    "(the champion, else the base model, disagrees; finds it improbable; odd speaking rate); the review app's "
+    "'hardest first' order. Only entries whose transcript, audio or model changed are scored again.",
+)
+def review_priorities(
+    context: dg.AssetExecutionContext, platform: PlatformSettings, mlflow: MlflowTracking
+) -> dg.MaterializeResult:
+    from pathlib import Path
+
+    from whisper_assets.evaluation.review_priority import rank_pending
+
+    settings = platform.settings
+    source = settings.source(context.partition_key)
+    if not isinstance(source, ReviewDbSource):
+        return dg.MaterializeResult(metadata={"ranked": "not a review database: nothing to rank"})
+    tracker = mlflow.tracker(settings)
+    champion = tracker.champion()
+    if champion:
+        model_id = str(tracker.download_version(champion, settings.layout.cache_root / "champion"))
+        label = f"{tracker.registered_model} v{champion}"
+    else:
+        model_id = label = settings.training.base_model
+    result = rank_pending(
+        Path(source.path), model_id, label, source.language, settings.review, progress=context.log.info
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model": result.model,
+            "scored": result.scored,
+            "reused": result.reused,
+            "unplayable": result.unplayable,
+            "database": dg.MetadataValue.path(source.path),
+        }
+    )
+
+
+review_job = dg.define_asset_job(
+    "rank_reviews",
+    selection=dg.AssetSelection.assets(review_priorities),
+    partitions_def=source_partitions,
+    description="Order a review database's unreviewed entries hardest first (for the review app).",
+)
