@@ -11,6 +11,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 FSDD = SHARED / "data" / "fsdd-dev"
 TINY_EN = SHARED / "models" / "whisper-tiny.en"
 BASE = SHARED / "models" / "whisper-base"
+# Screenshots and other test artifacts (git-ignored); docs/*.png in the README are copies of them.
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 # Debian's chromium + chromedriver, for pages checked in a real browser (the `browser` fixture).
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 NEEDS_BROWSER = pytest.mark.skipif(

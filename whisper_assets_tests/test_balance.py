@@ -7,8 +7,16 @@ import pytest
 
 from whisper_assets.audio.process import write_pcm16
 from whisper_assets.curation import balance
-from whisper_assets.curation.balance import BalanceSettings, balance_report, gini, measure_snr, utterances
+from whisper_assets.curation.balance import (
+    BalanceSettings,
+    balance_page,
+    balance_report,
+    gini,
+    measure_snr,
+    utterances,
+)
 from whisper_assets.demo.data import speech_like
+from whisper_assets_tests.helpers import ARTIFACTS, NEEDS_BROWSER
 
 
 def item(folder, name, text, *, split, language, speaker, source="uploads", noise=0.0, seconds=None):
@@ -109,3 +117,42 @@ def test_snr_is_measured_once_per_file_version(tmp_path, manifests, monkeypatch)
     assert measure_snr([str(tmp_path / "gone.wav")], tmp_path / "tables", workers=1) == {
         str(tmp_path / "gone.wav"): None
     }
+
+
+@pytest.mark.slow
+@NEEDS_BROWSER
+def test_the_balance_page_opens_in_chromium(tmp_path, manifests, browser):
+    from selenium.webdriver.common.by import By
+
+    audio = [i["audio"] for items in manifests.values() for i in items]
+    rows = utterances(manifests, measure_snr(audio, tmp_path / "tables", workers=1))
+    page = tmp_path / "dataset_balance.html"
+    page.write_text(balance_page(balance_report(rows, BalanceSettings()), rows), encoding="utf-8")
+    browser.get(page.as_uri())
+    sections = {s.get_attribute("id") for s in browser.find_elements(By.TAG_NAME, "section")}
+    assert sections == {
+        "recommendations",
+        "hours-per-split",
+        *(f"hours-per-{d}" for d in ("language", "script", "source", "speaker")),
+        "speaker-concentration--training-hours",
+        "distributions",
+    }
+    advice = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#recommendations li")]
+    assert "validation has no `bs`" in advice
+    charts = browser.find_elements(By.CSS_SELECTOR, "section svg")
+    assert len(charts) == 7 and all(c.size["width"] > 100 for c in charts)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "dataset_balance.png"))
+    assert (ARTIFACTS / "dataset_balance.png").stat().st_size > 10_000
+
+
+def test_unlabelled_hours_are_not_a_speaker():
+    rows = [
+        balance.Utterance("train", f"u{i}", "en", "latin", "up", balance.NO_SPEAKER, 0.01, 36.0, 14.0, 30.0)
+        for i in range(3)
+    ] + [balance.Utterance("train", "l", "en", "latin", "up", "ana", 0.001, 3.6, 14.0, 30.0)]
+    found = balance.concentration(rows)["en"]
+    assert found["speakers"] == 1 and found["unlabeled_hours"] == 0.03 and found["top_speakers"] == {"ana": 1.0}
+    advice = balance.recommendations(rows, BalanceSettings())
+    assert not any("(no speaker label)" in a for a in advice)
+    assert any(a.startswith("97% of the hours have no speaker label") for a in advice)

@@ -12,11 +12,9 @@ from whisper_assets.cli import main
 from whisper_assets.evaluation.dashboard import confusions, error_matrix, word_diff
 from whisper_assets.settings import load_settings
 from whisper_assets.tracking import default_tracking_uri
-from whisper_assets_tests.helpers import NEEDS_BROWSER, run_job
+from whisper_assets_tests.helpers import ARTIFACTS, NEEDS_BROWSER, run_job
 from whisper_assets_tests.training_fixtures import make_training_project
 
-# Test artifacts (git-ignored); docs/*.png in the README are copies of them.
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 SECTIONS = (
     "summary",
     "regression-sets--forgetting",

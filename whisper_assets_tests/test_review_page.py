@@ -3,7 +3,6 @@
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -11,10 +10,9 @@ import uvicorn
 from whisper_assets.demo.data import speech_like
 from whisper_assets.review_app.app import SESSION_COOKIE, create_app
 from whisper_assets.sources import review_db
-from whisper_assets_tests.helpers import NEEDS_BROWSER, wait_for
+from whisper_assets_tests.helpers import ARTIFACTS, NEEDS_BROWSER, wait_for
 
-# A test artifact (git-ignored); docs/review_app.png in the README is a copy of one.
-SCREENSHOT = Path(__file__).resolve().parents[1] / "test-artifacts" / "review_app.png"
+SCREENSHOT = ARTIFACTS / "review_app.png"
 pytestmark = [pytest.mark.slow, NEEDS_BROWSER]
 
 

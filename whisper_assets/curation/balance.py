@@ -142,17 +142,20 @@ def gini(values: Sequence[float]) -> float:
 
 
 def concentration(rows: Sequence[Utterance], split: str = "train") -> dict[str, dict]:
-    """Per language of one split: speakers, the top three speakers' shares of its hours, and the Gini."""
+    """Per language of one split: labelled speakers, the top three speakers' shares of the labelled hours, the
+    Gini of speaker hours, and the hours with no speaker label (not counted as a speaker)."""
     per_language: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for row in rows:
         if row.split == split:
             per_language[row.language][row.speaker] += row.hours
     out = {}
     for language, speakers in sorted(per_language.items()):
+        unlabeled = speakers.pop(NO_SPEAKER, 0.0)
         total = sum(speakers.values())
         top = sorted(speakers.items(), key=lambda kv: -kv[1])[:3]
         out[language] = {
-            "hours": round(total, 4),
+            "hours": round(total + unlabeled, 4),
+            "unlabeled_hours": round(unlabeled, 4),
             "speakers": len(speakers),
             "top_speakers": {name: round(hours / total, 4) for name, hours in top},
             "gini": gini(list(speakers.values())),
@@ -164,10 +167,14 @@ def recommendations(rows: Sequence[Utterance], settings: BalanceSettings) -> lis
     """Concrete things to change, most important first."""
     advice = []
     for language, found in concentration(rows).items():
+        if not found["speakers"]:
+            continue  # no labels: said once below
         name, share = next(iter(found["top_speakers"].items()))
         if found["speakers"] == 1:
             advice.append(f"`{language}` training data has one speaker ({name}): the model learns one voice")
-        elif share > settings.top_speaker_share:
+        elif share > max(
+            settings.top_speaker_share, 1.5 / found["speakers"]
+        ):  # two speakers at 55/45 is fine
             advice.append(f"speaker {name} is {share:.0%} of `{language}` training hours")
     languages = sorted({r.language for r in rows if r.split == "train"})
     for split in ("validation", "test"):
@@ -266,6 +273,7 @@ def balance_page(report: dict, rows: Sequence[Utterance]) -> str:
             "language": language,
             "hours": found["hours"],
             "speakers": found["speakers"],
+            "unlabeled hours": found["unlabeled_hours"],
             "top speakers": ", ".join(f"{n} {s:.0%}" for n, s in found["top_speakers"].items()),
             "gini": found["gini"],
         }
@@ -274,7 +282,10 @@ def balance_page(report: dict, rows: Sequence[Utterance]) -> str:
     sections.append(
         (
             "Speaker concentration (training hours)",
-            html_table(concentration_rows, ("language", "hours", "speakers", "top speakers", "gini")),
+            html_table(
+                concentration_rows,
+                ("language", "hours", "unlabeled hours", "speakers", "top speakers", "gini"),
+            ),
         )
     )
     histograms = [
