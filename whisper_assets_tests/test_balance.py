@@ -152,7 +152,9 @@ def test_unlabelled_hours_are_not_a_speaker():
         for i in range(3)
     ] + [balance.Utterance("train", "l", "en", "latin", "up", "ana", 0.001, 3.6, 14.0, 30.0)]
     found = balance.concentration(rows)["en"]
-    assert found["speakers"] == 1 and found["unlabeled_hours"] == 0.03 and found["top_speakers"] == {"ana": 1.0}
+    assert (
+        found["speakers"] == 1 and found["unlabeled_hours"] == 0.03 and found["top_speakers"] == {"ana": 1.0}
+    )
     advice = balance.recommendations(rows, BalanceSettings())
     assert not any("(no speaker label)" in a for a in advice)
     assert any(a.startswith("97% of the hours have no speaker label") for a in advice)

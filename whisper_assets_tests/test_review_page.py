@@ -102,3 +102,43 @@ def test_a_token_shared_page_loads_styled_and_saves_through_its_session(served_s
             return con.execute(f"SELECT transcript FROM {review_db.TABLE} WHERE id = 1").fetchone()[0]
 
     wait_for(lambda: saved() == "edited over a shared link")
+
+
+def test_hardest_first_follows_the_scores_and_shows_what_the_model_heard(served, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    url, db = served
+    keys = {e.id: e.key for e in review_db.pending_entries(db)}
+    scores = {1: 0.1, 2: 0.9, 3: 0.5}
+    review_db.write_priorities(
+        db,
+        [
+            {
+                "entry_id": i,
+                "entry_key": keys[i],
+                "model": "whisper-assets v3",
+                "hypothesis": f"what the model heard in {i}",
+                "score": score,
+                "reasons": '["model disagrees"]',
+                "disagreement": 1.0,
+                "logprob": -2.0,
+                "word_logprob": -9.0,
+                "chars_per_second": 12.0,
+            }
+            for i, score in scores.items()
+        ],
+        keep=scores,
+    )
+    browser.get(url + "/")
+    wait_for(lambda: browser.find_element(By.ID, "entry-id").text == "1")
+    Select(browser.find_element(By.ID, "order")).select_by_value("hardest")
+    wait_for(lambda: browser.find_element(By.ID, "entry-id").text == "2")
+    priority = browser.find_element(By.ID, "priority")
+    assert priority.is_displayed() and "what the model heard in 2" in priority.text
+    assert "0.90" in priority.text and "model disagrees" in priority.text
+    browser.find_element(By.ID, "editor").send_keys(
+        Keys.CONTROL, Keys.ENTER
+    )  # save and next: the queue's next
+    wait_for(lambda: browser.find_element(By.ID, "entry-id").text == "3")
