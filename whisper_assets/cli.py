@@ -275,6 +275,8 @@ def print_model_summary(result) -> None:
     if "eval_dashboard" in events:
         dashboard = {k: v.value for k, v in events["eval_dashboard"].materialization.metadata.items()}
         print(f"Dashboard: {dashboard.get('versus', dashboard['dashboard'])}")
+        if "mlflow_compare" in dashboard:
+            print(f"Both runs in MLflow: {dashboard['mlflow_compare']}")
     if "exported_model" in events:
         print(f"CTranslate2 export: {events['exported_model'].materialization.metadata['path'].value}")
     print(f"MLflow run: {meta['mlflow_run']}  (start the UI with `make mlflow-ui`)")

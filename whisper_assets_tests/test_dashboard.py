@@ -3,6 +3,7 @@ pages in headless Chromium."""
 
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import dagster as dg
 import pytest
@@ -94,6 +95,14 @@ def test_the_dashboard_has_every_section_and_compares_with_the_other_run(two_run
     assert first["whisper_model"]["run"] in compared and second["whisper_model"]["run"] in compared
     assert compared.count("<h3>") == 2 * (len(SECTIONS) - 1)  # every section but the curves, side by side
 
+    # MLflow links open in its model-training view; the second run links MLflow's comparison of both runs.
+    compare = unquote(second["eval_dashboard"]["mlflow_compare"])
+    assert "/#/compare-runs?" in compare and compare.endswith("workflowType=machine_learning")
+    assert (
+        first["whisper_model"]["mlflow_run_id"] in compare
+        and second["whisper_model"]["mlflow_run_id"] in compare
+    )
+    assert "orderByKey=metrics.`test_wer_normalized`" in unquote(first["eval_dashboard"]["mlflow_runs"])
     uri = default_tracking_uri(load_settings(config).layout.mlflow_root)
     client = MlflowClient(tracking_uri=uri)
     logged = {a.path for a in client.list_artifacts(second["whisper_model"]["mlflow_run_id"], "dashboard")}

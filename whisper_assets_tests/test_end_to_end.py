@@ -182,6 +182,7 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
     dashboards = re.findall(r"Dashboard: (\S+)", out)
     assert len(dashboards) == 2 and Path(dashboards[0]).name == "index.html"
     assert Path(dashboards[1]).name.startswith("vs_run-") and Path(dashboards[1]).exists()
+    assert "Both runs in MLflow: http://127.0.0.1:5000/#/compare-runs?" in out
     from mlflow import MlflowClient
 
     from whisper_assets.tracking import default_tracking_uri

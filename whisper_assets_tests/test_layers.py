@@ -11,7 +11,7 @@ from whisper_assets.sources.registry import SOURCE_KINDS
 PACKAGE = Path(whisper_assets.__file__).parent
 # Rooms from the bottom up; a module may import rooms below its own, and its own room.
 LAYERS = [
-    {"files", "layout", "policy", "parallel", "reporting", "web_access"},
+    {"files", "layout", "policy", "parallel", "reporting", "charts", "web_access"},
     {"audio", "text", "tables"},
     {"sources"},
     {"curation"},

@@ -75,10 +75,22 @@ def test_definitions_load_with_the_expected_graph():
         "whisper_sweep": ["splits"],
         "eval_metrics": ["splits", "whisper_model"],
         "exported_model": ["eval_metrics"],
+        "eval_dashboard": ["eval_metrics"],
         "catalog": ["eval_metrics", "splits"],
         "data_licenses": ["inventory"],
+        "dataset_balance": ["splits"],
+        "review_priorities": [],  # reads the review database and the champion, per review-database source
     }
-    for key in ("inventory", "dedup_report", "normalized_transcripts", "processed_audio", "segments"):
+    trained = defs.resolve_job_def("train_and_evaluate").asset_layer.executable_asset_keys
+    assert dg.AssetKey("whisper_sweep") not in trained and dg.AssetKey("eval_dashboard") in trained
+    for key in (
+        "inventory",
+        "dedup_report",
+        "normalized_transcripts",
+        "processed_audio",
+        "segments",
+        "review_priorities",
+    ):
         assert graph.get(dg.AssetKey(key)).partitions_def == source_partitions
     assert graph.get(dg.AssetKey("catalog")).pools == {"duckdb"}
     model = graph.get(dg.AssetKey("whisper_model"))

@@ -217,8 +217,11 @@ def eval_dashboard(
     tracker = mlflow.tracker(settings)
     run = latest_run(context, settings)
     pages = {"dashboard": write_dashboard([run.name], layout, tracker)}
+    links = {"mlflow_runs": tracker.experiment_link()}
     if versus := comparison_run(run.name, run.model_version(), layout, tracker):
         pages["versus"] = write_dashboard([versus, run.name], layout, tracker)
+        other = RunFolder.of(layout.models_root, versus).mlflow_run_id()
+        links["mlflow_compare"] = tracker.compare_link([other, run.mlflow_run_id()])
     for page in pages.values():
         tracker.log_file(run.mlflow_run_id(), page, "dashboard")
     return dg.MaterializeResult(
@@ -226,7 +229,7 @@ def eval_dashboard(
             "run": run.name,
             "compared_with": versus or "no other evaluated run",
             **{name: dg.MetadataValue.path(str(page)) for name, page in pages.items()},
-            "mlflow_run": dg.MetadataValue.url(tracker.run_link(run.mlflow_run_id())),
+            **{name: dg.MetadataValue.url(link) for name, link in links.items()},
         }
     )
 

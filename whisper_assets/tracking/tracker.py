@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import mlflow.artifacts
 from mlflow import MlflowClient
@@ -26,6 +28,8 @@ _BATCH = 900  # MLflow accepts at most 1000 entities per log_batch
 # MLflow 3's UI opens an experiment in its model-training view (runs, metrics, charts) rather than its GenAI
 # view (traces, judges) when the experiment carries this kind; it is the value the UI's own switch writes.
 EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+UI_BASE = "http://127.0.0.1:5000"
 PROMOTED_AT_TAG = "promoted_at"  # on a model version: when it last became the champion (UTC, ISO 8601)
 
 
@@ -238,5 +242,19 @@ class Tracker:
             run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)
         )
 
-    def run_link(self, run_id: str, ui_base: str = "http://127.0.0.1:5000") -> str:
-        return f"{ui_base}/#/experiments/{self.experiment_id}/runs/{run_id}"
+    # MLflow 3's UI picks its GenAI or model-training view from the address (else from the browser's last
+    # choice, GenAI at first): every link names the model-training view.
+    def run_link(self, run_id: str, ui_base: str = UI_BASE) -> str:
+        return f"{ui_base}/#/experiments/{self.experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
+
+    def experiment_link(self, ui_base: str = UI_BASE) -> str:
+        """The experiment's runs, best test WER first."""
+        order = urlencode({"orderByKey": "metrics.`test_wer_normalized`", "orderByAsc": "true"})
+        return f"{ui_base}/#/experiments/{self.experiment_id}/runs?{MODEL_TRAINING_VIEW}&{order}"
+
+    def compare_link(self, run_ids: Sequence[str], ui_base: str = UI_BASE) -> str:
+        """MLflow's side-by-side comparison of runs: parameters, metrics (WER/CER of both models) and plots."""
+        query = urlencode(
+            {"runs": json.dumps(list(run_ids)), "experiments": json.dumps([self.experiment_id])}
+        )
+        return f"{ui_base}/#/compare-runs?{query}&{MODEL_TRAINING_VIEW}"
