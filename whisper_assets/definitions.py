@@ -9,7 +9,7 @@ import dagster as dg
 from whisper_assets.defs.curation import curation_assets, curation_job
 from whisper_assets.defs.ingest import ingest_assets, ingest_job
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
-from whisper_assets.defs.review import review_job, review_priorities
+from whisper_assets.defs.review import review_job, review_priorities, review_queue
 from whisper_assets.defs.schedules import build_schedules
 from whisper_assets.defs.sensors import curation_automation, new_uploads
 from whisper_assets.defs.training import model_assets, sweep_job, training_job
@@ -22,7 +22,7 @@ def build_definitions(config_path: str | None = None, workers: int = 0) -> dg.De
     return dg.Definitions(
         assets=[*ingest_assets, *curation_assets, *model_assets, review_priorities],
         jobs=[ingest_job, curation_job, training_job, sweep_job, review_job],
-        sensors=[new_uploads, curation_automation],
+        sensors=[new_uploads, curation_automation, review_queue],
         schedules=build_schedules(settings.schedules),
         resources={
             "platform": PlatformSettings(config_path=config_path, workers=workers),

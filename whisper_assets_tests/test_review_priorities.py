@@ -12,7 +12,7 @@ from whisper_assets.demo.data import espeak_available, synthesize
 from whisper_assets.evaluation.review_policy import PrioritySettings, Signals, priority
 from whisper_assets.review_app.app import create_app
 from whisper_assets.sources import review_db
-from whisper_assets_tests.helpers import TINY_EN, run_job
+from whisper_assets_tests.helpers import TINY_EN, run_job, tick
 from whisper_assets_tests.training_fixtures import make_tiny_model
 
 DIGITS = "zero one two three four five six seven eight nine".split()
@@ -182,3 +182,26 @@ def test_the_asset_ranks_a_review_database_and_skips_other_sources(tmp_path):
     with review_db.connect(db, readonly=True) as con:
         stored = con.execute(f"SELECT count(*), min(score) FROM {review_db.PRIORITY_TABLE}").fetchone()
     assert stored[0] == 3 and 0 <= stored[1] <= 1
+
+
+def test_the_review_queue_sensor_asks_again_only_when_pending_entries_change(tmp_path):
+    db = review_db.create_database(tmp_path / "review.db")
+    first = insert(db, "one", np.zeros(16_000, dtype=np.float32))
+    (tmp_path / "uploads" / "plain").mkdir(parents=True)
+    config = tmp_path / "whisper_assets.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"data_root": ".", "sources": [{"name": "reviews", "kind": "review_db", "path": "review.db"}]}
+        )
+    )
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("dataset_sources", ["reviews", "plain"])
+        [request] = tick(config, "review_queue", instance)
+        assert request.partition_key == "reviews" and request.run_key.startswith("reviews:none:")
+        assert [r.run_key for r in tick(config, "review_queue", instance)] == [request.run_key]
+        insert(db, "two", np.zeros(16_000, dtype=np.float32))
+        [added] = tick(config, "review_queue", instance)
+        with review_db.connect(db) as con:
+            con.execute(f"UPDATE {review_db.TABLE} SET is_reviewed = 1 WHERE id = ?", (first,))
+        [reviewed] = tick(config, "review_queue", instance)
+    assert len({request.run_key, added.run_key, reviewed.run_key}) == 3

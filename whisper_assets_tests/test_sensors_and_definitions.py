@@ -100,6 +100,7 @@ def test_definitions_load_with_the_expected_graph():
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert sensors["new_uploads"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["curation_automation"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensors["review_queue"].default_status == dg.DefaultSensorStatus.STOPPED  # it runs a model
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == {
         ("inventory", "unreadable_share"),

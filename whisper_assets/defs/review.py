@@ -1,10 +1,12 @@
 """The review order: how likely each unreviewed entry of a review database is wrong, for the review app."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from whisper_assets.defs.partitions import source_partitions
-from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
-from whisper_assets.sources.review_db import ReviewDbSource
+from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata
+from whisper_assets.sources.review_db import ReviewDbSource, pending_fingerprint
 
 
 @dg.asset(
@@ -19,8 +21,6 @@ from whisper_assets.sources.review_db import ReviewDbSource
 def review_priorities(
     context: dg.AssetExecutionContext, platform: PlatformSettings, mlflow: MlflowTracking
 ) -> dg.MaterializeResult:
-    from pathlib import Path
-
     from whisper_assets.evaluation.review_priority import rank_pending
 
     settings = platform.settings
@@ -54,3 +54,24 @@ review_job = dg.define_asset_job(
     partitions_def=source_partitions,
     description="Order a review database's unreviewed entries hardest first (for the review app).",
 )
+
+
+@dg.sensor(
+    job=review_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,  # scoring runs a model: switch it on where that is cheap
+    description="Ranks a review database's unreviewed entries again when they change (added, edited, deleted) "
+    "or the champion does; only the changed entries are scored.",
+)
+def review_queue(context: dg.SensorEvaluationContext, platform: PlatformSettings) -> list[dg.RunRequest]:
+    known = set(context.instance.get_dynamic_partitions(source_partitions.name))
+    evaluated = latest_metadata(context.instance, "eval_metrics") or {}
+    champion = evaluated.get("champion", "none")
+    return [
+        dg.RunRequest(
+            partition_key=source.name,
+            run_key=f"{source.name}:{champion}:{pending_fingerprint(Path(source.path))}",
+        )
+        for source in platform.settings.discover_sources()
+        if isinstance(source, ReviewDbSource) and source.name in known and Path(source.path).exists()
+    ]

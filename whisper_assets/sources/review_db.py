@@ -128,6 +128,12 @@ def pending_entries(path: Path, only: int | None = None) -> list[PendingEntry]:
     ]
 
 
+def pending_fingerprint(path: Path) -> str:
+    """Changes whenever an unreviewed entry is added, edited, reviewed or deleted (no blobs read)."""
+    keys = "".join(f"{e.id}:{e.key};" for e in pending_entries(path))
+    return hashlib.blake2s(keys.encode(), digest_size=8).hexdigest()
+
+
 def entry_audio(path: Path, entry_id: int, max_seconds: float = MAX_AUDIO_SECONDS) -> np.ndarray:
     """One entry's decoded samples (CorruptBlob when they cannot be)."""
     with connect(path, readonly=True) as con:
