@@ -30,9 +30,6 @@ serve: setup
 ui: setup
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-mlflow-serve: setup
-	$(VENV)/bin/whisper-assets serve
-
-ui: setup
+mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(abspath $(or $(MLFLOW_DATA_ROOT),.))/mlflow/mlflow.db" \
 		--default-artifact-root "$(abspath $(or $(MLFLOW_DATA_ROOT),.))/mlflow/artifacts" --host 127.0.0.1 --port 5000 --workers 1

@@ -17,6 +17,7 @@ from whisper_assets.curation.splits import SplitSettings
 from whisper_assets.evaluation.gate import EvaluationSettings
 from whisper_assets.evaluation.review_policy import PrioritySettings
 from whisper_assets.layout import DataLayout
+from whisper_assets.object_store import ObjectStoreSettings
 from whisper_assets.policy import Policy
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.serving import ServingSettings
@@ -57,6 +58,7 @@ class Settings(Policy):
     evaluation: EvaluationSettings = EvaluationSettings()
     review: PrioritySettings = PrioritySettings()
     mlflow: MlflowSettings = MlflowSettings()
+    object_store: ObjectStoreSettings = ObjectStoreSettings()
     serving: ServingSettings = ServingSettings()
     schedules: ScheduleSettings = ScheduleSettings()
 

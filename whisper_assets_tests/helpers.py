@@ -1,6 +1,7 @@
 """Helpers shared by the tests: the Dagster-level runners, and where the optional real data lives."""
 
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -18,6 +19,13 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 NEEDS_BROWSER = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver"
 )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_for(condition, timeout: float = 15.0):

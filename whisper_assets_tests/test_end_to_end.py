@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import dagster as dg
 import pytest
 
 from whisper_assets.review_app.dagster_client import ACTIVE, TrainingLauncher
+from whisper_assets_tests.helpers import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -69,12 +69,6 @@ def test_dagster_cli_materializes_a_source_partition_and_splits(dagster_home, ma
     with open_instance(dagster_home) as instance:
         records = instance.fetch_materializations(dg.AssetKey("processed_audio"), limit=5).records
         assert [r.partition_key for r in records] == ["cli-src"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_webserver_serves_the_asset_graph_over_graphql(dagster_home, make_settings):

@@ -1,6 +1,5 @@
 """End to end in headless Chromium (Debian's chromium + chromedriver, driven by Selenium): play, edit, save."""
 
-import socket
 import threading
 import time
 
@@ -10,7 +9,7 @@ import uvicorn
 from whisper_assets.demo.data import speech_like
 from whisper_assets.review_app.app import SESSION_COOKIE, create_app
 from whisper_assets.sources import review_db
-from whisper_assets_tests.helpers import ARTIFACTS, NEEDS_BROWSER, wait_for
+from whisper_assets_tests.helpers import ARTIFACTS, NEEDS_BROWSER, free_port, wait_for
 
 SCREENSHOT = ARTIFACTS / "review_app.png"
 pytestmark = [pytest.mark.slow, NEEDS_BROWSER]
@@ -24,9 +23,7 @@ def serve(tmp_path, token: str | None = None):
                 f"INSERT INTO {review_db.TABLE} (transcript, audio_blob) VALUES (?, ?)",
                 (text, review_db.encode_blob(speech_like(text))),
             )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     app = create_app(db, access_token=token)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

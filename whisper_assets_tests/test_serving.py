@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import string
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from whisper_assets.serving.pool import ModelPool  # noqa: E402
 from whisper_assets.serving.smoke import BUNDLED_TRANSCRIPT, SmokeClip, implausibility  # noqa: E402
 from whisper_assets.text.timings import parse_subtitles  # noqa: E402
 from whisper_assets.tracking.tracker import Tracker  # noqa: E402
-from whisper_assets_tests.helpers import BASE  # noqa: E402
+from whisper_assets_tests.helpers import BASE, free_port  # noqa: E402
 from whisper_assets_tests.serving_fixtures import register, running, tiny_models  # noqa: E402
 
 openai = pytest.importorskip("openai")
@@ -50,7 +49,10 @@ def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("serving")
     speaking, untrained = tiny_models(root / "models")
     tracker = Tracker(
-        f"sqlite:///{root / 'mlflow.db'}", "serving", "whisper-assets", artifact_root=root / "artifacts"
+        f"sqlite:///{root / 'mlflow.db'}",
+        "serving",
+        "whisper-assets",
+        artifact_location=(root / "artifacts").as_uri(),
     )
     versions = [
         register(tracker, speaking, root / "exports"),
@@ -294,7 +296,7 @@ def test_a_new_champion_already_loaded_for_requests_is_not_loaded_again(registry
 
 def test_no_champion_says_what_to_materialize(tmp_path):
     tracker = Tracker(
-        f"sqlite:///{tmp_path / 'mlflow.db'}", "empty", "whisper-assets", artifact_root=tmp_path
+        f"sqlite:///{tmp_path / 'mlflow.db'}", "empty", "whisper-assets", artifact_location=tmp_path.as_uri()
     )
     pool = ModelPool.create(tracker, ServingSettings(**FAST), tmp_path / "cache")
     with running(create_app(pool)) as url:
@@ -346,9 +348,7 @@ def test_champion_command_rolls_back(registry, tmp_path, capsys):
 def test_the_serve_command_serves_the_champion(registry, tmp_path):
     tracker, _, clip = registry
     config = settings_file(tmp_path, tracker, serving=FAST)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     command = [str(Path(sys.executable).with_name("whisper-assets")), "serve", "--config", str(config)]
     server = subprocess.Popen(
         [*command, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -381,7 +381,10 @@ def test_a_real_multilingual_champion_is_converted_smoke_tested_and_translates(t
     """whisper-base registered with no export: the server converts it, it passes the bundled smoke test, and it
     transcribes Croatian and translates it into English."""
     tracker = Tracker(
-        f"sqlite:///{tmp_path / 'mlflow.db'}", "base", "whisper-assets", artifact_root=tmp_path / "a"
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "base",
+        "whisper-assets",
+        artifact_location=(tmp_path / "a").as_uri(),
     )
     tracker.set_champion(register(tracker, BASE, None))
     croatian = tmp_path / "hr.wav"

@@ -9,7 +9,7 @@ from whisper_assets.curation.manifests import staging_folder
 from whisper_assets.curation.publish import publish_splits
 from whisper_assets.curation.splits import Placement
 from whisper_assets.defs.ingest import inventory, segments
-from whisper_assets.defs.resources import PlatformSettings
+from whisper_assets.defs.resources import PlatformSettings, store_copies
 from whisper_assets.files import write_text_atomic
 from whisper_assets.reporting import markdown_table
 from whisper_assets.sources.folder import ignored_upload_folders
@@ -83,6 +83,7 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
             **({"ignored_upload_folders": ignored} if (ignored := ignored_upload_folders(layout)) else {}),
             "manifest_sha256": result.digests,
             "manifests": dg.MetadataValue.path(str(layout.manifests_root / "splits")),
+            **(store_copies(settings, layout.manifests_root / "splits") if result.published else {}),
             "summary": dg.MetadataValue.md(
                 markdown_table(summary, ("split", "items", "hours", "by_language"))
             ),

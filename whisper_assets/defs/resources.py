@@ -1,9 +1,11 @@
-"""Resources: the one place Dagster code gets settings and the MLflow tracker from."""
+"""Resources: the one place Dagster code gets settings, the MLflow tracker and the object store from."""
 
 from functools import cached_property
+from pathlib import Path
 
 import dagster as dg
 
+from whisper_assets.object_store import ObjectStore
 from whisper_assets.settings import Settings, load_settings
 
 
@@ -35,3 +37,16 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict | None:
     if event is None or event.asset_materialization is None:
         return None
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def store_copies(settings: Settings, *paths: Path) -> dict:
+    """Copy published outputs to the configured object store; metadata saying where (nothing when local only)."""
+    store = ObjectStore.from_settings(settings.object_store, settings.data_root)
+    if store is None:
+        return {}
+    transfers = {store.url(path): store.put(path) for path in paths}
+    return {
+        "object_store": dg.MetadataValue.json(
+            {url: {"copied": t.copied, "unchanged": t.unchanged} for url, t in transfers.items()}
+        )
+    }

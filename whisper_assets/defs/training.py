@@ -7,7 +7,7 @@ from whisper_assets import charts
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import read_manifest, training_manifests
 from whisper_assets.defs.curation import catalog
-from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata
+from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata, store_copies
 from whisper_assets.reporting import markdown_table
 from whisper_assets.settings import Settings
 from whisper_assets.training.options import SweepOptions, TrainingOptions
@@ -100,6 +100,7 @@ def whisper_model(
             "mlflow_run": dg.MetadataValue.url(tracker.run_link(run.mlflow_run_id)),
             "model_version": run.model_version,
             "training_log": dg.MetadataValue.path(str(run.log_path)),
+            **store_copies(settings, run.folder.model_dir, run.folder.run_manifest_path),
             **{
                 f"plot_{name}": dg.MetadataValue.md(charts.markdown_image(figure, name))
                 for name, figure in run.plots.items()
@@ -268,6 +269,7 @@ def exported_model(
             "faster_whisper_output": exported.hypothesis,
             "size_mb": exported.size_mb,
             **exported.scope.fields(),
+            **store_copies(settings, exported.path),
         }
     )
 

@@ -19,10 +19,19 @@ class MlflowSettings(Policy):
     tracking_uri: str | None = None
     experiment: str = "whisper-assets"
     registered_model: str = "whisper-assets"
+    # Where a new experiment's artifacts go, e.g. s3://bucket/mlflow. Unset: under the data root for the embedded
+    # store, and the server's own default (`--artifacts-destination`) for a tracking server.
+    artifact_location: str | None = None
 
     def resolved_uri(self, mlflow_root: Path) -> str:
         """The configured URI, else the embedded SQLite store under the data root."""
         return self.tracking_uri or default_tracking_uri(mlflow_root)
+
+    def resolved_artifact_location(self, mlflow_root: Path, tracking_uri: str) -> str | None:
+        """The configured location; else local artifacts beside the embedded store, else the server's choice."""
+        if self.artifact_location or tracking_uri != default_tracking_uri(mlflow_root):
+            return self.artifact_location
+        return (mlflow_root / "artifacts").resolve().as_uri()
 
 
 def default_tracking_uri(mlflow_root: Path) -> str:

@@ -74,15 +74,16 @@ class Tracker:
         cls, settings: MlflowSettings, mlflow_root: Path, tracking_uri: str | None = None
     ) -> Tracker:
         """The tracker for these settings: an explicit URI wins, then the settings', then the embedded store."""
+        uri = tracking_uri or settings.resolved_uri(mlflow_root)
         return cls(
-            tracking_uri or settings.resolved_uri(mlflow_root),
+            uri,
             settings.experiment,
             settings.registered_model,
-            artifact_root=mlflow_root / "artifacts",
+            artifact_location=settings.resolved_artifact_location(mlflow_root, uri),
         )
 
     def __init__(
-        self, tracking_uri: str, experiment: str, registered_model: str, artifact_root: Path | None = None
+        self, tracking_uri: str, experiment: str, registered_model: str, artifact_location: str | None = None
     ):
         if tracking_uri.startswith("sqlite:///"):
             Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -93,8 +94,9 @@ class Tracker:
         if found:
             self.experiment_id = found.experiment_id
         else:
-            location = artifact_root.resolve().as_uri() if artifact_root else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_location
+            )
         if (found.tags if found else {}).get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
             self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
 
