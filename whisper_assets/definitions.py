@@ -6,6 +6,7 @@ tests all take their jobs and resources from it.
 
 import dagster as dg
 
+from whisper_assets.defs.compute import step_executor, training_pipes_client
 from whisper_assets.defs.curation import curation_assets, curation_job
 from whisper_assets.defs.ingest import ingest_assets, ingest_job
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
@@ -19,14 +20,17 @@ from whisper_assets.settings import load_settings
 def build_definitions(config_path: str | None = None, workers: int = 0) -> dg.Definitions:
     """Everything, bound to one settings file (None: `WHISPER_ASSETS_CONFIG` or ./whisper_assets.yaml)."""
     settings = load_settings(config_path)
+    assets = [*ingest_assets, *curation_assets, *model_assets, review_priorities]
     return dg.Definitions(
-        assets=[*ingest_assets, *curation_assets, *model_assets, review_priorities],
+        assets=assets,
         jobs=[ingest_job, curation_job, training_job, sweep_job, review_job],
+        executor=step_executor(settings.compute, assets),
         sensors=[new_uploads, curation_automation, review_queue],
         schedules=build_schedules(settings.schedules),
         resources={
             "platform": PlatformSettings(config_path=config_path, workers=workers),
             "mlflow": MlflowTracking(),
+            "training_pipes": training_pipes_client(settings.compute),
         },
     )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from whisper_assets.compute import ComputeSettings
 from whisper_assets.curation.balance import BalanceSettings
 from whisper_assets.curation.splits import SplitSettings
 from whisper_assets.evaluation.gate import EvaluationSettings
@@ -59,6 +60,7 @@ class Settings(Policy):
     review: PrioritySettings = PrioritySettings()
     mlflow: MlflowSettings = MlflowSettings()
     object_store: ObjectStoreSettings = ObjectStoreSettings()
+    compute: ComputeSettings = ComputeSettings()
     serving: ServingSettings = ServingSettings()
     schedules: ScheduleSettings = ScheduleSettings()
 

@@ -18,6 +18,7 @@ import pytest
 
 from whisper_assets_tests.helpers import free_port, wait_for
 
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
 NEEDS_POSTGRES = pytest.mark.skipif(
     PG_BIN is None, reason="needs PostgreSQL's server binaries (Debian package postgresql)"
@@ -107,27 +108,24 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @contextmanager
 def mlflow_server(backend_store_uri: str, artifacts_destination: str, log: Path) -> Iterator[str]:
-    """`mlflow server` (one worker) on a free port, proxying artifacts to `artifacts_destination`."""
+    """deploy/mlflow-server.sh (one worker) on a free port, proxying artifacts to `artifacts_destination`."""
     import urllib.request
 
     port = free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--backend-store-uri",
-        backend_store_uri,
-        "--artifacts-destination",
-        artifacts_destination,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    env = {
+        **os.environ,
+        "MLFLOW": str(Path(sys.executable).with_name("mlflow")),
+        "MLFLOW_BACKEND_STORE_URI": backend_store_uri,
+        "MLFLOW_ARTIFACTS_DESTINATION": artifacts_destination,
+        "MLFLOW_HOST": "127.0.0.1",
+        "MLFLOW_PORT": str(port),
+        "MLFLOW_WORKERS": "1",
+    }
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            ["bash", str(DEPLOY / "mlflow-server.sh")], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
 
         def healthy() -> bool:
             try:

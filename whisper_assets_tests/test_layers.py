@@ -12,7 +12,7 @@ PACKAGE = Path(whisper_assets.__file__).parent
 # Rooms from the bottom up; a module may import rooms below its own, and its own room.
 LAYERS = [
     {"files", "layout", "policy", "parallel", "reporting", "charts", "web_access"},
-    {"audio", "text", "tables", "object_store"},
+    {"audio", "text", "tables", "object_store", "compute"},
     {"sources"},
     {"curation"},
     {"asr", "tracking"},

@@ -15,10 +15,8 @@ from whisper_assets.settings import load_settings
 from whisper_assets.tracking import CHAMPION
 from whisper_assets.tracking.tracker import Tracker
 from whisper_assets_tests.helpers import materialize_source, run_job, tick
-from whisper_assets_tests.servers import PG_BIN, mlflow_server, postgres_server, s3_server
+from whisper_assets_tests.servers import DEPLOY, PG_BIN, mlflow_server, postgres_server, s3_server
 from whisper_assets_tests.training_fixtures import make_training_project
-
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
 def test_the_team_instance_is_the_laptop_instance_on_postgres():

@@ -1,9 +1,11 @@
 """Model assets: whisper_model (GPU pool) -> eval_metrics (champion gate) -> exported_model, and the
 write-back of what was trained on to the sources that record it."""
 
+import sys
+from collections.abc import Callable
+
 import dagster as dg
 
-from whisper_assets import charts
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import read_manifest, training_manifests
 from whisper_assets.defs.curation import catalog
@@ -14,7 +16,6 @@ from whisper_assets.training.options import SweepOptions, TrainingOptions
 
 GROUP = "model"
 CHAMPION_CHECK = "champion_gate"
-GPU_K8S_CONFIG = {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}
 
 
 class TrainingConfig(dg.Config, TrainingOptions):
@@ -53,7 +54,6 @@ def latest_run(context: dg.AssetExecutionContext, settings: Settings) -> RunFold
     pool="gpu",
     kinds={"pytorch", "mlflow"},
     tags={"compute": "gpu"},
-    op_tags={"dagster-k8s/config": GPU_K8S_CONFIG},
     description="Fine-tuned Whisper (safetensors + processor) under models/whisper/<run>/, logged to MLflow.",
 )
 def whisper_model(
@@ -61,13 +61,35 @@ def whisper_model(
     config: TrainingConfig,
     platform: PlatformSettings,
     mlflow: MlflowTracking,
+    training_pipes: dg.ResourceParam[dg.PipesClient],
 ) -> dg.MaterializeResult:
-    from whisper_assets.training.runs import train_run  # torch and transformers: only in training runs
-
     settings = platform.settings
-    layout = settings.layout
     options = effective_options(settings, config)
-    tracker = mlflow.tracker(settings)
+    tags = {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_model"}
+    if settings.compute.remote_training == "off":
+        metadata = train_and_describe(settings, options, mlflow.tracker(settings), tags, context.log.info)
+    else:
+        metadata = train_remotely(context, training_pipes, platform, options, mlflow.tracking_uri, tags)
+    run = RunFolder.of(settings.layout.models_root, metadata["run"])
+    return dg.MaterializeResult(
+        metadata={**as_metadata(metadata), **store_copies(settings, run.model_dir, run.run_manifest_path)}
+    )
+
+
+def train_and_describe(
+    settings: Settings,
+    options: TrainingOptions,
+    tracker,
+    tags: dict[str, str],
+    log: Callable[[str], None],
+    on_record: Callable[[dict], None] = lambda _record: None,
+) -> dict[str, object]:
+    """Train (or resume, or re-publish) the run these options and the published splits name; its metadata."""
+    # torch and transformers: imported only in training runs
+    from whisper_assets.training.run_metadata import run_metadata
+    from whisper_assets.training.runs import train_run
+
+    layout = settings.layout
     manifests = training_manifests(layout.manifests_root, options.replay_share > 0)
     run = train_run(
         options,
@@ -76,37 +98,63 @@ def whisper_model(
         layout.features_root,
         layout.logs_root,
         tracker,
-        {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_model"},
-        context.log.info,
+        tags,
+        log,
+        on_record,
     )
-    result = run.result
-    return dg.MaterializeResult(
-        metadata={
-            "run": run.folder.name,
-            "manifest_sha256": {split: ref.sha256 for split, ref in run.manifests.items()},
-            "model_dir": dg.MetadataValue.path(str(result.model_dir)),
-            "base_model": options.base_model,
-            "task": options.task,
-            "language": options.language or "per item",
-            "steps": result.steps,
-            "resumed_from_step": result.resumed_from_step,
-            "best_validation_wer": result.best_wer,
-            "device": result.device,
-            **run.folder.scope().fields(),
-            "precision": result.precision,
-            "audio_seconds_per_second": round(run.audio_seconds_per_second, 2),
-            "feature_cache": result.cache,
-            "mlflow_run_id": run.mlflow_run_id,
-            "mlflow_run": dg.MetadataValue.url(tracker.run_link(run.mlflow_run_id)),
-            "model_version": run.model_version,
-            "training_log": dg.MetadataValue.path(str(run.log_path)),
-            **store_copies(settings, run.folder.model_dir, run.folder.run_manifest_path),
-            **{
-                f"plot_{name}": dg.MetadataValue.md(charts.markdown_image(figure, name))
-                for name, figure in run.plots.items()
-            },
-        }
-    )
+    return run_metadata(run, options, tracker.run_link(run.mlflow_run_id))
+
+
+def train_remotely(
+    context: dg.AssetExecutionContext,
+    client: dg.PipesClient,
+    platform: PlatformSettings,
+    options: TrainingOptions,
+    tracking_uri: str | None,
+    tags: dict[str, str],
+) -> dict[str, object]:
+    """Run `whisper_assets.defs.remote_training` through Dagster Pipes (a subprocess or a Kubernetes pod) on the
+    same data root; its log lines, per-step records and materialization come back to this step."""
+    compute = platform.settings.compute
+    extras = {
+        "config_path": platform.config_path,
+        "options": options.model_dump(mode="json"),
+        "tracking_uri": tracking_uri,
+        "tags": tags,
+    }
+    if compute.remote_training == "subprocess":
+        python = compute.remote_python or sys.executable
+        invocation = client.run(command=compute.remote_command(python), context=context, extras=extras)
+    else:
+        invocation = client.run(
+            context=context,
+            extras=extras,
+            image=compute.gpu_pod.image,
+            command=compute.remote_command("python"),
+            base_pod_spec=compute.remote_pod_spec(),
+        )
+    records = invocation.get_custom_messages()
+    context.log.info(f"remote training reported {len(records)} step records")
+    reported = invocation.get_materialize_result().metadata or {}
+    return {**{k: getattr(v, "value", v) for k, v in reported.items()}, "remote_step_records": len(records)}
+
+
+_TYPED = {
+    "path": dg.MetadataValue.path,
+    "url": dg.MetadataValue.url,
+    "md": dg.MetadataValue.md,
+    "json": dg.MetadataValue.json,
+}
+
+
+def as_metadata(entries: dict[str, object]) -> dict[str, object]:
+    """Plain values stay (Dagster infers text, numbers, JSON); {"raw_value", "type"} entries become typed values."""
+    return {
+        key: _TYPED[value["type"]](value["raw_value"])
+        if isinstance(value, dict) and set(value) == {"raw_value", "type"}
+        else value
+        for key, value in entries.items()
+    }
 
 
 @dg.asset(
@@ -280,7 +328,6 @@ def exported_model(
     pool="gpu",
     kinds={"pytorch", "optuna", "mlflow"},
     tags={"compute": "gpu"},
-    op_tags={"dagster-k8s/config": GPU_K8S_CONFIG},
     description="Optuna sweep over learning rate, steps, method and LoRA rank around the settings' training "
     "options: each trial an MLflow child run of one parent, pruned on validation WER; the best trial's model is "
     "registered. Re-materializing resumes the sweep.",

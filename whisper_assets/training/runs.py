@@ -40,6 +40,11 @@ class TrainedRun:
         return self.result.audio_seconds / self.result.train_seconds if self.result.train_seconds else 0.0
 
 
+def run_log_path(logs_root: Path, run: str) -> Path:
+    """The run's JSON-lines training log (written by the main process, read back by every process)."""
+    return logs_root / "training" / f"{run}.log"
+
+
 def progress_line(record: dict, max_steps: int) -> str | None:
     """The human line for a training or validation record ("train step 3/40: loss 2.1"), read for ETAs."""
     if record["stage"] not in ("train", "eval"):
@@ -76,7 +81,7 @@ def train_run(
             progress(line)
         on_record(record)
 
-    log_path = logs_root / "training" / f"{name}.log"
+    log_path = run_log_path(logs_root, name)
     replay_prefix = role_set("replay", "")
     replay = [
         row
@@ -115,6 +120,35 @@ def train_run(
     version = _register_once(folder, tracker, run_id, result) if register else None
     return TrainedRun(
         folder, run_id, version, result, manifests, log_path, log_plots(tracker, run_id, manifests)
+    )
+
+
+def train_as_worker(
+    options: TrainingOptions,
+    published: dict[str, ManifestRef],
+    models_root: Path,
+    features_root: Path,
+    logs_root: Path,
+) -> None:
+    """A data-parallel worker process (rank > 0 under torchrun or `accelerate launch`) of the run that rank 0
+    drives with `train_run`: the same run folder and data, its shard of every batch, and no tracking or
+    registration of its own (the trainer lets only the main process log, validate and checkpoint)."""
+    name = run_name(options, {split: ref.sha256 for split, ref in published.items()})
+    replay_prefix = role_set("replay", "")
+    replay = [
+        row
+        for set_name, ref in published.items()
+        if set_name.startswith(replay_prefix)
+        for row in read_manifest(ref.path)
+    ]
+    train(
+        options,
+        read_manifest(published["train"].path),
+        read_manifest(published["validation"].path),
+        RunFolder.of(models_root, name).root,
+        features_root,
+        run_log_path(logs_root, name),
+        replay_items=replay,
     )
 
 

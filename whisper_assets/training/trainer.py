@@ -64,6 +64,7 @@ class TrainResult:
     precision: str
     device: str
     history: list[dict] = field(default_factory=list)
+    processes: int = 1  # data-parallel processes that trained it
     cache: dict = field(default_factory=dict)
 
 
@@ -257,6 +258,7 @@ def train(
         device=device.type,
         history=history,
         cache={"hits": cache.hits, "misses": cache.misses, "repaired": cache.repaired},
+        processes=accelerator.num_processes,
     )
 
 
