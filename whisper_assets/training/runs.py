@@ -40,6 +40,14 @@ class TrainedRun:
         return self.result.audio_seconds / self.result.train_seconds if self.result.train_seconds else 0.0
 
 
+def replay_rows(manifests: dict[str, ManifestRef]) -> list[dict]:
+    """The rows of every replay set among the manifests (mixed into training at options.replay_share)."""
+    prefix = role_set("replay", "")
+    return [
+        row for name, ref in manifests.items() if name.startswith(prefix) for row in read_manifest(ref.path)
+    ]
+
+
 def run_log_path(logs_root: Path, run: str) -> Path:
     """The run's JSON-lines training log (written by the main process, read back by every process)."""
     return logs_root / "training" / f"{run}.log"
@@ -82,13 +90,7 @@ def train_run(
         on_record(record)
 
     log_path = run_log_path(logs_root, name)
-    replay_prefix = role_set("replay", "")
-    replay = [
-        row
-        for set_name, ref in manifests.items()
-        if set_name.startswith(replay_prefix)
-        for row in read_manifest(ref.path)
-    ]
+    replay = replay_rows(manifests)
     try:
         result = train(
             options,
@@ -134,13 +136,7 @@ def train_as_worker(
     drives with `train_run`: the same run folder and data, its shard of every batch, and no tracking or
     registration of its own (the trainer lets only the main process log, validate and checkpoint)."""
     name = run_name(options, {split: ref.sha256 for split, ref in published.items()})
-    replay_prefix = role_set("replay", "")
-    replay = [
-        row
-        for set_name, ref in published.items()
-        if set_name.startswith(replay_prefix)
-        for row in read_manifest(ref.path)
-    ]
+    replay = replay_rows(published)
     train(
         options,
         read_manifest(published["train"].path),
