@@ -32,6 +32,7 @@ from whisper_assets.defs.run_launcher import (
     run_worker_start,
     worker_alive,
 )
+from whisper_assets.training.checkpoints import MARKER
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.trainer import train
 from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
@@ -59,7 +60,12 @@ def wait_for(condition, seconds: float, what: str, every: float = 0.2):
 
 
 def checkpoint_steps(root: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in root.glob("models/whisper/*/checkpoints/checkpoint-*"))
+    """Steps of the complete checkpoints (marker written last): a folder still being written is not one."""
+    return sorted(
+        int(p.name.split("-")[1])
+        for p in root.glob("models/whisper/*/checkpoints/checkpoint-*")
+        if (p / MARKER).exists()
+    )
 
 
 @pytest.fixture
