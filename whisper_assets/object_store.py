@@ -59,7 +59,6 @@ class ObjectStore:
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise ValueError(f"object store URI must look like s3://bucket/prefix, got {uri!r}")
-        self.uri = uri.rstrip("/")
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.root = root

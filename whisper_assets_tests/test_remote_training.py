@@ -23,11 +23,16 @@ def test_training_in_a_pipes_subprocess_reports_back_and_feeds_evaluation(tmp_pa
     with dg.instance_for_test() as instance:
         result = run_job(project, "train_and_evaluate", instance, assets=["whisper_model", "eval_metrics"])
         assert result.success and result.get_asset_check_evaluations()[0].passed
-        [trained] = [
-            {k: v.value for k, v in e.materialization.metadata.items()}
+        [typed] = [
+            e.materialization.metadata
             for e in result.get_asset_materialization_events()
             if e.asset_key.path == ["whisper_model"]
         ]
+        trained = {k: v.value for k, v in typed.items()}
+        # Paths, links and pictures keep their kinds across Pipes, as a local run's do.
+        assert isinstance(typed["model_dir"], dg.PathMetadataValue)
+        assert isinstance(typed["mlflow_run"], dg.UrlMetadataValue)
+        assert isinstance(typed["plot_loss"], dg.MarkdownMetadataValue)
         assert trained["remote_pid"] != os.getpid()
         assert trained["remote_step_records"] >= 2  # one per training step, sent over Pipes while training
         assert trained["steps"] == 2 and trained["model_version"] == "1"

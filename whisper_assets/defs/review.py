@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from whisper_assets.defs.compute import GPU_POOL
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata
 from whisper_assets.sources.review_db import ReviewDbSource, pending_fingerprint
@@ -12,7 +13,7 @@ from whisper_assets.sources.review_db import ReviewDbSource, pending_fingerprint
 @dg.asset(
     partitions_def=source_partitions,
     group_name="review",
-    pool="gpu",
+    pool=GPU_POOL,
     kinds={"pytorch", "sqlite"},
     description="Scores every unreviewed entry of a review database by how likely its transcript is wrong "
     "(the champion, else the base model, disagrees; finds it improbable; odd speaking rate); the review app's "

@@ -8,6 +8,7 @@ import dagster as dg
 
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import read_manifest, training_manifests
+from whisper_assets.defs.compute import GPU_POOL
 from whisper_assets.defs.curation import catalog
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata, store_copies
 from whisper_assets.reporting import markdown_table
@@ -51,7 +52,7 @@ def latest_run(context: dg.AssetExecutionContext, settings: Settings) -> RunFold
 @dg.asset(
     group_name=GROUP,
     deps=["splits"],
-    pool="gpu",
+    pool=GPU_POOL,
     kinds={"pytorch", "mlflow"},
     tags={"compute": "gpu"},
     description="Fine-tuned Whisper (safetensors + processor) under models/whisper/<run>/, logged to MLflow.",
@@ -67,12 +68,14 @@ def whisper_model(
     options = effective_options(settings, config)
     tags = {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_model"}
     if settings.compute.remote_training == "off":
-        metadata = train_and_describe(settings, options, mlflow.tracker(settings), tags, context.log.info)
+        described = train_and_describe(settings, options, mlflow.tracker(settings), tags, context.log.info)
+        name, metadata = described["run"], as_metadata(described)
     else:
         metadata = train_remotely(context, training_pipes, platform, options, mlflow.tracking_uri, tags)
-    run = RunFolder.of(settings.layout.models_root, metadata["run"])
+        name = metadata["run"].value  # Pipes hands metadata back as Dagster's typed values
+    run = RunFolder.of(settings.layout.models_root, name)
     return dg.MaterializeResult(
-        metadata={**as_metadata(metadata), **store_copies(settings, run.model_dir, run.run_manifest_path)}
+        metadata={**metadata, **store_copies(settings, run.model_dir, run.run_manifest_path)}
     )
 
 
@@ -136,7 +139,7 @@ def train_remotely(
     records = invocation.get_custom_messages()
     context.log.info(f"remote training reported {len(records)} step records")
     reported = invocation.get_materialize_result().metadata or {}
-    return {**{k: getattr(v, "value", v) for k, v in reported.items()}, "remote_step_records": len(records)}
+    return {**reported, "remote_step_records": len(records)}
 
 
 _TYPED = {
@@ -177,7 +180,7 @@ def trained_items_marked(
 @dg.asset(
     group_name=GROUP,
     deps=[whisper_model, "splits"],
-    pool="gpu",
+    pool=GPU_POOL,
     kinds={"parquet", "mlflow"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -325,7 +328,7 @@ def exported_model(
 @dg.asset(
     group_name=GROUP,
     deps=["splits"],
-    pool="gpu",
+    pool=GPU_POOL,
     kinds={"pytorch", "optuna", "mlflow"},
     tags={"compute": "gpu"},
     description="Optuna sweep over learning rate, steps, method and LoRA rank around the settings' training "
