@@ -18,13 +18,17 @@ PYTHON=${PYTHON:-python3}
 PROFILE=${WHISPER_ASSETS_PROFILE:-dev}
 missing=()
 command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+# gcc and Python's headers build webrtcvad (the speakers extra's voice encoder needs it; no wheel exists).
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+"$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' ||
+  missing+=(python3-dev)
 if [ "$PROFILE" = dev ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-  extras=dev,export,augment,team
+  extras=dev,export,augment,team,speakers
 else
-  extras=export,augment,team
+  extras=export,augment,team,speakers
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""

@@ -151,6 +151,7 @@ def _materialize_demo(root: Path, config: Path) -> int:
     from whisper_assets.defs.training import exported_model, training_job_assets
     from whisper_assets.demo.data import espeak_available
     from whisper_assets.export.ctranslate import export_available
+    from whisper_assets.tts.versions import current_version
 
     settings = load_settings(config)
     voice = "espeak-ng speech" if espeak_available() else "synthetic signals (install espeak-ng for speech)"
@@ -171,6 +172,13 @@ def _materialize_demo(root: Path, config: Path) -> int:
             partition_key=name, instance=instance, run_config=quiet
         )
     defs.resolve_job_def("publish_splits").execute_in_process(instance=instance, run_config=quiet)
+    for source in settings.sources:
+        if source.tts is not None:
+            print(f"Building the TTS voice dataset of {source.name} ...")
+            defs.resolve_job_def("build_tts_dataset").execute_in_process(
+                partition_key=source.name, instance=instance, run_config=quiet
+            )
+            print(f"  {current_version(settings.layout.tts_root / source.name / 'dataset', 'tts_dataset')}")
     skipped = set() if export_available() else {exported_model.key}
     print_summary(settings)
     # Two recipes, so MLflow has two runs to compare and the dashboard shows them side by side.

@@ -13,17 +13,19 @@ from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
 from whisper_assets.defs.review import review_job, review_priorities, review_queue
 from whisper_assets.defs.schedules import build_schedules
 from whisper_assets.defs.sensors import curation_automation, new_uploads
+from whisper_assets.defs.speakers import speakers
 from whisper_assets.defs.training import model_assets, sweep_job, training_job
+from whisper_assets.defs.tts import tts_assets, tts_job
 from whisper_assets.settings import load_settings
 
 
 def build_definitions(config_path: str | None = None, workers: int = 0) -> dg.Definitions:
     """Everything, bound to one settings file (None: `WHISPER_ASSETS_CONFIG` or ./whisper_assets.yaml)."""
     settings = load_settings(config_path)
-    assets = [*ingest_assets, *curation_assets, *model_assets, review_priorities]
+    assets = [*ingest_assets, speakers, *curation_assets, *model_assets, review_priorities, *tts_assets]
     return dg.Definitions(
         assets=assets,
-        jobs=[ingest_job, curation_job, training_job, sweep_job, review_job],
+        jobs=[ingest_job, curation_job, training_job, sweep_job, review_job, tts_job],
         executor=step_executor(settings.compute, assets),
         sensors=[new_uploads, curation_automation, review_queue],
         schedules=build_schedules(settings.schedules),

@@ -43,6 +43,20 @@ class DataLayout:
         return self.data_root / "outputs"
 
     @property
+    def speakers_root(self) -> Path:
+        """Per-source speaker analyses and the manual overrides: speakers/<source>/."""
+        return self.data_root / "speakers"
+
+    def speaker_overrides(self, source: str) -> Path:
+        """The `file,speaker` CSV a person writes after listening to the cluster samples; it wins over clusters."""
+        return self.speakers_root / source / "speaker_overrides.csv"
+
+    @property
+    def tts_root(self) -> Path:
+        """TTS dataset versions per source: tts/<source>/{preprocessed,speakers,dataset}/<version>/."""
+        return self.data_root / "tts"
+
+    @property
     def tables_root(self) -> Path:
         return self.data_root / "tables"
 

@@ -82,3 +82,11 @@ def _html_cell(value: object) -> str:
             else f'<td class="num">{value}</td>'
         )
     return f"<td>{html.escape(str(value))}</td>"
+
+
+def hours_by(rows: Sequence[dict], field: str) -> dict[str, float]:
+    """Hours per value of `field`, from each row's `duration` in seconds."""
+    totals: Counter[str] = Counter()
+    for row in rows:
+        totals[str(row[field])] += row["duration"] / 3600
+    return {k: round(v, 4) for k, v in sorted(totals.items())}

@@ -13,6 +13,8 @@ PACKAGE = Path(whisper_assets.__file__).parent
 LAYERS = [
     {"files", "layout", "policy", "parallel", "reporting", "charts", "web_access"},
     {"audio", "text", "tables", "object_store", "compute"},
+    {"speakers"},
+    {"tts"},
     {"sources"},
     {"curation"},
     {"asr", "tracking"},

@@ -67,7 +67,11 @@ def test_definitions_load_with_the_expected_graph():
         "normalized_transcripts": ["dedup_report"],
         "processed_audio": ["dedup_report", "normalized_transcripts"],
         "segments": ["processed_audio"],
-        "splits": ["segments"],
+        "speakers": ["segments"],
+        "tts_preprocessed": ["segments"],
+        "tts_speakers": ["tts_preprocessed"],
+        "tts_dataset": ["tts_speakers"],
+        "splits": ["segments", "speakers"],
         "whisper_model": ["splits"],
         "trained_items_marked": ["whisper_model"],
         "whisper_sweep": ["splits"],
@@ -87,6 +91,8 @@ def test_definitions_load_with_the_expected_graph():
         "normalized_transcripts",
         "processed_audio",
         "segments",
+        "speakers",
+        "tts_dataset",
         "review_priorities",
     ):
         assert graph.get(dg.AssetKey(key)).partitions_def == source_partitions
@@ -108,6 +114,7 @@ def test_definitions_load_with_the_expected_graph():
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     ingest = defs.resolve_job_def("ingest_source")
     assert ingest.executor_def.name == "in_process"  # one process per run: small drops start fast
+    assert dg.AssetKey("speakers") in ingest.asset_layer.executable_asset_keys
 
 
 def test_schedule_crons_come_from_the_settings_file(make_settings):

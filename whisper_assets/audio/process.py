@@ -16,7 +16,12 @@ _MIN_LOUDNESS_SECONDS = 0.4  # BS.1770 gating blocks are 400 ms long.
 
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
-    """Downmix (frames, channels) float samples and resample them to 16 kHz with soxr's high quality filter."""
+    """Downmix (frames, channels) float samples and resample them to 16 kHz (Whisper's rate)."""
+    return to_mono(samples, rate, TARGET_RATE)
+
+
+def to_mono(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """Downmix (frames, channels) float samples and resample them to `target_rate` with soxr's HQ filter."""
     if samples.ndim == 2 and samples.shape[1] > 1:
         # Summing channel columns is ~15x faster than mean(axis=1) over interleaved frames, and unlike a
         # matrix product it starts no BLAS threads that fight other workers for the cores.
@@ -26,9 +31,9 @@ def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
         mono *= np.float32(1 / samples.shape[1])
     else:
         mono = samples.reshape(len(samples), -1)[:, 0].astype(np.float32, copy=False)
-    if rate == TARGET_RATE:
+    if rate == target_rate:
         return np.ascontiguousarray(mono)
-    return soxr.resample(mono, rate, TARGET_RATE, quality="HQ")
+    return soxr.resample(mono, rate, target_rate, quality="HQ")
 
 
 def loud_bounds(samples: np.ndarray, threshold_db: float, rate: int = TARGET_RATE) -> tuple[int, int] | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,8 @@ import pyarrow as pa
 from whisper_assets.curation.dedup import cluster_items
 from whisper_assets.curation.manifests import publish_staged, stage_manifests
 from whisper_assets.curation.processing import STATUS_OK
-from whisper_assets.curation.splits import Placement, SplitSettings, group_key, hours_by, leaks, split_items
+from whisper_assets.curation.splits import Placement, SplitSettings, group_key, leaks, split_items
+from whisper_assets.reporting import hours_by
 from whisper_assets.tables import read_table_all, table_path, write_rows
 
 SPLITS_SCHEMA = pa.schema(
@@ -42,16 +43,25 @@ def trainable_items(
 
     Clusters are decided here over all sources at once, so the result does not depend on the order sources
     arrived in: a better copy that came later replaces an earlier source's copy. Segments inherit their
-    recording's cluster and group, so the segments of one recording share a split.
+    recording's cluster and group, so the segments of one recording share a split. A source whose speakers are
+    clustered (`Placement.speaker_ids`) takes each utterance's speaker from the `speakers` table, and groups a
+    recording by its main speaker (most speech).
     """
     labels = {r["id"]: r for r in inventory}
     clusters = cluster_items(inventory, cache_root, "all")
+    attributed = {
+        r["id"]: r
+        for r in read_table_all(tables_root, "speakers")
+        if r["speaker"] and placement.get(r["source"], Placement()).speaker_ids
+    }
+    main_speaker = _main_speakers(attributed.values())
     items = []
     for row in read_table_all(tables_root, "segments"):
         cluster = clusters.get(row["parent_id"])
         if row["status"] != STATUS_OK or not (cluster and cluster["is_canonical"]):
             continue
         item = labels[row["parent_id"]]
+        speaker = attributed[row["id"]]["speaker"] if row["id"] in attributed else item["speaker"]
         items.append(
             {
                 "id": row["id"],
@@ -61,20 +71,28 @@ def trainable_items(
                 "transcript": row["transcript"],
                 "duration": round(row["duration"], 3),
                 "language": item["language"],
-                "speaker": item["speaker"],
+                "speaker": speaker,
                 "source": row["source"],
                 "pseudo_label": bool(row.get("pseudo_label")),
                 "timestamps": json.loads(row["phrases"]) if row.get("phrases") else None,
                 "content_hash": cluster["cluster_id"],
                 "group": group_key(
                     row["source"],
-                    item["speaker"],
+                    main_speaker.get(row["parent_id"], item["speaker"]),
                     cluster["cluster_id"],
                     placement.get(row["source"], Placement()).by_speaker,
                 ),
             }
         )
     return items
+
+
+def _main_speakers(rows: Iterable[dict]) -> dict[str, str]:
+    """Per recording, the speaker with the most seconds among its utterances."""
+    seconds: dict[str, Counter[str]] = defaultdict(Counter)
+    for row in rows:
+        seconds[row["parent_id"]][row["speaker"]] += row["duration"]
+    return {parent: counts.most_common(1)[0][0] for parent, counts in seconds.items()}
 
 
 def content_leaks(

@@ -39,11 +39,12 @@ class SplitSettings(Policy):
 @dataclass(frozen=True)
 class Placement:
     """Where a source's items go: grouped by speaker (or content), pinned to one split, or kept whole as a
-    regression or replay set (`role`)."""
+    regression or replay set (`role`); `speaker_ids` when its speakers are clustered voices."""
 
     by_speaker: bool = True
     pinned: str | None = None
     role: str = "domain"
+    speaker_ids: bool = False  # take speakers from the `speakers` table (clustered voices, overrides)
 
 
 def group_key(source: str, speaker: str | None, content_hash: str, by_speaker: bool = True) -> str:
@@ -98,10 +99,3 @@ def leaks(splits: dict[str, Sequence[dict]]) -> dict[str, list[str]]:
             seen[row["group"]].add(name)
             seen[f"content:{row['content_hash']}"].add(name)
     return {key: sorted(names) for key, names in seen.items() if len(names) > 1}
-
-
-def hours_by(rows: Sequence[dict], field: str) -> dict[str, float]:
-    totals: dict[str, float] = defaultdict(float)
-    for row in rows:
-        totals[str(row[field])] += row["duration"] / 3600
-    return {k: round(v, 4) for k, v in sorted(totals.items())}

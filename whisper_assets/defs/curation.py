@@ -10,6 +10,7 @@ from whisper_assets.curation.publish import publish_splits
 from whisper_assets.curation.splits import Placement
 from whisper_assets.defs.ingest import inventory, segments
 from whisper_assets.defs.resources import PlatformSettings, store_copies
+from whisper_assets.defs.speakers import speakers
 from whisper_assets.files import write_text_atomic
 from whisper_assets.reporting import markdown_table
 from whisper_assets.sources.folder import ignored_upload_folders
@@ -21,6 +22,7 @@ CATALOG_TABLES = (
     "normalized_transcripts",
     "processed_audio",
     "segments",
+    "speakers",
     "splits",
     "eval_utterances",
 )
@@ -37,7 +39,10 @@ SPLITS_AUTOMATION = (
 @dg.asset(
     group_name="curation",
     kinds={"jsonl", "duckdb"},
-    deps=[dg.AssetDep(segments, partition_mapping=dg.AllPartitionMapping())],
+    deps=[
+        dg.AssetDep(segments, partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep(speakers, partition_mapping=dg.AllPartitionMapping()),
+    ],
     automation_condition=SPLITS_AUTOMATION,
     check_specs=[
         dg.AssetCheckSpec(
@@ -61,7 +66,10 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
     settings = platform.settings
     layout = settings.layout
     placement = {
-        s.name: Placement(s.split_by == "speaker", s.split, s.role) for s in settings.discover_sources()
+        s.name: Placement(
+            s.split_by == "speaker", s.split, s.role, s.speakers.cluster and s.speakers.group_splits
+        )
+        for s in settings.discover_sources()
     }
     result = publish_splits(
         layout.tables_root, layout.manifests_root, layout.cache_root, placement, settings.splits

@@ -295,7 +295,8 @@ ingest_assets = [inventory, dedup_report, normalized_transcripts, processed_audi
 # loads the code location again, which cost more than the work itself for small drops.
 ingest_job = dg.define_asset_job(
     "ingest_source",
-    selection=dg.AssetSelection.assets(*ingest_assets),
+    selection=dg.AssetSelection.groups(GROUP),  # these assets and the `speakers` asset built on them
     executor_def=dg.in_process_executor,
-    description="Bring one dataset source from raw files to 16 kHz training utterances with word timings.",
+    description="Bring one dataset source from raw files to 16 kHz training utterances with word timings and "
+    "speaker ids.",
 )

@@ -244,6 +244,9 @@ def generate_demo(root: Path, recordings_url: str | None = None) -> Path:
                 "license": "CC0-1.0",
                 "provenance": "espeak-ng, generated",
                 "transcripts": {"script": "latin"},
+                # Speaker ids (labels here, clusters verified against them) and a TTS voice dataset.
+                "speakers": {"cluster": True},
+                "tts": {"sample_rate": 22_050},
             },
             {
                 "name": "demo-reviews",

@@ -18,7 +18,9 @@ from whisper_assets.audio.policy import AudioPolicy
 from whisper_assets.layout import DataLayout
 from whisper_assets.policy import Policy
 from whisper_assets.sources.watch import ScanProgress, fingerprint_tree
+from whisper_assets.speakers.policy import SpeakerPolicy
 from whisper_assets.text.policy import TranscriptPolicy
+from whisper_assets.tts.profile import TtsProfile
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -53,6 +55,10 @@ class SourceBase(Policy):
     transcripts: TranscriptPolicy = TranscriptPolicy()
     audio: AudioPolicy = AudioPolicy()
     karaoke: bool = Field(False, description="Write a karaoke.lrc (per-word timings) for every item.")
+    speakers: SpeakerPolicy = SpeakerPolicy()
+    tts: TtsProfile | None = Field(
+        None, description="Also make a TTS voice dataset of this source (tts_preprocessed -> tts_dataset)."
+    )
     pseudo_labels: Literal["off", "flag", "train"] = Field(
         "off",
         description="Items without a transcript: off (rejected), flag (transcribed by "

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from whisper_assets import charts
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import ManifestRef, read_manifest, role_set
-from whisper_assets.curation.splits import hours_by
+from whisper_assets.reporting import hours_by
 from whisper_assets.tracking.plots import CURVES, curve_figures
 from whisper_assets.tracking.tracker import Tracker
 from whisper_assets.training.options import TrainingOptions
