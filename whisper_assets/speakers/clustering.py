@@ -27,7 +27,9 @@ def cluster_embeddings(embeddings: np.ndarray, policy: SpeakerPolicy) -> np.ndar
 
     labels = fit(n_clusters=None, distance_threshold=policy.threshold)
     found = len(set(labels))
-    wanted = min(max(found, policy.min_speakers or 1), policy.max_speakers or len(embeddings), len(embeddings))
+    wanted = min(
+        max(found, policy.min_speakers or 1), policy.max_speakers or len(embeddings), len(embeddings)
+    )
     return labels if wanted == found else fit(n_clusters=wanted)
 
 
