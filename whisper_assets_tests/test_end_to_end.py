@@ -109,7 +109,8 @@ def test_webserver_serves_the_asset_graph_over_graphql(dagster_home, make_settin
                 time.sleep(1)
         assert nodes is not None, "webserver did not answer within 120 s"
         graph = {n["assetKey"]["path"][0]: sorted(d["path"][0] for d in n["dependencyKeys"]) for n in nodes}
-        assert graph["splits"] == ["segments"]
+        assert graph["splits"] == ["segments", "speakers"]
+        assert graph["speakers"] == ["segments"]
         assert graph["segments"] == ["processed_audio"]
         assert graph["processed_audio"] == ["dedup_report", "normalized_transcripts"]
 
