@@ -123,13 +123,15 @@ def read_metadata(folder: Path) -> list[dict]:
         return [{**r, "duration": float(r["duration"])} for r in csv.DictReader(handle)]
 
 
-def write_metadata(folder: Path, rows: Sequence[dict], fields: Sequence[str]) -> None:
-    """metadata.csv, written last and atomically: its presence marks a version folder complete."""
+def write_metadata(
+    folder: Path, rows: Sequence[dict], fields: Sequence[str], name: str = METADATA_NAME
+) -> None:
+    """A CSV of `rows`, atomically; metadata.csv is written last: its presence marks a version folder complete."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_text_atomic(folder / METADATA_NAME, buffer.getvalue())
+    write_text_atomic(folder / name, buffer.getvalue())
 
 
 def _params_key(profile: TtsProfile) -> str:
@@ -199,11 +201,7 @@ def _write_version(folder: Path, pool: Path, rows: Sequence[dict], rejected: Seq
         except OSError:  # another file system: copy instead
             with atomic_path(target) as tmp:
                 shutil.copyfile(row["pool"], tmp)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["id", "recording", "reason"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rejected)
-    write_text_atomic(folder / "rejected.csv", buffer.getvalue())
+    write_metadata(folder, rejected, ("id", "recording", "reason"), name="rejected.csv")
     write_metadata(folder, rows, METADATA_FIELDS)
 
 
