@@ -67,6 +67,20 @@ def main(argv: list[str] | None = None) -> int:
         help="mark a run whose worker died as failed and free its pool slots (e.g. a stuck `gpu` slot)",
     )
     release.add_argument("run_id")
+    keys = commands.add_parser(
+        "decode-keys",
+        help="write the key events (KeyA_DOWN KeyA_UP ...) a keystroke model hears in a recording",
+    )
+    keys.add_argument("audio", type=Path)
+    add_config_argument(keys)
+    weights = keys.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--run", type=Path, help="a keystroke run folder (default: the newest under the data root)"
+    )
+    weights.add_argument("--model", type=Path, help="an exported keystroke model folder (model/ of a run)")
+    keys.add_argument(
+        "--checkpoint", choices=("best", "latest"), default="best", help="which checkpoint of the run"
+    )
     args = parser.parse_args(argv)
     try:
         return run(args)
@@ -111,12 +125,33 @@ def run(args: argparse.Namespace) -> int:
         return run_release(args.run_id)
     if args.command == "dashboard":
         return run_dashboard(args.config, args.runs)
+    if args.command == "decode-keys":
+        return run_decode_keys(args)
     if args.command == "create-review-db":
         from whisper_assets.sources.review_db import create_database
 
         print(f"review database ready: {create_database(args.path)}")
         return 0
     return run_query(args.sql, args.config)
+
+
+def run_decode_keys(args: argparse.Namespace) -> int:
+    from whisper_assets.keystrokes.inference import KeyDecoder, newest_run
+
+    if args.model:
+        decoder = KeyDecoder.from_model_dir(args.model)
+    else:
+        run_dir = args.run or newest_run(load_settings(args.config).layout.models_root / "keystrokes")
+        if run_dir is None:
+            print(
+                "error: no keystroke run yet: materialize keystroke_model, or pass --run/--model",
+                file=sys.stderr,
+            )
+            return 2
+        decoder = KeyDecoder.from_run(run_dir, args.checkpoint)
+    print(f"decoding {args.audio} with {decoder.source}", file=sys.stderr)
+    print(" ".join(decoder.decode_file(args.audio)))
+    return 0
 
 
 def run_release(run_id: str) -> int:

@@ -57,6 +57,11 @@ class DataLayout:
         return self.data_root / "tts"
 
     @property
+    def keystrokes_root(self) -> Path:
+        """Keystroke manifests, split maps and tokenizers, per source."""
+        return self.data_root / "keystrokes"
+
+    @property
     def tables_root(self) -> Path:
         return self.data_root / "tables"
 

@@ -17,6 +17,7 @@ from whisper_assets.curation.balance import BalanceSettings
 from whisper_assets.curation.splits import SplitSettings
 from whisper_assets.evaluation.gate import EvaluationSettings
 from whisper_assets.evaluation.review_policy import PrioritySettings
+from whisper_assets.keystrokes.options import KeystrokeOptions
 from whisper_assets.layout import DataLayout
 from whisper_assets.object_store import ObjectStoreSettings
 from whisper_assets.policy import Policy
@@ -56,6 +57,7 @@ class Settings(Policy):
     move_duplicates: bool = Field(False, description="Move non-canonical duplicates to uploads/duplicates/.")
     segmentation: SegmentationSettings = SegmentationSettings()
     training: TrainingOptions = TrainingOptions()
+    keystrokes: KeystrokeOptions = KeystrokeOptions()
     evaluation: EvaluationSettings = EvaluationSettings()
     review: PrioritySettings = PrioritySettings()
     mlflow: MlflowSettings = MlflowSettings()

@@ -19,6 +19,7 @@ LAYERS = [
     {"curation"},
     {"asr", "tracking"},
     {"training", "evaluation", "export", "segmentation"},
+    {"keystrokes"},
     {"serving"},
     {"settings", "demo", "review_app"},
     {"defs"},

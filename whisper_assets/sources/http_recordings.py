@@ -44,6 +44,9 @@ class HttpRecordingsSource(SourceBase):
     allow_private_addresses: bool = Field(False, description="Allow loopback/private hosts (a LAN server).")
     max_file_mb: int = Field(200, ge=1)
     timeout_seconds: float = Field(20.0, gt=0)
+    keystrokes: bool = Field(
+        False, description="The pairs are typing recordings: feed the keystroke model (keystrokes group)."
+    )
 
     @model_validator(mode="after")
     def _safe_url(self) -> HttpRecordingsSource:

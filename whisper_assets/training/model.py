@@ -57,6 +57,13 @@ def trim_encoder_window(
     trimmed.requires_grad_(old.weight.requires_grad)
     encoder.embed_positions = trimmed
     model.config.max_source_positions = positions
+    trim_feature_window(feature_extractor, seconds)
+
+
+def trim_feature_window(feature_extractor: WhisperFeatureExtractor, seconds: float) -> None:
+    """Pad or cut audio to `seconds` instead of 30 s: the feature side of a trimmed encoder window."""
+    if seconds >= FULL_WINDOW_SECONDS:
+        return
     feature_extractor.chunk_length = int(seconds) if float(seconds).is_integer() else seconds
     feature_extractor.n_samples = round(seconds * SAMPLE_RATE)
     feature_extractor.nb_max_frames = feature_extractor.n_samples // feature_extractor.hop_length
