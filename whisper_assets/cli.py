@@ -182,6 +182,7 @@ def _materialize_demo(root: Path, config: Path) -> int:
     import dagster as dg
 
     from whisper_assets.definitions import build_definitions
+    from whisper_assets.defs.keystrokes import keystroke_sources
     from whisper_assets.defs.partitions import source_partitions
     from whisper_assets.defs.training import exported_model, training_job_assets
     from whisper_assets.demo.data import espeak_available
@@ -214,6 +215,15 @@ def _materialize_demo(root: Path, config: Path) -> int:
                 partition_key=source.name, instance=instance, run_config=quiet
             )
             print(f"  {current_version(settings.layout.tts_root / source.name / 'dataset', 'tts_dataset')}")
+    for name in keystroke_sources(settings):
+        print(f"Training the keystroke model of {name} (typing recordings, a tiny random encoder) ...")
+        for job in ("keystroke_data", "keystroke_training"):
+            defs.resolve_job_def(job).execute_in_process(
+                partition_key=name, instance=instance, run_config=quiet
+            )
+        print(
+            f"  try it: whisper-assets decode-keys --config {config} {settings.layout.mirrors_root}/recordings/{name}/<file>.webm"
+        )
     skipped = set() if export_available() else {exported_model.key}
     print_summary(settings)
     # Two recipes, so MLflow has two runs to compare and the dashboard shows them side by side.

@@ -161,6 +161,7 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
             "demo-sr",
             "demo-reviews",
             "demo-remote",
+            "demo-keys",
         ]
     assert "audio blob is not zlib data" in out and "CTranslate2 export" in out and "MLflow run" in out
     assert "## demo-remote" in (tmp_path / "demo" / "DATA_LICENSES.md").read_text()
@@ -186,4 +187,8 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
     [experiment] = [e for e in client.search_experiments() if e.name == "whisper-assets"]
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 2 and all("test_wer_normalized" in r.data.metrics for r in runs)  # no sweep trials
+    [keys] = [e for e in client.search_experiments() if e.name == "whisper-assets-keystrokes"]
+    [keys_run] = client.search_runs([keys.experiment_id])
+    assert keys_run.info.status == "FINISHED" and "test_token_accuracy" in keys_run.data.metrics
+    assert "whisper-assets decode-keys" in out
     assert (tmp_path / "demo" / "manifests" / "dataset_balance.html").exists()

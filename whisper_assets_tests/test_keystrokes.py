@@ -330,3 +330,56 @@ def test_drop_alarm_fails_the_mlflow_run_and_keeps_the_best_checkpoint(typing, t
     assert [v for _, v in history] == [0.40, 0.50, 0.30]
     artifacts = [a.path for a in tracker.client.list_artifacts(run.mlflow_run_id, "eval_samples")]
     assert len(artifacts) == 3
+
+
+def test_keystroke_assets_follow_a_synced_endpoint(typing, tmp_path):
+    """A real HTTP endpoint is mirrored by `inventory`; the sensor then asks for the keystroke data job, and the
+    training job trains, tracks and evaluates the source's model."""
+    import shutil
+
+    import dagster as dg
+    import yaml
+
+    from whisper_assets.cli import serve_folder
+    from whisper_assets.defs.partitions import source_partitions
+    from whisper_assets_tests.helpers import run_job, tick
+
+    root, manifest, _, base = typing
+    window = float(np.ceil(max(r["duration"] for r in manifest.rows)))
+    served = tmp_path / "server" / "recordings"
+    shutil.copytree(root / "recordings", served)
+    with serve_folder(tmp_path / "server") as url, dg.instance_for_test() as instance:
+        config = tmp_path / "whisper_assets.yaml"
+        recipe = _options(base, max_epochs=2, eval_every=3).model_dump(mode="json")
+        source = {"kind": "http_recordings", "base_url": url, "allow_private_addresses": True}
+        settings = {
+            "data_root": ".",
+            "keystrokes": recipe,
+            "sources": [{"name": "keys", **source, "keystrokes": True}, {"name": "memos", **source}],
+        }
+        config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        instance.add_dynamic_partitions(source_partitions.name, ["keys", "memos"])
+        assert tick(config, "keystroke_data_after_sync", instance).run_requests == []
+        run_job(config, "ingest_source", instance, partition_key="keys", assets=["inventory"])
+        ticked = tick(config, "keystroke_data_after_sync", instance)
+        assert [r.partition_key for r in ticked.run_requests] == ["keys"]
+        assert tick(config, "keystroke_data_after_sync", instance, ticked.cursor).run_requests == []
+
+        data = run_job(config, "keystroke_data", instance, partition_key="keys")
+        manifests = data.asset_materializations_for_node("keystroke_manifests")[0].metadata
+        assert (manifests["dagster/row_count"].value, manifests["rejected"].value) == (12, 2)
+        features = data.asset_materializations_for_node("keystroke_features")[0].metadata
+        assert (features["computed"].value, features["window_seconds"].value) == (12, window)
+        assert [r.partition_key for r in tick(config, "retrain_keystrokes", instance)] == ["keys"]
+
+        trained = run_job(config, "keystroke_training", instance, partition_key="keys")
+        model = trained.asset_materializations_for_node("keystroke_model")[0].metadata
+        assert model["steps"].value == 6 and model["feature_cache"].value["misses"] == 0
+        evaluation = trained.asset_materializations_for_node("keystroke_evaluation")[0].metadata
+        assert evaluation["recordings"].value == 1 and 0 <= evaluation["token_accuracy"].value <= 1
+        assert isinstance(tick(config, "retrain_keystrokes", instance), dg.SkipReason)
+
+        refused = run_job(config, "keystroke_data", instance, partition_key="memos", raise_on_error=False)
+        assert not refused.success
+        failure = refused.get_step_failure_events()[0].event_specific_data.error.message
+        assert "does not feed the keystroke model" in failure

@@ -82,6 +82,11 @@ def test_definitions_load_with_the_expected_graph():
         "data_licenses": ["inventory"],
         "dataset_balance": ["splits"],
         "review_priorities": [],  # reads the review database and the champion, per review-database source
+        "keystroke_manifests": ["inventory"],
+        "keystroke_vocabulary": ["keystroke_manifests"],
+        "keystroke_features": ["keystroke_vocabulary"],
+        "keystroke_model": ["keystroke_features"],
+        "keystroke_evaluation": ["keystroke_model"],
     }
     trained = defs.resolve_job_def("train_and_evaluate").asset_layer.executable_asset_keys
     assert dg.AssetKey("whisper_sweep") not in trained and dg.AssetKey("eval_dashboard") in trained
@@ -94,15 +99,19 @@ def test_definitions_load_with_the_expected_graph():
         "speakers",
         "tts_dataset",
         "review_priorities",
+        "keystroke_manifests",
+        "keystroke_model",
     ):
         assert graph.get(dg.AssetKey(key)).partitions_def == source_partitions
     assert graph.get(dg.AssetKey("catalog")).pools == {"duckdb"}
-    model = graph.get(dg.AssetKey("whisper_model"))
-    assert model.pools == {"gpu"} and model.tags["compute"] == "gpu"
+    for name in ("whisper_model", "keystroke_model"):
+        model = graph.get(dg.AssetKey(name))
+        assert model.pools == {"gpu"} and model.tags["compute"] == "gpu"
     sensors = {s.name: s for s in defs.get_repository_def().sensor_defs}
     assert sensors["new_uploads"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["curation_automation"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["review_queue"].default_status == dg.DefaultSensorStatus.STOPPED  # it runs a model
+    assert sensors["keystroke_data_after_sync"].default_status == dg.DefaultSensorStatus.RUNNING
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == {
         ("inventory", "unreadable_share"),

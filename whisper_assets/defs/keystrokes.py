@@ -276,11 +276,9 @@ def latest_partition_metadata(instance: dg.DagsterInstance, asset: str, partitio
 
 keystroke_data_assets = [keystroke_manifests, keystroke_vocabulary, keystroke_features]
 keystroke_assets = [*keystroke_data_assets, keystroke_model, keystroke_evaluation]
-keystroke_data_job = dg.define_asset_job(
-    "keystroke_data", selection=keystroke_data_assets, partitions_def=source_partitions
-)
+keystroke_data_job = dg.define_asset_job("keystroke_data", selection=keystroke_data_assets)
 keystroke_training_job = dg.define_asset_job(
-    "keystroke_training", selection=[keystroke_model, keystroke_evaluation], partitions_def=source_partitions
+    "keystroke_training", selection=[keystroke_model, keystroke_evaluation]
 )
 
 

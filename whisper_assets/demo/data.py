@@ -21,6 +21,7 @@ import yaml
 from whisper_assets.audio.encode import write_audio
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.demo.tiny_whisper import build_tiny_whisper
+from whisper_assets.demo.typing import generate_typing_recordings
 from whisper_assets.sources import review_db
 
 EN_SENTENCES = [
@@ -100,6 +101,7 @@ HR_REVIEWED = [
     "Vlak za Zagreb kasni deset minuta.",
     "Hvala vam puno na pomoći.",
 ]
+DEMO_TYPING_RECORDINGS = 30
 REMOTE_RECORDINGS = [
     ("memo-001", "Remember to water the plants on Friday.", "kim"),
     ("memo-002", "The quarterly report is due next Monday.", "kim"),
@@ -260,15 +262,24 @@ def generate_demo(root: Path, recordings_url: str | None = None) -> Path:
     }
     if recordings_url:
         generate_remote_recordings(root / "remote")
-        settings["sources"].append(
-            {
-                "name": "demo-remote",
-                "kind": "http_recordings",
-                "base_url": recordings_url,
-                "allow_private_addresses": True,
-                "language": "en",
-            }
-        )
+        # Typing recordings on a second path of the same server: the keystroke model's source.
+        keys = root / "remote" / "keys" / "recordings"
+        if keys.exists():
+            shutil.rmtree(keys)
+        generate_typing_recordings(keys, DEMO_TYPING_RECORDINGS, seed=0, words=(1, 1))
+        remote = {"kind": "http_recordings", "allow_private_addresses": True, "language": "en"}
+        settings["sources"] += [
+            {"name": "demo-remote", "base_url": recordings_url, **remote},
+            {"name": "demo-keys", "base_url": recordings_url + "/keys", "keystrokes": True, **remote},
+        ]
+        settings["keystrokes"] = {
+            "base_model": str(base_model),
+            "micro_batch": 8,
+            "effective_batch": 8,
+            "max_epochs": 3,
+            "eval_every": 4,
+            "learning_rate": 0.003,
+        }
     config = root / "whisper_assets.yaml"
     config.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return config

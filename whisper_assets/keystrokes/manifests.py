@@ -18,6 +18,7 @@ from pathlib import Path
 from whisper_assets.audio.decode import AudioDecodeError, probe
 from whisper_assets.files import read_jsonl, write_json_atomic, write_jsonl_atomic
 from whisper_assets.keystrokes.events import TimelineRejected, parse_timeline
+from whisper_assets.sources.mirror import STATE as MIRROR_STATE
 
 MANIFEST = "manifest.jsonl"
 REJECTIONS = "rejections.jsonl"
@@ -59,7 +60,7 @@ def build_manifest(recordings: Path, out_dir: Path, data_root: Path) -> Keystrok
         except (TimelineRejected, AudioDecodeError, OSError) as exc:
             rejections.append({"item": audio.name, "reason": str(exc)})
     for timeline in sorted(recordings.glob("*.json")):
-        if not timeline.with_suffix(".webm").exists():
+        if timeline.name != MIRROR_STATE and not timeline.with_suffix(".webm").exists():
             rejections.append({"item": timeline.name, "reason": "timeline without a .webm recording"})
     stored = _read_map(out_dir / SPLIT_MAP)
     split_map = assign_splits((row["id"] for row in rows), stored)
