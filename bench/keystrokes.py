@@ -65,6 +65,8 @@ def main() -> None:
     last = result.evaluations[-3:]
     for metric in ("test_token_accuracy", "test_sequence_accuracy", "test_teacher_forced_accuracy"):
         print(f"{metric} over the last {len(last)} evaluations: {[round(e[metric], 4) for e in last]}")
+    if result.model_dir is None:
+        return  # the run failed (the reason is printed above): there is no model to score
 
     decoder = KeyDecoder.from_model_dir(result.model_dir)
     cache = KeystrokeFeatureCache(root / "features", decoder.extractor, tokenizer, root)
