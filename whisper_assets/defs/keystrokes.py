@@ -13,7 +13,7 @@ import dagster as dg
 from whisper_assets.defs.compute import GPU_POOL
 from whisper_assets.defs.ingest import inventory
 from whisper_assets.defs.partitions import source_partitions
-from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
+from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata, with_overrides
 from whisper_assets.defs.schedules import IN_PROGRESS
 from whisper_assets.keystrokes.manifests import build_manifest, read_manifest
 from whisper_assets.keystrokes.options import KeystrokeOptions
@@ -45,11 +45,6 @@ def keystroke_sources(settings: Settings) -> list[str]:
 def _folders(settings: Settings, name: str):
     root = settings.layout.keystrokes_root / name
     return root / "manifests", root / "tokenizer"
-
-
-def _options(settings: Settings, config: KeystrokeConfig) -> KeystrokeOptions:
-    overrides = {field: getattr(config, field) for field in config.model_fields_set}
-    return settings.keystrokes.model_copy(update=overrides)
 
 
 @dg.asset(
@@ -134,7 +129,7 @@ def keystroke_features(
     from whisper_assets.training.model import trim_feature_window
 
     settings = platform.settings
-    options = _options(settings, config)
+    options = with_overrides(settings.keystrokes, config)
     manifests, tokenizer_dir = _folders(settings, keystroke_source(settings, context.partition_key).name)
     rows = read_manifest(manifests).rows
     extractor = WhisperFeatureExtractor.from_pretrained(options.base_model)
@@ -182,7 +177,7 @@ def keystroke_model(
     manifests, tokenizer_dir = _folders(settings, name)
     tracker = keystroke_tracker(settings, mlflow)
     run = keystroke_run(
-        _options(settings, config),
+        with_overrides(settings.keystrokes, config),
         read_manifest(manifests),
         tokenizer_dir,
         layout.data_root,
@@ -236,7 +231,7 @@ def keystroke_evaluation(
 
     settings = platform.settings
     name = keystroke_source(settings, context.partition_key).name
-    trained = latest_partition_metadata(context.instance, "keystroke_model", name)
+    trained = latest_metadata(context.instance, "keystroke_model", name)
     if trained is None or "model_dir" not in trained:
         raise dg.Failure(f"keystroke_model has no finished model for {name!r}: materialize it first")
     manifests, _ = _folders(settings, name)
@@ -262,16 +257,6 @@ def keystroke_tracker(settings: Settings, mlflow: MlflowTracking):
         }
     )
     return Tracker.from_settings(base, settings.layout.mlflow_root, mlflow.tracking_uri)
-
-
-def latest_partition_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict | None:
-    """The metadata of an asset partition's latest materialization, as plain values."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
 keystroke_data_assets = [keystroke_manifests, keystroke_vocabulary, keystroke_features]
@@ -313,8 +298,8 @@ def build_keystroke_schedule(cron: str) -> dg.ScheduleDefinition:
     def retrain_keystrokes(context: dg.ScheduleEvaluationContext, platform: PlatformSettings):
         requests = []
         for name in keystroke_sources(platform.settings):
-            data = latest_partition_metadata(context.instance, "keystroke_manifests", name)
-            model = latest_partition_metadata(context.instance, "keystroke_model", name)
+            data = latest_metadata(context.instance, "keystroke_manifests", name)
+            model = latest_metadata(context.instance, "keystroke_model", name)
             if data is None or (
                 model is not None and model.get("manifest_sha256") == data["manifest_sha256"]
             ):

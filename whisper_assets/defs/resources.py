@@ -2,11 +2,15 @@
 
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
+from pydantic import BaseModel
 
 from whisper_assets.object_store import ObjectStore
 from whisper_assets.settings import Settings, load_settings
+
+Options = TypeVar("Options", bound=BaseModel)
 
 
 class PlatformSettings(dg.ConfigurableResource):
@@ -31,12 +35,23 @@ class MlflowTracking(dg.ConfigurableResource):
         return Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root, self.tracking_uri)
 
 
-def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict | None:
-    """The metadata of an asset's latest materialization, as plain values (None: never materialized)."""
-    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-    if event is None or event.asset_materialization is None:
+def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> dict | None:
+    """The metadata of an asset's (or one partition's) latest materialization, as plain values (None: never
+    materialized)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None
+        ),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
         return None
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def with_overrides(defaults: Options, config: dg.Config) -> Options:
+    """Settings-file defaults, overridden by the fields set explicitly in a run config."""
+    return defaults.model_copy(update={name: getattr(config, name) for name in config.model_fields_set})
 
 
 def store_copies(settings: Settings, *paths: Path) -> dict:

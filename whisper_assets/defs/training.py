@@ -10,7 +10,13 @@ from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import read_manifest, training_manifests
 from whisper_assets.defs.compute import GPU_POOL
 from whisper_assets.defs.curation import catalog
-from whisper_assets.defs.resources import MlflowTracking, PlatformSettings, latest_metadata, store_copies
+from whisper_assets.defs.resources import (
+    MlflowTracking,
+    PlatformSettings,
+    latest_metadata,
+    store_copies,
+    with_overrides,
+)
 from whisper_assets.reporting import markdown_table
 from whisper_assets.settings import Settings
 from whisper_assets.training.options import SweepOptions, TrainingOptions
@@ -33,12 +39,6 @@ class EvaluationConfig(dg.Config):
 
 class ExportConfig(dg.Config):
     quantization: str = "int8"  # or float16, int8_float16, float32
-
-
-def effective_options(settings: Settings, config: TrainingConfig) -> TrainingOptions:
-    """Settings-file defaults, overridden by the fields set explicitly in the run config."""
-    overrides = {name: getattr(config, name) for name in config.model_fields_set}
-    return settings.training.model_copy(update=overrides)
 
 
 def latest_run(context: dg.AssetExecutionContext, settings: Settings) -> RunFolder:
@@ -65,7 +65,7 @@ def whisper_model(
     training_pipes: dg.ResourceParam[dg.PipesClient],
 ) -> dg.MaterializeResult:
     settings = platform.settings
-    options = effective_options(settings, config)
+    options = with_overrides(settings.training, config)
     tags = {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_model"}
     if settings.compute.remote_training == "off":
         described = train_and_describe(settings, options, mlflow.tracker(settings), tags, context.log.info)
