@@ -39,6 +39,13 @@ class KeystrokeOptions(BaseModel):
         gt=0,
         description="A larger relative drop in test token accuracy between evaluations fails the run.",
     )
+    drop_alarm_from: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The drop alarm compares only from an evaluation at or above this test token accuracy: "
+        "before the decoder has learned where to stop, free-running accuracy swings by more than 5%.",
+    )
     eval_every: int = Field(250, ge=1, description="Optimizer steps between evaluations.")
     eval_minutes: float = Field(15.0, gt=0, description="Evaluate at least this often (wall clock).")
     max_eval_items: int = Field(256, ge=1, description="Recordings per split and evaluation.")

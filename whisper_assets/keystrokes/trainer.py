@@ -66,11 +66,12 @@ def window_for(rows: Sequence[dict], options: KeystrokeOptions) -> float:
 
 
 def judge(state: dict, test_accuracy: float, options: KeystrokeOptions) -> str:
-    """Update the run state with a test token accuracy: "failed" on a relative drop above the limit (the best
-    checkpoint stays), "improved" when it beats the best, else "flat"; stop after `patience` evaluations
-    without a gain of `min_gain`."""
+    """Update the run state with a test token accuracy: "failed" on a relative drop above the limit from an
+    evaluation at or above `drop_alarm_from` (the best checkpoint stays), "improved" when it beats the best,
+    else "flat"; stop after `patience` evaluations without a gain of `min_gain`."""
     previous = state["last_test_accuracy"]
-    if previous and (previous - test_accuracy) / previous > options.max_relative_drop:
+    armed = previous is not None and previous > 0 and previous >= options.drop_alarm_from
+    if armed and (previous - test_accuracy) / previous > options.max_relative_drop:
         state["failed"] = (
             f"test token accuracy fell from {previous:.4f} to {test_accuracy:.4f} at step {state['step']} "
             f"(more than {options.max_relative_drop:.0%} relative): run stopped, best checkpoint kept"
