@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     review.add_argument("--max-audio-seconds", type=float, default=600.0, help="longer blobs are rejected")
     serve = commands.add_parser(
         "serve",
-        help="serve the champion model with OpenAI's audio API (transcriptions, translations, models)",
+        help="serve the champion model with OpenAI's audio API (transcriptions, translations, models), and key events",
     )
     add_config_argument(serve)
     add_bind_arguments(serve, 8000, "WHISPER_ASSETS_SERVE_TOKEN", "API key clients send as a Bearer token")
@@ -371,6 +371,7 @@ def run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from whisper_assets.serving.app import create_app
+    from whisper_assets.serving.keys import NewestKeyDecoder
     from whisper_assets.serving.pool import ModelPool
     from whisper_assets.tracking.tracker import Tracker
 
@@ -386,7 +387,8 @@ def run_server(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tracker = Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root)
     pool = ModelPool.create(tracker, serving, settings.layout.cache_root / "serving")
-    app = create_app(pool, access_token=args.token, bound_host=host, allowed_hosts=args.allowed_host)
+    keys = NewestKeyDecoder(settings.layout.models_root / "keystrokes")
+    app = create_app(pool, args.token, host, args.allowed_host, keys=keys)
     print(f"transcription server on http://{host}:{args.port}/v1 (health: /health)")
     uvicorn.run(app, host=host, port=args.port, log_level="warning")
     return 0

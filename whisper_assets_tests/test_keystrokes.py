@@ -1,4 +1,5 @@
-"""The keystroke model family: timelines, splits, tokenizer, feature cache, training, resume, drop alarm, CLI."""
+"""The keystroke model family: timelines, splits, tokenizer, feature cache, training, resume, drop alarm, CLI and
+server."""
 
 import json
 import os
@@ -183,9 +184,17 @@ def _options(base: Path, **overrides) -> KeystrokeOptions:
     return KeystrokeOptions(**{**recipe, **overrides})
 
 
-def test_tiny_model_learns_and_decode_keys_prints_its_events(typing, tmp_path, capsys):
+def test_tiny_model_learns_and_decode_keys_and_the_server_print_its_events(typing, tmp_path, capsys):
+    import httpx
+
     from whisper_assets.cli import main
     from whisper_assets.keystrokes.trainer import train_keystrokes
+    from whisper_assets.serving import ServingSettings
+    from whisper_assets.serving.app import create_app
+    from whisper_assets.serving.keys import NewestKeyDecoder
+    from whisper_assets.serving.pool import ModelPool
+    from whisper_assets.tracking.tracker import Tracker
+    from whisper_assets_tests.serving_fixtures import running
 
     root, manifest, tokenizer, base = typing
     run_dir = tmp_path / "runs" / "src" / "run"
@@ -206,6 +215,20 @@ def test_tiny_model_learns_and_decode_keys_prints_its_events(typing, tmp_path, c
     out = capsys.readouterr()
     assert out.out.split() == list(usual[0][0])
     assert "checkpoint-000000" in out.err
+
+    # the transcription server decodes with the same (best) weights as `decode-keys`
+    assert main(["decode-keys", audio, "--run", str(run_dir)]) == 0
+    best = capsys.readouterr().out.split()
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "serving", "whisper-assets")
+    pool = ModelPool.create(tracker, ServingSettings(), tmp_path / "serving")
+    app = create_app(pool, follow=False, keys=NewestKeyDecoder(tmp_path / "runs"))
+    with running(app) as url, open(audio, "rb") as upload:
+        answer = httpx.post(f"{url}/v1/audio/keystrokes", files={"file": ("rec-03.webm", upload)})
+    assert answer.status_code == 200
+    assert answer.json()["events"] == best and answer.json()["model"].startswith("run/checkpoint-")
+    with running(create_app(pool, follow=False, keys=NewestKeyDecoder(tmp_path / "none"))) as url:
+        missing = httpx.post(f"{url}/v1/audio/keystrokes", files={"file": ("a.webm", b"x")})
+    assert missing.status_code == 404 and "materialize keystroke_model" in missing.json()["error"]["message"]
 
 
 _CRASHING_TRAIN = """

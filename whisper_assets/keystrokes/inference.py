@@ -33,14 +33,7 @@ class KeyDecoder:
     @classmethod
     def from_run(cls, run_dir: Path, which: Literal["best", "latest"] = "best") -> KeyDecoder:
         """A run's checkpoint (the best by test token accuracy, or the newest) with the run's own tokenizer."""
-        checkpoints = Checkpoints(run_dir / "checkpoints")
-        latest = checkpoints.latest()
-        if latest is None:
-            raise FileNotFoundError(f"{run_dir} has no complete checkpoint yet")
-        chosen = latest
-        best_step = json.loads((latest / "trainer_state.json").read_text())["best_step"]
-        if which == "best" and best_step is not None and checkpoints.path(best_step).exists():
-            chosen = checkpoints.path(best_step)
+        chosen = chosen_checkpoint(run_dir, which)
         model, extractor = from_saved_config(run_dir / "model_config")
         options = KeystrokeOptions.model_validate_json((run_dir / OPTIONS_FILE).read_text())
         model = with_adapters(model, options)
@@ -72,6 +65,18 @@ class KeyDecoder:
                 limit,
             )
         return vocabulary.decode(self.tokenizer, decoded.ids[0])
+
+
+def chosen_checkpoint(run_dir: Path, which: Literal["best", "latest"] = "best") -> Path:
+    """The run's best checkpoint by test token accuracy (while it is kept), or its newest."""
+    checkpoints = Checkpoints(run_dir / "checkpoints")
+    latest = checkpoints.latest()
+    if latest is None:
+        raise FileNotFoundError(f"{run_dir} has no complete checkpoint yet")
+    best_step = json.loads((latest / "trainer_state.json").read_text())["best_step"]
+    if which == "best" and best_step is not None and checkpoints.path(best_step).exists():
+        return checkpoints.path(best_step)
+    return latest
 
 
 def newest_run(runs_root: Path) -> Path | None:

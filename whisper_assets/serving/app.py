@@ -1,5 +1,5 @@
 """The ASGI app (FastAPI): OpenAI's `/v1/audio/transcriptions`, `/v1/audio/translations` and `/v1/models`, plus
-`/health`.
+`/health` and, beside them, `/v1/audio/keystrokes` (key events of a typing recording, from the keystroke model).
 
 Transcriptions run on worker threads (at most `workers` at once), so the event loop keeps answering; each
 request takes the model it starts with and finishes on it, whatever the follower swaps in meanwhile. Errors
@@ -31,6 +31,7 @@ from whisper_assets.audio.decode import AudioDecodeError, decode
 from whisper_assets.audio.process import to_mono_16k
 from whisper_assets.serving.engine import TranscribeOptions
 from whisper_assets.serving.errors import BadRequest, ModelNotFound, ServingError, TooLarge, Unauthorized
+from whisper_assets.serving.keys import NewestKeyDecoder
 from whisper_assets.serving.pool import DEFAULT_NAMES, ModelPool
 from whisper_assets.serving.responses import GRANULARITIES, RESPONSE_FORMATS, render
 from whisper_assets.tracking import CHAMPION
@@ -47,8 +48,10 @@ def create_app(
     bound_host: str = "127.0.0.1",
     allowed_hosts: Sequence[str] = (),
     follow: bool = True,
+    keys: NewestKeyDecoder | None = None,
 ) -> FastAPI:
-    """The server over a model pool; with `follow`, a background thread keeps the pool on the champion."""
+    """The server over a model pool; with `follow`, a background thread keeps the pool on the champion; with
+    `keys`, it also decodes typing recordings into key events."""
     settings = pool.settings
     names = served_names(bound_host, allowed_hosts)
     limiter = anyio.CapacityLimiter(settings.workers)
@@ -157,6 +160,23 @@ def create_app(
     ):
         options = TranscribeOptions("translate", None, prompt, temperature)
         return await transcribe(file, model, options, response_format, [])
+
+    @app.post("/v1/audio/keystrokes")
+    async def keystrokes(file: UploadFile):
+        """`{"events": ["KeyA_DOWN", ...], "model": "<run>/<checkpoint>"}` for one typing recording."""
+        if keys is None:
+            raise ModelNotFound(
+                "this server decodes no keystrokes (it was started without them)", param="file"
+            )
+        if file.size is not None and file.size > max_bytes:
+            raise _too_large(file.size, max_bytes)
+
+        def work():
+            decoder = keys.current()
+            return decoder, decoder.decode_audio(read_upload(file.file, file.filename))
+
+        decoder, events = await anyio.to_thread.run_sync(work, limiter=limiter)
+        return {"object": "keystrokes", "model": decoder.source, "events": events}
 
     @app.get("/v1/models")
     def list_models() -> dict:
