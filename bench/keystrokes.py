@@ -5,7 +5,7 @@
 Generates recordings on three keyboards (train and test, split by the manifest's hash rule) and a held-out
 set on a fourth keyboard the model never hears, trains with the design's recipe (or the options given), and
 prints: recordings and hours, training wall time, test token/sequence accuracy over the last three
-evaluations, accuracy per keyboard, and on the unseen keyboard.
+evaluations, accuracy per keyboard, on the unseen keyboard, and the latency of decoding one recording at a time.
 """
 
 from __future__ import annotations
@@ -82,6 +82,14 @@ def main() -> None:
         print(f"best model, test on {board}: {score([r for r in test if r.get('keyboard') == board])}")
     print(f"best model, all test: {score(test)}")
     print(f"best model, unseen keyboard {unseen_board}: {score(unseen.rows)}")
+    one_by_one = test[:20]
+    started = time.perf_counter()
+    for row in one_by_one:
+        decoder.decode_file(root / row["audio"])
+    latency = 1000 * (time.perf_counter() - started) / len(one_by_one)
+    print(
+        f"one recording at a time (decode-keys/server path, audio decoding included): {latency:.0f} ms each"
+    )
 
 
 if __name__ == "__main__":
