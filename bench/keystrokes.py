@@ -1,6 +1,10 @@
 """Keystroke model benchmark: train on generated typing recordings, report accuracy and what it cost.
 
-    .venv/bin/python bench/keystrokes.py --base ../shared/models/whisper-tiny.en --recordings 1500
+    .venv/bin/python bench/keystrokes.py --base ../shared/models/whisper-tiny.en --recordings 4000 --words 1 1 \
+        --options '{"decoder_layers": 2, "micro_batch": 16, "eval_every": 57, "max_eval_items": 200,
+                    "learning_rate": 1e-3, "max_epochs": 4}'
+
+(the CPU recipe of the figures in the README; the design's whisper-small recipe needs a GPU)
 
 Generates recordings on three keyboards (train and test, split by the manifest's hash rule) and a held-out
 set on a fourth keyboard the model never hears, trains with the design's recipe (or the options given), and
