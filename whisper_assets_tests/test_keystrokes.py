@@ -59,6 +59,21 @@ def test_timeline_shapes_normalize_to_the_same_events():
     assert tokens(want) == ["ShiftLeft_DOWN", "KeyA_DOWN", "ShiftLeft_UP", "KeyA_UP"]
 
 
+def test_generated_timelines_press_a_key_again_only_after_its_release():
+    """Fast typists roll over onto the next key, never onto the key they are still holding ("ee", "zz")."""
+    from whisper_assets.demo.typing import timeline
+
+    for seed in range(40):
+        text = "Jazz coffee, cheese apple summer."
+        events = parse_timeline(json.dumps(timeline(text, np.random.default_rng(seed))), audio_seconds=60.0)
+        directions: dict[str, list[str]] = {}
+        for event in events:
+            directions.setdefault(event.code, []).append(event.direction)
+        for code, seen in directions.items():
+            assert seen == ["DOWN", "UP"] * (len(seen) // 2) and len(seen) % 2 == 0, (seed, code)
+        assert len(directions["KeyZ"]) == 2 * 2 and len(directions["KeyE"]) == 2 * 7  # typos never hit z or e
+
+
 @pytest.mark.parametrize(
     ("document", "reason"),
     [
