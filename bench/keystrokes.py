@@ -1,7 +1,7 @@
 """Keystroke model benchmark: train on generated typing recordings, report accuracy and what it cost.
 
-    .venv/bin/python bench/keystrokes.py --base ../shared/models/whisper-tiny.en --recordings 4000 --words 1 1 \
-        --options '{"decoder_layers": 2, "micro_batch": 16, "eval_every": 57, "max_eval_items": 200,
+    .venv/bin/python bench/keystrokes.py --base ../shared/models/whisper-tiny.en --recordings 8000 --words 1 1 \
+        --options '{"decoder_layers": 2, "micro_batch": 16, "eval_every": 113, "max_eval_items": 200,
                     "learning_rate": 1e-3, "max_epochs": 4}'
 
 (the CPU recipe of the figures in the README; the design's whisper-small recipe needs a GPU)
