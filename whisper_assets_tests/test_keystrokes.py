@@ -63,14 +63,14 @@ def test_generated_timelines_press_a_key_again_only_after_its_release():
     """Fast typists roll over onto the next key, never onto the key they are still holding ("ee", "zz")."""
     from whisper_assets.demo.typing import timeline
 
+    text = "Jazz coffee, cheese apple summer."
     for seed in range(40):
-        text = "Jazz coffee, cheese apple summer."
         events = parse_timeline(json.dumps(timeline(text, np.random.default_rng(seed))), audio_seconds=60.0)
         directions: dict[str, list[str]] = {}
         for event in events:
             directions.setdefault(event.code, []).append(event.direction)
         for code, seen in directions.items():
-            assert seen == ["DOWN", "UP"] * (len(seen) // 2) and len(seen) % 2 == 0, (seed, code)
+            assert seen == ["DOWN", "UP"] * (len(seen) // 2), (seed, code)
         assert len(directions["KeyZ"]) == 2 * 2 and len(directions["KeyE"]) == 2 * 7  # typos never hit z or e
 
 

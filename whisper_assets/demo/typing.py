@@ -145,12 +145,12 @@ def timeline(text: str, rng: np.random.Generator) -> list[dict]:
     shift_up_at = None
     released_at: dict[str, float] = {}  # a key is pressed again only after its release ("ee", "zz")
 
-    def press_time(code: str) -> float:
-        return max(now, released_at.get(code, -1.0) + rng.uniform(0.02, 0.05))
+    def press_time(code: str, earliest: float) -> float:
+        return max(earliest, released_at.get(code, -1.0) + rng.uniform(0.02, 0.05))
 
     for code, key, shifted in typed_keys(text, rng):
         if shifted and shift_up_at is None:
-            now = press_time("ShiftLeft")
+            now = press_time("ShiftLeft", now)
             events.append({"type": "keydown", "code": "ShiftLeft", "key": "Shift", "t": now})
             now += rng.uniform(0.06, 0.12)
         if not shifted and shift_up_at is not None:
@@ -158,7 +158,7 @@ def timeline(text: str, rng: np.random.Generator) -> list[dict]:
             released_at["ShiftLeft"], shift_up_at = shift_up_at, None
             now += rng.uniform(0.03, 0.08)
         dwell = rng.uniform(0.06, 0.13)
-        now = press_time(code)
+        now = press_time(code, now)
         released_at[code] = now + dwell
         events.append({"type": "keydown", "code": code, "key": key, "t": now})
         events.append({"type": "keyup", "code": code, "key": key, "t": now + dwell})
