@@ -1,8 +1,9 @@
-"""Content identity of audio: file hashes, exact PCM hashes and a perceptual fingerprint.
+"""Content identity of audio: file hashes, exact PCM hashes and spectral-peak landmarks.
 
 A lossless re-encode (wav -> flac) decodes to identical PCM, so the PCM hash matches. A lossy re-encode
-(wav -> mp3) does not, so we also keep a Haitsma-Kalker style fingerprint: signs of band-energy differences over
-time, on a fixed time grid of the voiced part, compared by the share of equal bits.
+(wav -> mp3) does not: landmarks (pairs of spectral peaks, as in Shazam, audfprint and Dejavu) are what the
+duplicate index looks it up by, since a re-encode keeps most of its peaks at the same time offsets whatever its
+codec, gain or sample rate, and the waveform check (`waveform_similarity`) confirms the match.
 """
 
 from __future__ import annotations
@@ -14,11 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from whisper_assets.audio.process import TARGET_RATE, trim_edge_silence
-
-_FRAMES = 48  # fixed time grid: robust to codec delay and small length differences
-_BANDS = 17  # log-spaced bands between 150 Hz and 5 kHz, 16 difference bits per frame
-_FFT = 512
-_HOP = 160
 
 
 def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -33,44 +29,6 @@ def pcm_sha256(samples_16k: np.ndarray) -> str:
     """Hash of the 16-bit quantized 16 kHz mono signal: equal for lossless re-encodes of the same audio."""
     pcm = np.clip(np.round(samples_16k * 32767), -32768, 32767).astype("<i2")
     return hashlib.sha256(pcm.tobytes()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """Perceptual fingerprint of the voiced span of a 16 kHz mono signal."""
-
-    bits: np.ndarray  # bool, (_FRAMES - 1) * (_BANDS - 1)
-    voiced_seconds: float
-
-    def similarity(self, other: Fingerprint) -> float:
-        return float(np.mean(self.bits == other.bits))
-
-    def to_hex(self) -> str:
-        return np.packbits(self.bits).tobytes().hex()
-
-    @classmethod
-    def from_hex(cls, value: str, voiced_seconds: float) -> Fingerprint:
-        size = (_FRAMES - 1) * (_BANDS - 1)
-        bits = np.unpackbits(np.frombuffer(bytes.fromhex(value), dtype=np.uint8))[:size].astype(bool)
-        return cls(bits=bits, voiced_seconds=voiced_seconds)
-
-
-def fingerprint(samples_16k: np.ndarray) -> Fingerprint:
-    voiced = trim_edge_silence(samples_16k, threshold_db=-35.0)
-    if len(voiced) < _FFT:
-        voiced = np.pad(voiced, (0, _FFT - len(voiced)))
-    frames = np.lib.stride_tricks.sliding_window_view(voiced, _FFT)[::_HOP] * np.hanning(_FFT)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(_FFT, 1 / TARGET_RATE)
-    edges = np.geomspace(150, 5000, _BANDS + 1)
-    band_index = np.digitize(freqs, edges) - 1
-    bands = np.stack([power[:, band_index == b].sum(axis=1) for b in range(_BANDS)], axis=1)  # (time, bands)
-    # Pool onto a fixed grid of _FRAMES cells spanning the voiced part.
-    cells = np.array_split(np.log(bands + 1e-10), _FRAMES, axis=0)
-    grid = np.stack([cell.mean(axis=0) if len(cell) else np.zeros(_BANDS) for cell in cells])
-    band_diff = grid[:, :-1] - grid[:, 1:]
-    bits = (band_diff[1:] - band_diff[:-1]) > 0
-    return Fingerprint(bits=bits.ravel(), voiced_seconds=len(voiced) / TARGET_RATE)
 
 
 def comparable_waveform(samples_16k: np.ndarray) -> np.ndarray:
@@ -126,3 +84,64 @@ def similarities(
 
 def _padded(waveform: np.ndarray, size: int) -> np.ndarray:
     return np.pad(waveform[:size], (0, max(0, size - len(waveform))))
+
+
+# Landmarks: on the comparable waveform (8 kHz), 32 ms frames every 8 ms, peaks between 125 Hz and 3.1 kHz.
+_PEAK_FFT = 256
+_PEAK_HOP = 64
+_PEAK_BINS = (4, 100)
+_PEAK_NEIGHBOURHOOD = (7, 9)  # frames x bins a peak must dominate
+# The strongest peaks kept: 32 + 20 per second (fewer missed opus and mp3 at 32 kbps on FSDD's short takes),
+# from the first minute of the voiced span (a copy of a long recording starts like it).
+_PEAKS = (32, 20)
+_LANDMARK_SECONDS = 60.0
+_FAN_OUT = 5  # each peak pairs with the next few peaks in its target zone
+_ZONE = 31  # at most this many frames later and bins apart (fits the hash's 5 and 6 bits)
+LANDMARK_FRAME_SECONDS = _PEAK_HOP / COMPARE_RATE
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Peak-pair hashes of a comparable waveform and the frame each starts at (both uint32)."""
+
+    hashes: np.ndarray
+    frames: np.ndarray
+
+    def to_hex(self) -> str:
+        return np.stack([self.hashes, self.frames]).astype("<u4").tobytes().hex()
+
+    @classmethod
+    def from_hex(cls, value: str) -> Landmarks:
+        pairs = np.frombuffer(bytes.fromhex(value), dtype="<u4").reshape(2, -1)
+        return cls(pairs[0].astype(np.uint32), pairs[1].astype(np.uint32))
+
+
+def landmarks(waveform: np.ndarray) -> Landmarks:
+    """Landmarks of a `comparable_waveform`: each strong spectral peak paired with the next peaks near it in
+    time and frequency, hashed as (frequency, frequency step, time step) and stamped with its frame."""
+    waveform = waveform[: int(_LANDMARK_SECONDS * COMPARE_RATE)]
+    if len(waveform) < _PEAK_FFT:
+        waveform = np.pad(waveform, (0, _PEAK_FFT - len(waveform)))
+    frames = np.lib.stride_tricks.sliding_window_view(waveform, _PEAK_FFT)[::_PEAK_HOP] * np.hanning(
+        _PEAK_FFT
+    )
+    spectrum = np.log(np.abs(np.fft.rfft(frames, axis=1))[:, slice(*_PEAK_BINS)] + 1e-6)
+    dt, df = (n // 2 for n in _PEAK_NEIGHBOURHOOD)
+    padded = np.pad(spectrum, ((dt, dt), (df, df)), constant_values=-np.inf)
+    neighbourhood = np.lib.stride_tricks.sliding_window_view(padded, _PEAK_NEIGHBOURHOOD).max(axis=(2, 3))
+    times, bins = np.nonzero(spectrum >= neighbourhood)
+    keep = _PEAKS[0] + int(_PEAKS[1] * len(waveform) / COMPARE_RATE)
+    strongest = np.sort(np.argsort(-spectrum[times, bins], kind="stable")[:keep])  # back in time order
+    times, bins = times[strongest].astype(np.int64), bins[strongest].astype(np.int64)
+    # Each peak against the next _ZONE peaks in time order: first _FAN_OUT targets inside the zone.
+    later = np.arange(1, _ZONE + 1)
+    j = np.arange(len(times))[:, None] + later[None, :]
+    valid = j < len(times)
+    j = np.minimum(j, len(times) - 1)
+    step = times[j] - times[:, None]
+    rise = bins[j] - bins[:, None]
+    valid &= (step >= 1) & (step <= _ZONE) & (np.abs(rise) <= _ZONE)
+    valid &= np.cumsum(valid, axis=1) <= _FAN_OUT
+    anchor, target = np.nonzero(valid)
+    hashes = (bins[anchor] << 11) | ((rise[anchor, target] + 32) << 5) | step[anchor, target]
+    return Landmarks(hashes.astype(np.uint32), times[anchor].astype(np.uint32))

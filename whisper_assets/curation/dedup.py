@@ -2,8 +2,9 @@
 
 Exact duplicates share file bytes (sha256). Content duplicates decode to the same audio: identical 16 kHz PCM
 (lossless re-encodes), or, for lossy re-encodes (mp3, opus, aac, an 8 kHz copy, a gain change), a voiced span of
-the same length whose waveform lines up sample by sample with the other's (`waveform_similarity`); for long
-clips a perceptual fingerprint first narrows the pairs worth comparing. Two takes of the same words by the same
+the same length whose waveform lines up sample by sample with the other's (`waveform_similarity`). Only the pairs
+that the landmark index proposes are compared (curation.landmark_index), so the cost grows with the items, not
+with their square, and each pair is compared once ever (`PairVerdicts`). Two takes of the same words by the same
 voice are different recordings and stay apart. Items merged while their transcripts differ are noted as such.
 
 The canonical copy is chosen deterministically: lossless before lossy, higher sample rate first, then source
@@ -13,10 +14,9 @@ in. Nothing is deleted; moving duplicates aside is a separate, explicit step.
 
 from __future__ import annotations
 
-import bisect
 import json
 import shutil
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +26,17 @@ import pyarrow as pa
 
 from whisper_assets.audio.decode import AudioDecodeError, decode
 from whisper_assets.audio.fingerprint import (
-    Fingerprint,
+    COMPARE_RATE,
+    Landmarks,
     comparable_waveform,
     correlation_size,
     energy,
-    fingerprint,
+    landmarks,
     pcm_sha256,
     similarities,
 )
 from whisper_assets.audio.process import to_mono_16k
+from whisper_assets.curation.landmark_index import candidate_pairs
 from whisper_assets.files import write_json_atomic
 from whisper_assets.parallel import parallel_map
 from whisper_assets.text.normalize import comparable
@@ -60,9 +62,7 @@ DEDUP_SCHEMA = pa.schema(
 _DURATION_SLACK_SECONDS = 0.1
 _DURATION_SLACK_SHARE = 0.05
 SAME_WAVEFORM = 0.93  # re-encodes >= 0.96, different takes by one voice <= 0.89 (bench/dedup_precision.py)
-_FINGERPRINT_GATE = 0.6  # clips this long or longer are compared only when their fingerprints roughly agree
-_FINGERPRINT_GATE_SECONDS = 3.0  # below it the 48-cell fingerprint is too coarse to gate on
-_IDENTITY_VERSION = 2  # bump when identities or the matching rule change: cached verdicts depend on both
+_IDENTITY_VERSION = 3  # bump when identities or the matching rule change: cached verdicts depend on both
 
 
 @dataclass(frozen=True)
@@ -71,15 +71,13 @@ class AudioIdentity:
 
     sha256: str
     pcm_sha256: str | None
-    fingerprint_hex: str | None
+    landmarks_hex: str | None
     voiced_seconds: float | None
     error: str | None = None
 
     @property
-    def fingerprint(self) -> Fingerprint | None:
-        if self.fingerprint_hex is None or self.voiced_seconds is None:
-            return None
-        return Fingerprint.from_hex(self.fingerprint_hex, self.voiced_seconds)
+    def landmarks(self) -> Landmarks | None:
+        return None if self.landmarks_hex is None else Landmarks.from_hex(self.landmarks_hex)
 
 
 @dataclass(frozen=True)
@@ -116,16 +114,14 @@ class DedupCandidate:
 def dedup_source(source: str, inventory: Sequence[dict], cache_root: Path, workers: int = 0) -> list[dict]:
     """Report rows for one source's readable audio, matched against itself and every other source.
 
-    Other sources' files are decoded only when their duration could match one of ours.
+    Other sources' identities come from the cache their own steps filled (computed here if a source was never
+    deduplicated); only pairs the landmark index proposes are compared, each once ever.
     """
-    readable = [r for r in inventory if r["is_audio"] and r["readable"]]
-    ours = [r for r in readable if r["source"] == source]
-    durations = [r["duration"] for r in ours]
-    rows = ours + [r for r in readable if r["source"] != source and could_match(r["duration"], durations)]
-    identities = audio_identities({r["sha256"]: r["abs_path"] for r in rows}, cache_root, workers)
-    candidates = [DedupCandidate.from_inventory(r, identities[r["sha256"]]) for r in rows]
-    verdicts = PairVerdicts(cache_root, f"source-{source}")
-    return [r for r in find_duplicates(candidates, verdicts) if r["source"] == source]
+    return [
+        r
+        for r in cluster_items(inventory, cache_root, f"source-{source}", workers).values()
+        if r["source"] == source
+    ]
 
 
 def cluster_items(
@@ -133,7 +129,8 @@ def cluster_items(
 ) -> dict[str, dict]:
     """Duplicate clusters over every source at once: report row per readable audio item, by id.
 
-    `scope` names the set being clustered, so a re-run over the same set compares only new files.
+    `scope` names the caller (a source's step, the splits), whose file of pair verdicts is kept beside the
+    others'; every scope reads them all, so no pair is compared twice.
     """
     readable = [r for r in inventory if r["is_audio"] and r["readable"]]
     identities = audio_identities({r["sha256"]: r["abs_path"] for r in readable}, cache_root, workers)
@@ -142,32 +139,40 @@ def cluster_items(
 
 
 class PairVerdicts:
-    """Content matches already decided in one scope, so a re-run compares only pairs with a new file in them.
+    """Waveform similarities of the pairs already compared, by content (a sha256 pair): whether two files are
+    the same recording depends only on their bytes, so a pair is compared once ever.
 
-    Whether two files are the same recording depends only on their contents (sha256), so a pair of files that
-    were both in the scope's previous run has been compared (when its durations were close enough) and its
-    verdict is known: a match if recorded, else different.
+    Each scope writes its own file (no two writers share one) with the verdicts its last run relied on; every
+    scope reads all of them.
     """
 
     def __init__(self, cache_root: Path | None = None, scope: str = ""):
-        self.path = cache_root / f"matches-v{_IDENTITY_VERSION}" / f"{scope}.json" if cache_root else None
-        state = json.loads(self.path.read_text()) if self.path and self.path.exists() else {}
-        self.seen: set[str] = set(state.get("seen", []))
-        self.matches: dict[str, float] = state.get("matches", {})
+        self.folder = cache_root / f"verdicts-v{_IDENTITY_VERSION}" if cache_root else None
+        self.known: dict[str, float] = {}
+        if self.folder is not None:
+            for path in sorted(self.folder.glob("*.json")):
+                self.known.update(json.loads(path.read_text()))
+        self.path = self.folder / f"{scope}.json" if self.folder else None
+        self.used: dict[str, float] = {}
+        self.compared = 0
 
     @staticmethod
     def _key(a: str, b: str) -> str:
         return "|".join(sorted((a, b)))
 
-    def record(self, a: str, b: str, similarity: float) -> None:
-        if similarity >= SAME_WAVEFORM:
-            self.matches[self._key(a, b)] = similarity
+    def get(self, a: str, b: str) -> float | None:
+        similarity = self.known.get(self._key(a, b))
+        if similarity is not None:
+            self.used[self._key(a, b)] = similarity
+        return similarity
 
-    def save(self, shas: set[str]) -> None:
-        if self.path is None:
-            return
-        kept = {k: v for k, v in self.matches.items() if set(k.split("|")) <= shas}
-        write_json_atomic(self.path, {"seen": sorted(shas), "matches": kept})
+    def record(self, a: str, b: str, similarity: float) -> None:
+        self.known[self._key(a, b)] = self.used[self._key(a, b)] = similarity
+        self.compared += 1
+
+    def save(self) -> None:
+        if self.path is not None:
+            write_json_atomic(self.path, dict(sorted(self.used.items())))
 
 
 def move_duplicates(
@@ -213,8 +218,8 @@ def _compute_identity(job: tuple[str, str]) -> AudioIdentity:
     except (AudioDecodeError, OSError) as exc:
         return AudioIdentity(sha, None, None, None, error=f"decode failed: {exc}")
     mono = to_mono_16k(samples, rate)
-    print_ = fingerprint(mono)
-    return AudioIdentity(sha, pcm_sha256(mono), print_.to_hex(), print_.voiced_seconds)
+    waveform = comparable_waveform(mono)
+    return AudioIdentity(sha, pcm_sha256(mono), landmarks(waveform).to_hex(), len(waveform) / COMPARE_RATE)
 
 
 def find_duplicates(candidates: Sequence[DedupCandidate], verdicts: PairVerdicts | None = None) -> list[dict]:
@@ -238,7 +243,7 @@ def find_duplicates(candidates: Sequence[DedupCandidate], verdicts: PairVerdicts
 
     verdicts = verdicts or PairVerdicts()
     best_similarity = _match_content(candidates, union, verdicts)
-    verdicts.save({c.sha256 for c in candidates})
+    verdicts.save()
 
     clusters: dict[int, list[int]] = {}
     for i in range(len(candidates)):
@@ -284,17 +289,16 @@ def _transcript_note(item: DedupCandidate, canonical: DedupCandidate) -> str | N
 def _match_content(candidates: Sequence[DedupCandidate], union, verdicts: PairVerdicts) -> dict[int, float]:
     """Union candidates whose voiced spans agree in length and whose waveforms line up (lossy re-encodes).
 
-    Pairs decided in an earlier run are taken from `verdicts`; only pairs with a new file are compared.
+    Pairs come from the landmark index; a pair decided before (`verdicts`) is not compared again.
     """
-    timed = sorted(
-        (c.identity.voiced_seconds, i)
-        for i, c in enumerate(candidates)
-        if c.identity.voiced_seconds is not None
-    )
-    seconds = [t for t, _ in timed]
-    by_sha: dict[str, list[int]] = {}
+    first_of: dict[str, int] = {}  # one entry per content: copies with equal bytes are united already
     for i, c in enumerate(candidates):
-        by_sha.setdefault(c.sha256, []).append(i)
+        if c.identity.landmarks_hex is not None and c.identity.voiced_seconds is not None:
+            first_of.setdefault(c.sha256, i)
+    indexed = list(first_of.values())
+    proposed = candidate_pairs(
+        [(candidates[i].identity.landmarks, candidates[i].identity.voiced_seconds) for i in indexed]
+    )
     best: dict[int, float] = {}
 
     def decide(i: int, j: int, similarity: float) -> None:
@@ -303,43 +307,32 @@ def _match_content(candidates: Sequence[DedupCandidate], union, verdicts: PairVe
             for k in (i, j):
                 best[k] = max(best.get(k, 0.0), similarity)
 
-    for pair, similarity in verdicts.matches.items():  # earlier verdicts between files still here
-        a, b = pair.split("|")
-        if a in by_sha and b in by_sha and a in verdicts.seen and b in verdicts.seen:
-            decide(by_sha[a][0], by_sha[b][0], similarity)
+    undecided: dict[int, list[int]] = defaultdict(list)
+    for a, b in proposed:
+        i, j = indexed[a], indexed[b]
+        seconds = sorted((candidates[i].identity.voiced_seconds, candidates[j].identity.voiced_seconds))
+        if seconds[1] - seconds[0] > _slack(seconds[0]):
+            continue
+        known = verdicts.get(candidates[i].sha256, candidates[j].sha256)
+        if known is None:
+            undecided[i].append(j)
+        else:
+            decide(i, j, known)
 
     waveforms = _Waveforms(candidates)
-    for position, (own, i) in enumerate(timed):
-        if candidates[i].sha256 in verdicts.seen:
-            continue
-        start = bisect.bisect_left(seconds, own - _slack(own))
-        end = bisect.bisect_right(seconds, own + _slack(own))
-        undecided = []
-        for other_position in range(start, end):
-            other, j = timed[other_position]
-            shorter = min(own, other)
-            if (
-                j == i
-                or candidates[j].sha256 == candidates[i].sha256
-                or abs(other - own) > _slack(shorter)
-                or (candidates[j].sha256 not in verdicts.seen and other_position < position)  # done from j
-                or not _worth_comparing(candidates[i], candidates[j], shorter)
-            ):
-                continue
-            undecided.append(j)
-        if not undecided:
-            continue
-        size = correlation_size(*(len(waveforms.get(k)) for k in (i, *undecided)))
+    for i, others in undecided.items():
+        size = correlation_size(*(len(waveforms.get(k)) for k in (i, *others)))
         values = similarities(
             waveforms.spectrum(i, size),
             waveforms.energy(i),
-            np.stack([waveforms.spectrum(j, size) for j in undecided]),
-            np.array([waveforms.energy(j) for j in undecided]),
+            np.stack([waveforms.spectrum(j, size) for j in others]),
+            np.array([waveforms.energy(j) for j in others]),
             size,
         )
-        for j, value in zip(undecided, values, strict=True):
-            verdicts.record(candidates[i].sha256, candidates[j].sha256, float(value))
-            decide(i, j, float(value))
+        for j, value in zip(others, values, strict=True):
+            similarity = round(float(value), 4)  # as stored: a verdict read back decides the same
+            verdicts.record(candidates[i].sha256, candidates[j].sha256, similarity)
+            decide(i, j, similarity)
     return best
 
 
@@ -348,17 +341,10 @@ def _slack(seconds: float) -> float:
     return max(_DURATION_SLACK_SECONDS, _DURATION_SLACK_SHARE * seconds)
 
 
-def _worth_comparing(a: DedupCandidate, b: DedupCandidate, seconds: float) -> bool:
-    if seconds < _FINGERPRINT_GATE_SECONDS:
-        return True
-    fa, fb = a.identity.fingerprint, b.identity.fingerprint
-    return fa is not None and fb is not None and fa.similarity(fb) >= _FINGERPRINT_GATE
-
-
 class _Waveforms:
     """Comparable waveforms and their spectra, computed on first use; the most recent kept within a budget.
 
-    Pairs are compared in order of duration, so an item's neighbours are needed close together in time.
+    An item is compared with all its proposed partners at once, so each waveform is needed in few places.
     """
 
     def __init__(self, candidates: Sequence[DedupCandidate], budget_bytes: int = 256 * 2**20):
@@ -393,12 +379,6 @@ class _Waveforms:
             return comparable_waveform(to_mono_16k(*decode(path)))
         except (AudioDecodeError, OSError):
             return np.zeros(0, dtype=np.float32)
-
-
-def could_match(duration: float, others: Sequence[float]) -> bool:
-    """Cheap pre-filter on container durations before decoding another source's file."""
-    slack = 0.5 + 0.1 * duration
-    return any(abs(duration - d) <= slack for d in others)
 
 
 def move_aside(abs_path: Path, source_root: Path, duplicates_root: Path, source: str) -> Path:

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from whisper_assets.audio.decode import decode
+from whisper_assets.audio.fingerprint import COMPARE_RATE, Landmarks, comparable_waveform, landmarks
+from whisper_assets.audio.process import to_mono_16k
+from whisper_assets.curation.landmark_index import BUCKET_CAP, candidate_pairs, duration_band
+from whisper_assets_tests.helpers import FSDD
+
+
+def indexed(waveforms):
+    return [(landmarks(w), len(w) / COMPARE_RATE) for w in waveforms]
+
+
+def babble(seed: int, seconds: float) -> np.ndarray:
+    """Noise shaped by a random, syllable-rate envelope: distinct for every seed."""
+    rng = np.random.default_rng(seed)
+    samples = int(seconds * COMPARE_RATE)
+    envelope = np.repeat(rng.uniform(0.05, 1.0, samples // 800 + 1), 800)[:samples]
+    return (rng.standard_normal(samples) * envelope).astype(np.float32)
+
+
+def test_landmarks_round_trip_and_survive_a_shift_and_a_gain_change():
+    clip = babble(0, 2.0)
+    own = landmarks(clip)
+    assert len(own.hashes) > 50
+    back = Landmarks.from_hex(own.to_hex())
+    assert np.array_equal(back.hashes, own.hashes) and np.array_equal(back.frames, own.frames)
+    moved = landmarks(np.concatenate([np.zeros(200, np.float32), 0.3 * clip]))
+    assert len(np.intersect1d(own.hashes, moved.hashes)) > 0.5 * len(own.hashes)
+
+
+def test_the_index_proposes_copies_and_not_distinct_clips():
+    clips = [babble(seed, 1.5 + seed % 7 * 0.3) for seed in range(60)]
+    copies = [np.concatenate([np.zeros(100, np.float32), 0.5 * clips[k]]) for k in (3, 17, 42)]
+    pairs = candidate_pairs(indexed(clips + copies))
+    assert set(pairs) == {(3, 60), (17, 61), (42, 62)}
+
+
+def test_only_pairs_of_neighbouring_lengths_meet():
+    clip = babble(1, 4.0)
+    assert candidate_pairs(indexed([clip, clip[: int(3.0 * COMPARE_RATE)]])) == []  # 3 s is no copy of 4 s
+    assert (
+        duration_band(4.0) - duration_band(4.0 * 0.95) <= 1 and duration_band(0.3) - duration_band(0.2) <= 1
+    )
+
+
+def test_an_overfull_bucket_is_skipped():
+    same = Landmarks(np.full(10, 7, np.uint32), np.arange(10, dtype=np.uint32))
+    crowd = [(same, 1.0)] * (BUCKET_CAP + 1)
+    assert candidate_pairs(crowd) == []
+    assert len(candidate_pairs(crowd[:3])) == 3
+
+
+@pytest.mark.skipif(not FSDD.exists(), reason="needs ../shared/data/fsdd-dev (real recordings)")
+def test_on_real_takes_the_index_proposes_about_one_pair_per_recording():
+    waveforms = [comparable_waveform(to_mono_16k(*decode(p))) for p in sorted(FSDD.glob("*.wav"))]
+    pairs = candidate_pairs(indexed(waveforms))
+    # 400 distinct takes (each digit said 20 times by each of two speakers): all of them against all would be
+    # 79,800 pairs; the index proposes a few.
+    assert len(pairs) < 0.25 * len(waveforms)
