@@ -29,3 +29,14 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 0) -> 
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(fn, items)
+
+
+def use_all_cores(threads: int = 0) -> int:
+    """Let torch use `threads` (0: every core this process may run on), whatever set it lower before (a forked
+    step process, a library); returns the thread count."""
+    import torch  # here, not at the top: the audio steps that use this module never load torch
+
+    threads = threads or default_workers()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

@@ -218,3 +218,35 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
     # A few copies of the decoded audio at most (float32 decode, 16-bit write, VAD's padded copy).
     assert processing_peak < 4 * decoded_bytes
     assert segmenting_peak < 2 * decoded_bytes  # one copy of the item plus one window at a time
+
+
+def test_a_model_that_cannot_be_loaded_fails_fast_and_is_remembered(tmp_path, monkeypatch):
+    import time
+
+    from whisper_assets.segmentation import segments
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    first = segments.LazyAligner("no-such-owner/no-such-whisper", tmp_path / "failures")
+    started = time.monotonic()
+    assert first.get() is None
+    assert time.monotonic() - started < 15  # no minute of hub retries
+    assert "cannot be reached" in first.error or "not found" in first.error.lower()
+
+    def must_not_load(model_id):
+        raise AssertionError("a remembered failure is not tried again")
+
+    monkeypatch.setattr(segments, "load_base", must_not_load)
+    again = segments.LazyAligner("no-such-owner/no-such-whisper", tmp_path / "failures")
+    assert again.get() is None and "min ago" in again.error
+    monkeypatch.setattr(segments, "RETRY_FAILED_LOAD_SECONDS", -1)
+    with pytest.raises(AssertionError, match="not tried again"):
+        segments.LazyAligner("no-such-owner/no-such-whisper", tmp_path / "failures").get()
+
+
+def test_model_steps_use_every_core():
+    import torch
+
+    from whisper_assets.parallel import default_workers, use_all_cores
+
+    torch.set_num_threads(1)  # as a forked step process or a library may leave it
+    assert use_all_cores() == default_workers() == torch.get_num_threads()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
 import torch
+from huggingface_hub import constants
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 FULL_WINDOW_SECONDS = 30.0  # what every released Whisper encodes at once
@@ -25,10 +30,36 @@ def resolve_precision(requested: str, device: torch.device) -> str:
 
 
 def load_base(model_id: str) -> tuple[WhisperForConditionalGeneration, WhisperProcessor]:
-    """The real loading path: a hub id or a local folder, in float32 for training."""
-    model = WhisperForConditionalGeneration.from_pretrained(model_id, dtype=torch.float32)
-    processor = WhisperProcessor.from_pretrained(model_id)
-    return model, processor
+    """The real loading path, in float32 for training: a local folder, a hub id already in the local cache,
+    else the hub. Without a reachable hub it fails at once (OSError) instead of retrying for a minute."""
+    try:
+        return _load(model_id, local_files_only=True)
+    except OSError:
+        if Path(model_id).exists() or hub_reachable():
+            return _load(model_id, local_files_only=False)
+        raise OSError(
+            f"{model_id!r} is neither a local folder nor in the Hugging Face cache, and the hub "
+            f"({constants.ENDPOINT}) cannot be reached: name a local model folder instead"
+        ) from None
+
+
+def _load(model_id: str, local_files_only: bool) -> tuple[WhisperForConditionalGeneration, WhisperProcessor]:
+    model = WhisperForConditionalGeneration.from_pretrained(
+        model_id, dtype=torch.float32, local_files_only=local_files_only
+    )
+    return model, WhisperProcessor.from_pretrained(model_id, local_files_only=local_files_only)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint takes a TCP connection (False in offline mode)."""
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def language_token(language: str) -> str:

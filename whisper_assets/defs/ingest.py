@@ -238,8 +238,11 @@ def segments(
         table("inventory"),
         pseudo_labels=source.pseudo_labels != "off",
     )
-    aligner = LazyAligner(settings.alignment_model)
-    labeler = LazyAligner(_pseudo_label_model(settings, mlflow)) if any(j.pseudo for j in jobs) else None
+    failures = layout.cache_root / "model_failures"
+    aligner = LazyAligner(settings.alignment_model, failures)
+    labeler = (
+        LazyAligner(_pseudo_label_model(settings, mlflow), failures) if any(j.pseudo for j in jobs) else None
+    )
     rows = segment_items(
         jobs,
         source,

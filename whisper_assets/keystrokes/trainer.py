@@ -35,6 +35,7 @@ from whisper_assets.keystrokes.model import (
 )
 from whisper_assets.keystrokes.options import KeystrokeOptions
 from whisper_assets.keystrokes.vocabulary import decode
+from whisper_assets.parallel import use_all_cores
 from whisper_assets.training.checkpoints import Checkpoints
 from whisper_assets.training.trainer import JsonLog
 
@@ -102,6 +103,7 @@ def train_keystrokes(
 ) -> KeystrokeResult:
     """Train (or resume) the run in run_dir on the manifest rows' train split, evaluating on train and test."""
     device = resolve_device()
+    use_all_cores()
     precision = resolve_precision(options.precision, device)
     set_seed(options.seed)
     train_rows = [r for r in rows if r["split"] == "train"]

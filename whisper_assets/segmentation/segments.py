@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from whisper_assets.audio.process import TARGET_RATE, write_pcm16
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.curation.processing import STATUS_NEEDS_SEGMENTATION, STATUS_OK
 from whisper_assets.files import write_json_atomic
+from whisper_assets.parallel import use_all_cores
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.pseudo_labels import pseudo_label
 from whisper_assets.segmentation.timing_files import transcription, write_timing_files
@@ -62,6 +64,7 @@ TIMED_BY_ALIGNMENT = "alignment"
 _ALIGNMENT_VERSION = 1  # bump when alignment changes its output for the same inputs
 _PSEUDO_LABEL_VERSION = 1  # bump when pseudo-labelling changes its output for the same inputs
 _SHORT_WORD_SECONDS = 0.02
+RETRY_FAILED_LOAD_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -113,20 +116,35 @@ class SegmentsReport:
 
 
 class LazyAligner:
-    """Loads the alignment model on first use: a re-run with nothing new never loads it."""
+    """Loads the alignment model on first use: a re-run with nothing new never loads it. A model that could not
+    be loaded is remembered in `failures` (a folder) and not tried again for an hour, so a run without network
+    does not wait on the hub at every item or every run."""
 
-    def __init__(self, model_id: str) -> None:
+    def __init__(self, model_id: str, failures: Path | None = None) -> None:
         self.model_id = model_id
         self._aligner: Aligner | None = None
-        self.error: str | None = None
+        self._memo = failures / f"{_content_key(model_id)}.json" if failures else None
+        self.error: str | None = self._remembered_failure()
 
     def get(self) -> Aligner | None:
         if self._aligner is None and self.error is None:
             try:
+                use_all_cores()
                 self._aligner = Aligner(*load_base(self.model_id))
             except (OSError, ValueError) as exc:
                 self.error = f"alignment model {self.model_id!r} could not be loaded: {exc}"
+                if self._memo is not None:
+                    write_json_atomic(self._memo, {"error": self.error, "at": time.time()})
         return self._aligner
+
+    def _remembered_failure(self) -> str | None:
+        if self._memo is None or not self._memo.exists():
+            return None
+        failure = json.loads(self._memo.read_text())
+        since = time.time() - failure["at"]
+        if since > RETRY_FAILED_LOAD_SECONDS:
+            return None
+        return f"{failure['error']} ({since / 60:.0f} min ago; tried again {RETRY_FAILED_LOAD_SECONDS // 60} min after)"
 
 
 def segment_jobs(

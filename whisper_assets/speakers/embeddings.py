@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_assets.files import atomic_path, write_json_atomic
+from whisper_assets.parallel import use_all_cores
 
 EMBEDDING_RATE = 16_000
 MIN_EMBED_SECONDS = 0.1  # shorter audio has too few 10 ms frames for the encoder
@@ -48,6 +49,7 @@ class SpeakerEncoder:
                 raise SpeakersUnavailable(
                     f"speaker embeddings need Resemblyzer ({exc}): pip install 'whisper-assets[speakers]'"
                 ) from exc
+            use_all_cores()
             self._encoder = VoiceEncoder(self.device, verbose=False)
         return self._encoder
 

@@ -34,6 +34,7 @@ from whisper_assets.asr.model import (
     resolve_precision,
 )
 from whisper_assets.asr.transcribe import transcribe
+from whisper_assets.parallel import default_workers, use_all_cores
 from whisper_assets.training.augment import Augmenter
 from whisper_assets.training.checkpoints import Checkpoints
 from whisper_assets.training.data import (
@@ -113,6 +114,7 @@ def train(
     precision = resolve_precision(options.precision, wanted)
     accelerator = _accelerator(precision, cpu=wanted.type == "cpu")
     device, main = accelerator.device, accelerator.is_main_process
+    use_all_cores(max(1, default_workers() // accelerator.num_processes))  # CPU processes share the cores
     _seed_everything(options.seed)
     model, processor = load_base(options.base_model)
     multilingual = is_multilingual(model)
