@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from transformers.models.whisper.generation_whisper import _dynamic_time_warping
 
-from whisper_assets.asr.align import Aligner
+from whisper_assets.asr.align import Aligner, Clip
 from whisper_assets.asr.dtw import dtw
 from whisper_assets.asr.model import load_base
 from whisper_assets.audio.vad import detect_speech
@@ -51,6 +51,25 @@ def test_any_length_is_aligned_in_windows_with_ordered_words(tiny_aligner):
     assert (
         aligned[-1].start > duration / 2
     )  # the later windows were reached, not everything squeezed into one
+
+
+def test_short_clips_are_aligned_several_to_a_window_each_on_its_own_clock(tiny_aligner, monkeypatch):
+    texts = ["zero one two", "three four", "five six seven eight", "nine", "ten eleven"] * 6
+    clips = []
+    for k, text in enumerate(texts):
+        recording = assemble([(speech_like(text), text)], seed=k)
+        clips.append(Clip(recording.audio, text.split(), detect_speech(recording.audio)))
+    windows = []
+    real = tiny_aligner._align_window
+    monkeypatch.setattr(tiny_aligner, "_align_window", lambda *a: windows.append(a) or real(*a))
+    aligned = tiny_aligner.align_packed(clips, "en")
+    assert 1 < len(windows) < len(clips) / 3  # several clips to a window
+    assert all(len(w[0]) <= 30 * 16_000 for w in windows)
+    for clip, words in zip(clips, aligned, strict=True):
+        duration = len(clip.audio) / 16_000
+        assert [w.word for w in words] == list(clip.words)
+        assert all(0 <= w.start <= w.end <= round(duration, 3) for w in words)  # timings are in whole ms
+        assert all(a.end <= b.start for a, b in itertools.pairwise(words))
 
 
 def test_a_model_trained_on_a_shorter_window_aligns_in_windows_it_can_see(tmp_path):

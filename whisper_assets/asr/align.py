@@ -4,12 +4,14 @@ The reference tokens are teacher-forced (not recognized), the cross-attention of
 normalized and median-filtered, and dynamic time warping finds the monotonic token-to-frame path, as OpenAI's
 `find_alignment` does. Audio of any length is aligned in 30 s windows: each window is given the next words
 (about as many as its speech can hold, estimated from the recording's speaking rate), the words that end clearly
-inside it are kept, and the next window starts where the last kept word ends.
+inside it are kept, and the next window starts where the last kept word ends. Short clips are aligned several
+to a window (`align_packed`): alone, each would be padded to the full 30 s and cost a whole encoder pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +27,17 @@ from whisper_assets.text.timings import Word
 _MEDIAN_WIDTH = 7  # OpenAI's medfilt_width
 _KEEP_MARGIN_SECONDS = 1.0  # a word must end this far before a window's end to be kept from that window
 _FEED_SLACK = 1.5  # feed this many times the words a window's speech is expected to hold
+PACK_GAP_SECONDS = 1.0  # silence laid between packed clips
+_PACK_MARGIN_SECONDS = 1.0  # packed clips end this far before the window's end
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A short recording to align: 16 kHz samples, its words, and its speech regions when known."""
+
+    audio: np.ndarray
+    words: Sequence[str]
+    speech: SpeechRegions | None = None
 
 
 class Aligner:
@@ -80,12 +93,66 @@ class Aligner:
             )
             final = end >= duration and first + fed == len(words)
             keep = fed if final else _kept(found, end - seek)
-            for word in found[:keep]:
-                start, stop = speech.snap(word.start + seek, word.end + seek)
-                start = max(start, aligned[-1].end if aligned else 0.0)  # words never overlap
-                aligned.append(Word(word.word, round(start, 3), round(max(start, stop), 3), word.probability))
+            aligned += _placed(found[:keep], seek, speech, aligned[-1].end if aligned else 0.0, duration)
             seek = seek + found[keep - 1].end
         return aligned
+
+    def align_packed(self, clips: Sequence[Clip], language: str | None) -> list[list[Word]]:
+        """Word timings of many short clips in one language, as `align` gives them, several clips to a window:
+        laid end to end with PACK_GAP_SECONDS of silence between them, aligned as one transcript, and each
+        clip's words placed back inside its own span. A clip that fits no window alone goes through `align`."""
+        prefix = self.prefix(language)
+        tokens = [self.word_tokens(clip.words) for clip in clips]
+        aligned: list[list[Word]] = [[] for _ in clips]
+        for pack in self._packs(clips, tokens, len(prefix)):
+            if len(pack) == 1 and len(clips[pack[0]].audio) / SAMPLE_RATE > self._pack_seconds:
+                clip = clips[pack[0]]
+                aligned[pack[0]] = self.align(clip.audio, clip.words, language, clip.speech)
+                continue
+            gap = np.zeros(int(PACK_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+            pieces, starts, start = [], [], 0.0
+            for index in pack:
+                pieces += [clips[index].audio.astype(np.float32, copy=False), gap]
+                starts.append(start)
+                start += len(clips[index].audio) / SAMPLE_RATE + PACK_GAP_SECONDS
+            found = self._align_window(
+                np.concatenate(pieces[:-1]),
+                prefix,
+                [t for index in pack for t in tokens[index]],
+                [w for index in pack for w in clips[index].words],
+            )
+            for index, offset in zip(pack, starts, strict=True):
+                clip, count = clips[index], len(clips[index].words)
+                duration = len(clip.audio) / SAMPLE_RATE
+                speech = clip.speech or SpeechRegions(((0.0, duration),), duration, 1.0)
+                aligned[index] = _placed(found[:count], -offset, speech, 0.0, duration)
+                found = found[count:]
+        return aligned
+
+    @property
+    def _pack_seconds(self) -> float:
+        return self.window_seconds - _PACK_MARGIN_SECONDS
+
+    def _packs(
+        self, clips: Sequence[Clip], tokens: Sequence[list[list[int]]], prefix: int
+    ) -> Iterator[list[int]]:
+        """Indices of clips that share a window: in order, while their audio, gaps and tokens fit."""
+        pack: list[int] = []
+        seconds = used = 0
+        for index, clip in enumerate(clips):
+            length = len(clip.audio) / SAMPLE_RATE
+            count = sum(len(t) for t in tokens[index])
+            if pack and (
+                seconds + PACK_GAP_SECONDS + length > self._pack_seconds
+                or used + count > self.max_tokens - prefix
+            ):
+                yield pack
+                pack, seconds, used = [], 0.0, 0
+            seconds += (PACK_GAP_SECONDS if pack else 0.0) + length
+            used += count
+            pack.append(index)
+        if pack:
+            yield pack
 
     @torch.inference_mode()
     def _align_window(
@@ -125,6 +192,20 @@ class Aligner:
             Word(word, float(starts[a]), float(starts[b]), round(float(token_probs[a:b].mean()), 4))
             for word, a, b in zip(words, bounds[:-1], bounds[1:], strict=True)
         ]
+
+
+def _placed(
+    found: Sequence[Word], shift: float, speech: SpeechRegions, after: float, limit: float
+) -> list[Word]:
+    """Words found in a window placed on their recording's clock (`shift` seconds later), inside [after, limit],
+    each shrunk to its largest piece of speech and never overlapping the one before."""
+    placed: list[Word] = []
+    for word in found:
+        start = min(max(word.start + shift, 0.0), limit)
+        start, stop = speech.snap(start, min(max(word.end + shift, start), limit))
+        start = max(start, placed[-1].end if placed else after)
+        placed.append(Word(word.word, round(start, 3), round(max(start, stop), 3), word.probability))
+    return placed
 
 
 def _alignment_heads(model) -> list[tuple[int, int]]:

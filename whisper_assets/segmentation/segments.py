@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
-from whisper_assets.asr.align import Aligner
+from whisper_assets.asr.align import Aligner, Clip
 from whisper_assets.asr.metrics import score_utterance
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
@@ -196,6 +196,11 @@ def segment_items(
     and per dropped segment; the items' timing files are written under `paths.outputs_root`. Jobs without a
     transcript are transcribed by `labeler` (None: the aligner's model) first, normalized by the source's
     policy; their rows are flagged, and kept out of training unless the source says `pseudo_labels: train`."""
+    packed = (
+        _align_short_items(jobs, aligner, paths.cache_root, source.audio.max_seconds)
+        if settings.pack_short_items
+        else set()
+    )
     rows: list[dict] = []
     for job in jobs:
         if job.pseudo:
@@ -209,7 +214,51 @@ def segment_items(
     ]
     if settings.max_wer is not None and cut and (model := aligner.get()) is not None:
         _check_wer(cut, model, settings.max_wer, jobs, paths.cache_root)
+    for row in rows:
+        if row["parent_id"] in packed:
+            row["reused"] = False
     return rows
+
+
+_PACKED_READ = 256  # clips read into memory at once for packed alignment
+
+
+def _align_short_items(
+    jobs: Sequence[SegmentJob], aligner: LazyAligner, cache_root: Path, max_seconds: float
+) -> set[str]:
+    """Align the items trained whole that have no alignment yet, several to a window (Aligner.align_packed),
+    and cache them; the ids aligned. An item that cannot be read is left to be aligned alone (and say why)."""
+    todo = [
+        job
+        for job in jobs
+        if not job.pseudo
+        and not job.timings
+        and job.duration <= max_seconds
+        and not _alignment_path(job, aligner, cache_root).exists()
+    ]
+    if not todo or (model := aligner.get()) is None:
+        return set()
+    done = set()
+    for language in sorted({job.language for job in todo}, key=str):
+        same = [job for job in todo if job.language == language]
+        for start in range(0, len(same), _PACKED_READ):
+            readable, clips = [], []
+            for job in same[start : start + _PACKED_READ]:
+                try:
+                    clips.append(
+                        Clip(sf.read(job.audio, dtype="float32")[0], job.transcript.split(), job.speech)
+                    )
+                except (OSError, sf.LibsndfileError):
+                    continue
+                readable.append(job)
+            try:
+                aligned = model.align_packed(clips, language)
+            except (RuntimeError, ValueError):
+                continue  # aligned alone later, where each item records its own error
+            for job, words in zip(readable, aligned, strict=True):
+                write_json_atomic(_alignment_path(job, aligner, cache_root), [w.to_json() for w in words])
+                done.add(job.id)
+    return done
 
 
 def _segment(
@@ -298,10 +347,7 @@ def _alignment(
     job: SegmentJob, aligner: LazyAligner, cache_root: Path
 ) -> tuple[list[Word] | None, bool, str | None]:
     """The item's aligned words (cached), whether they came from the cache, and why there are none."""
-    key = _content_key(
-        _ALIGNMENT_VERSION, Path(job.audio).stem, job.transcript, job.language, aligner.model_id
-    )
-    path = cache_root / "alignment" / key[:2] / f"{key}.json"
+    path = _alignment_path(job, aligner, cache_root)
     if path.exists():
         return [Word(**w) for w in json.loads(path.read_text())], True, None
     model = aligner.get()
@@ -314,6 +360,13 @@ def _alignment(
         return None, False, f"alignment failed: {exc}"
     write_json_atomic(path, [w.to_json() for w in words])
     return words, False, None
+
+
+def _alignment_path(job: SegmentJob, aligner: LazyAligner, cache_root: Path) -> Path:
+    key = _content_key(
+        _ALIGNMENT_VERSION, Path(job.audio).stem, job.transcript, job.language, aligner.model_id
+    )
+    return cache_root / "alignment" / key[:2] / f"{key}.json"
 
 
 def source_units(cues: Sequence[Cue], duration: float) -> tuple[list[Word], bool]:
