@@ -45,8 +45,14 @@ def test_only_pairs_of_neighbouring_lengths_meet():
     )
 
 
+def test_two_utterances_sharing_one_piece_of_audio_are_not_proposed():
+    shared, first, second = babble(7, 1.0), babble(8, 2.0), babble(9, 2.0)
+    assert candidate_pairs(indexed([np.concatenate([shared, first]), np.concatenate([shared, second])])) == []
+
+
 def test_an_overfull_bucket_is_skipped():
-    same = Landmarks(np.full(10, 7, np.uint32), np.arange(10, dtype=np.uint32))
+    frames = np.arange(0, 125, 12, dtype=np.uint32)  # spread over one second
+    same = Landmarks(np.arange(len(frames), dtype=np.uint32), frames)
     crowd = [(same, 1.0)] * (BUCKET_CAP + 1)
     assert candidate_pairs(crowd) == []
     assert len(candidate_pairs(crowd[:3])) == 3

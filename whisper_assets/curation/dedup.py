@@ -14,6 +14,7 @@ in. Nothing is deleted; moving duplicates aside is a separate, explicit step.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import OrderedDict, defaultdict
@@ -143,7 +144,8 @@ class PairVerdicts:
     the same recording depends only on their bytes, so a pair is compared once ever.
 
     Each scope writes its own file (no two writers share one) with the verdicts its last run relied on; every
-    scope reads all of them.
+    scope reads all of them. A scope also keeps the pairs the index proposed for its last set of files, so a
+    run over the same files does not query the index again.
     """
 
     def __init__(self, cache_root: Path | None = None, scope: str = ""):
@@ -153,8 +155,22 @@ class PairVerdicts:
             for path in sorted(self.folder.glob("*.json")):
                 self.known.update(json.loads(path.read_text()))
         self.path = self.folder / f"{scope}.json" if self.folder else None
+        self.proposals_path = (
+            cache_root / f"proposals-v{_IDENTITY_VERSION}" / f"{scope}.json" if cache_root else None
+        )
         self.used: dict[str, float] = {}
-        self.compared = 0
+
+    def proposals(self, shas: Sequence[str], propose) -> list[tuple[int, int]]:
+        """`propose()` (pairs of positions in `shas`), or its answer for the same files last time."""
+        digest = hashlib.sha256("\n".join(sorted(shas)).encode()).hexdigest()
+        path = self.proposals_path
+        if path is not None and path.exists() and (last := json.loads(path.read_text()))["files"] == digest:
+            position = {sha: k for k, sha in enumerate(shas)}
+            return [(position[a], position[b]) for a, b in last["pairs"]]
+        pairs = propose()
+        if path is not None:
+            write_json_atomic(path, {"files": digest, "pairs": [[shas[a], shas[b]] for a, b in pairs]})
+        return pairs
 
     @staticmethod
     def _key(a: str, b: str) -> str:
@@ -168,7 +184,6 @@ class PairVerdicts:
 
     def record(self, a: str, b: str, similarity: float) -> None:
         self.known[self._key(a, b)] = self.used[self._key(a, b)] = similarity
-        self.compared += 1
 
     def save(self) -> None:
         if self.path is not None:
@@ -296,8 +311,11 @@ def _match_content(candidates: Sequence[DedupCandidate], union, verdicts: PairVe
         if c.identity.landmarks_hex is not None and c.identity.voiced_seconds is not None:
             first_of.setdefault(c.sha256, i)
     indexed = list(first_of.values())
-    proposed = candidate_pairs(
-        [(candidates[i].identity.landmarks, candidates[i].identity.voiced_seconds) for i in indexed]
+    proposed = verdicts.proposals(
+        [candidates[i].sha256 for i in indexed],
+        lambda: candidate_pairs(
+            [(candidates[i].identity.landmarks, candidates[i].identity.voiced_seconds) for i in indexed]
+        ),
     )
     best: dict[int, float] = {}
 

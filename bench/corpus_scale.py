@@ -1,0 +1,143 @@
+"""Benchmark: how the per-source assets and `splits` grow with the number of clips.
+
+    .venv/bin/python bench/corpus_scale.py --sizes 1000 5000 20000
+    .venv/bin/python bench/corpus_scale.py --sizes 500 1000 2000 --model ../shared/models/whisper-tiny.en
+
+Each size is a new upload source of N distinct utterances built from real FSDD takes (two or three digits with
+random gain and 0.2-0.8 s pauses, 8 kHz, 2-4 s; no two utterances share their takes in the same order) with
+transcripts. Each asset of the source is materialized in turn through the project's own Dagster jobs, then
+`splits`. Reports seconds per asset, the process's peak memory, the growth exponent between successive sizes
+(log of the time ratio over log of the size ratio: 1.0 is linear) and the time extrapolated to 100 and 1,000
+hours of such audio on this machine. Without `--model` the alignment model is one that cannot be loaded, so
+`segments` keeps items whole without word timings (alignment is measured on its own with `--model`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import re
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import soundfile as sf
+import soxr
+import yaml
+
+from whisper_assets.definitions import build_definitions
+from whisper_assets.demo.long_form import assemble
+
+DIGITS = "zero one two three four five six seven eight nine".split()
+PER_SOURCE = ("inventory", "dedup_report", "normalized_transcripts", "processed_audio", "segments")
+
+
+def generate(folder: Path, count: int, data: Path) -> float:
+    """`count` distinct utterances with .txt transcripts under `folder`; their total seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    takes = sorted(data.glob("*.wav"))
+    audio = [sf.read(p, dtype="float32")[0] for p in takes]
+    digits = [DIGITS[int(re.match(r"(\d)_", p.name).group(1))] for p in takes]
+    rng = np.random.default_rng(count)
+    seen: set[tuple[int, ...]] = set()
+    total = 0.0
+    while len(seen) < count:
+        picks = tuple(int(k) for k in rng.integers(len(takes), size=int(rng.integers(2, 4))))
+        if picks in seen:
+            continue
+        seen.add(picks)
+        gain = float(rng.uniform(0.2, 1.0))
+        recording = assemble([(gain * audio[k], digits[k]) for k in picks], seed=len(seen), pause=(0.2, 0.8))
+        name = folder / f"u{len(seen):06d}"
+        sf.write(
+            name.with_suffix(".wav"), soxr.resample(recording.audio, 16_000, 8_000), 8_000, subtype="PCM_16"
+        )
+        name.with_suffix(".txt").write_text(recording.transcript, encoding="utf-8")
+        total += len(recording.audio) / 16_000
+    return total
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(count: int, data: Path, model: str) -> dict:
+    root = Path(tempfile.mkdtemp(prefix=f"bench-scale-{count}-"))
+    try:
+        seconds = generate(root / "uploads" / "scale", count, data)
+        config = root / "whisper_assets.yaml"
+        settings = {
+            "data_root": ".",
+            "sources": [{"name": "scale", "language": "en"}],
+            "segmentation": {"alignment_model": model},
+        }
+        config.write_text(yaml.safe_dump(settings))
+        defs = build_definitions(str(config))
+        ingest, publish = defs.resolve_job_def("ingest_source"), defs.resolve_job_def("publish_splits")
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        timings = {}
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("dataset_sources", ["scale"])
+            for asset in (*PER_SOURCE, "splits"):
+                job, partition = (publish, None) if asset == "splits" else (ingest, "scale")
+                started = time.perf_counter()
+                result = job.execute_in_process(
+                    partition_key=partition,
+                    instance=instance,
+                    run_config=quiet,
+                    asset_selection=[dg.AssetKey(asset)],
+                    raise_on_error=False,
+                )
+                timings[asset] = round(time.perf_counter() - started, 2)
+                if not result.success:
+                    raise SystemExit(f"{asset} failed at {count} clips")
+        return {
+            "clips": count,
+            "audio_hours": round(seconds / 3600, 3),
+            "seconds": timings,
+            "peak_mb": peak_rss_mb(),
+        }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
+    parser.add_argument("--model", default="no-such-owner/unloadable-model", help="the alignment model")
+    args = parser.parse_args()
+    if not args.data.exists():
+        raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
+    results = []
+    for count in args.sizes:
+        results.append(measure(count, args.data, args.model))
+        row = results[-1]
+        print(
+            f"{count} clips ({row['audio_hours']} h): {row['seconds']}, peak {row['peak_mb']:.0f} MB",
+            flush=True,
+        )
+    for small, large in itertools.pairwise(results):
+        ratio = math.log(large["clips"] / small["clips"])
+        exponents = {
+            asset: round(
+                math.log(max(large["seconds"][asset], 0.01) / max(small["seconds"][asset], 0.01)) / ratio, 2
+            )
+            for asset in large["seconds"]
+        }
+        print(f"growth exponent {small['clips']} -> {large['clips']}: {exponents}")
+    last = results[-1]
+    per_hour = sum(last["seconds"].values()) / last["audio_hours"]
+    print(
+        f"extrapolated from {last['clips']} clips ({per_hour:.0f} s per audio hour): 100 h {per_hour * 100 / 3600:.1f} h, "
+        f"1,000 h {per_hour * 1000 / 3600:.1f} h on this machine; divide by N for N such machines (shards)"
+    )
+
+
+if __name__ == "__main__":
+    main()
