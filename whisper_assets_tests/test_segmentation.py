@@ -117,7 +117,8 @@ def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_
     config = settings.data_root / "whisper_assets.yaml"
     tables = settings.layout.tables_root
     with dg.instance_for_test() as instance:
-        assert materialize_source(config, "talks", instance, workers=1).success
+        first = materialize_source(config, "talks", instance, workers=1)
+        assert first.success
         rows = read_rows(table_path(tables, "segments", "talks"))
         assert run_job(config, "publish_splits", instance, workers=1).success
         outputs = sorted(settings.layout.outputs_root.rglob("*.*"))
@@ -143,6 +144,13 @@ def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_
 
     shorts = [r for r in rows if r["rel_path"].startswith("short")]
     assert all(r["id"] == r["parent_id"] and r["status"] == "ok" and not r["reason"] for r in shorts)
+    assert all(r["timed_by"] == "alignment" and not r["reused"] for r in shorts)  # aligned (packed) this run
+    [event] = [e for e in first.get_asset_materialization_events() if e.asset_key.path == ["segments"]]
+    aligned = event.materialization.metadata["audio_seconds_aligned"].value
+    assert (
+        aligned >= len(recording.audio) / 16_000
+        and event.materialization.metadata["aligned_per_second"].value > 0
+    )
 
     manifests = settings.layout.manifests_root / "splits"
     split_of = {

@@ -145,7 +145,7 @@ class PairVerdicts:
 
     Each scope writes its own file (no two writers share one) with the verdicts its last run relied on; every
     scope reads all of them. A scope also keeps the pairs the index proposed for its last set of files, so a
-    run over the same files does not query the index again.
+    run over files that any scope saw last time does not query the index again.
     """
 
     def __init__(self, cache_root: Path | None = None, scope: str = ""):
@@ -161,12 +161,16 @@ class PairVerdicts:
         self.used: dict[str, float] = {}
 
     def proposals(self, shas: Sequence[str], propose) -> list[tuple[int, int]]:
-        """`propose()` (pairs of positions in `shas`), or its answer for the same files last time."""
+        """`propose()` (pairs of positions in `shas`), or its answer for the same files in an earlier run."""
         digest = hashlib.sha256("\n".join(sorted(shas)).encode()).hexdigest()
         path = self.proposals_path
-        if path is not None and path.exists() and (last := json.loads(path.read_text()))["files"] == digest:
-            position = {sha: k for k, sha in enumerate(shas)}
-            return [(position[a], position[b]) for a, b in last["pairs"]]
+        for earlier in sorted(path.parent.glob("*.json")) if path is not None else ():
+            if (last := json.loads(earlier.read_text()))["files"] == digest:  # any scope's, same files
+                position = {sha: k for k, sha in enumerate(shas)}
+                pairs = [(position[a], position[b]) for a, b in last["pairs"]]
+                if earlier != path:
+                    write_json_atomic(path, last)
+                return pairs
         pairs = propose()
         if path is not None:
             write_json_atomic(path, {"files": digest, "pairs": [[shas[a], shas[b]] for a, b in pairs]})

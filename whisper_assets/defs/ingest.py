@@ -4,6 +4,8 @@ Each body reads the tables it depends on, calls one domain function, writes its 
 for the UI. Outputs are files under the data root, so no IO manager is involved.
 """
 
+import time
+
 import dagster as dg
 
 from whisper_assets import charts
@@ -16,6 +18,7 @@ from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
 from whisper_assets.reporting import count_reasons, markdown_table
 from whisper_assets.segmentation.segments import (
     SEGMENTS_SCHEMA,
+    TIMED_BY_ALIGNMENT,
     TIMED_BY_SOURCE,
     LazyAligner,
     SegmentPaths,
@@ -243,6 +246,7 @@ def segments(
     labeler = (
         LazyAligner(_pseudo_label_model(settings, mlflow), failures) if any(j.pseudo for j in jobs) else None
     )
+    started = time.perf_counter()
     rows = segment_items(
         jobs,
         source,
@@ -251,9 +255,12 @@ def segments(
         SegmentPaths(layout.cache_root, layout.outputs_root, layout.processed_root),
         labeler,
     )
+    seconds = time.perf_counter() - started
     path = table_path(layout.tables_root, "segments", source.name)
     write_rows(path, rows, SEGMENTS_SCHEMA)
     report = SegmentsReport.of(rows)
+    aligned = {r["parent_id"] for r in rows if not r["reused"] and r["timed_by"] == TIMED_BY_ALIGNMENT}
+    aligned_seconds = sum(job.duration for job in jobs if job.id in aligned)
     for error in {aligner.error, labeler and labeler.error} - {None}:
         context.log.warning(error)
     return dg.MaterializeResult(
@@ -266,6 +273,8 @@ def segments(
             "dropped_hours": round(report.dropped_hours, 4),
             "drop_reasons": count_reasons(r["reason"] for r in rows if r["status"] != STATUS_OK),
             "aligned_now": sum(not r["reused"] for r in rows),
+            "audio_seconds_aligned": round(aligned_seconds, 1),
+            "aligned_per_second": round(aligned_seconds / seconds, 1),
             "timed_by_source": sum(r["timed_by"] == TIMED_BY_SOURCE for r in rows),
             "alignment_model": settings.alignment_model,
             **(

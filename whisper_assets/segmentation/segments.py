@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import soundfile as sf
+import torch
 
 from whisper_assets.asr.align import Aligner, Clip
 from whisper_assets.asr.metrics import score_utterance
-from whisper_assets.asr.model import load_base
+from whisper_assets.asr.model import load_base, resolve_device, resolve_precision
 from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.audio.process import TARGET_RATE, write_pcm16
 from whisper_assets.audio.vad import SpeechRegions
@@ -116,9 +117,9 @@ class SegmentsReport:
 
 
 class LazyAligner:
-    """Loads the alignment model on first use: a re-run with nothing new never loads it. A model that could not
-    be loaded is remembered in `failures` (a folder) and not tried again for an hour, so a run without network
-    does not wait on the hub at every item or every run."""
+    """Loads the alignment model on first use (on the GPU in bf16 or fp16 when there is one): a re-run with
+    nothing new never loads it. A model that could not be loaded is remembered in `failures` (a folder) and not
+    tried again for an hour, so a run without network does not wait on the hub at every item or every run."""
 
     def __init__(self, model_id: str, failures: Path | None = None) -> None:
         self.model_id = model_id
@@ -130,7 +131,12 @@ class LazyAligner:
         if self._aligner is None and self.error is None:
             try:
                 use_all_cores()
-                self._aligner = Aligner(*load_base(self.model_id))
+                model, processor = load_base(self.model_id)
+                device = resolve_device()
+                dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+                    resolve_precision("auto", device), torch.float32
+                )
+                self._aligner = Aligner(model.to(device, dtype), processor)
             except (OSError, ValueError) as exc:
                 self.error = f"alignment model {self.model_id!r} could not be loaded: {exc}"
                 if self._memo is not None:
