@@ -132,3 +132,10 @@ def test_a_re_run_compares_only_pairs_with_a_new_file(tmp_path, write_clip, monk
         candidates({"s": [*paths, copy]}, tmp_path / "cache"), PairVerdicts(tmp_path, "t")
     )
     assert by_id(other_scope) == again and loads == []  # another scope (splits) reuses the verdicts
+    monkeypatch.setattr(dedup, "candidate_pairs", lambda items: pytest.fail("the index was queried again"))
+    subset = find_duplicates(
+        candidates({"s": [paths[0], copy]}, tmp_path / "cache"), PairVerdicts(tmp_path, "u")
+    )
+    assert (
+        by_id(subset)["s-copy.mp3"]["canonical_id"] == "s-0.wav"
+    )  # a subset reuses the full set's proposals

@@ -14,7 +14,6 @@ in. Nothing is deleted; moving duplicates aside is a separate, explicit step.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections import OrderedDict, defaultdict
@@ -145,7 +144,7 @@ class PairVerdicts:
 
     Each scope writes its own file (no two writers share one) with the verdicts its last run relied on; every
     scope reads all of them. A scope also keeps the pairs the index proposed for its last set of files, so a
-    run over files that any scope saw last time does not query the index again.
+    run over files that some scope saw last time (or a subset of them) does not query the index again.
     """
 
     def __init__(self, cache_root: Path | None = None, scope: str = ""):
@@ -161,19 +160,20 @@ class PairVerdicts:
         self.used: dict[str, float] = {}
 
     def proposals(self, shas: Sequence[str], propose) -> list[tuple[int, int]]:
-        """`propose()` (pairs of positions in `shas`), or its answer for the same files in an earlier run."""
-        digest = hashlib.sha256("\n".join(sorted(shas)).encode()).hexdigest()
+        """`propose()` (pairs of positions in `shas`), or, when an earlier run of any scope saw these files or
+        more, its proposals among them (the splits' check over the published subset reuses the full set's)."""
         path = self.proposals_path
+        wanted = set(shas)
         for earlier in sorted(path.parent.glob("*.json")) if path is not None else ():
-            if (last := json.loads(earlier.read_text()))["files"] == digest:  # any scope's, same files
+            last = json.loads(earlier.read_text())
+            if wanted <= set(last["files"]):
                 position = {sha: k for k, sha in enumerate(shas)}
-                pairs = [(position[a], position[b]) for a, b in last["pairs"]]
-                if earlier != path:
-                    write_json_atomic(path, last)
-                return pairs
+                return [(position[a], position[b]) for a, b in last["pairs"] if a in wanted and b in wanted]
         pairs = propose()
         if path is not None:
-            write_json_atomic(path, {"files": digest, "pairs": [[shas[a], shas[b]] for a, b in pairs]})
+            write_json_atomic(
+                path, {"files": sorted(wanted), "pairs": [[shas[a], shas[b]] for a, b in pairs]}
+            )
         return pairs
 
     @staticmethod

@@ -16,13 +16,12 @@ import numpy as np
 
 from whisper_assets.audio.fingerprint import LANDMARK_FRAME_SECONDS, Landmarks
 
-BUCKET_CAP = 128  # more items than this under one (hash, band) key: a stop-listed key
-MIN_HITS = 4  # landmarks agreeing on one offset, at least
-MIN_SHARE = 0.05  # ... and this share of the smaller item's landmarks (re-encodes share >= 0.16 on FSDD)
-MIN_COVERAGE = (
-    0.4  # ... from first to last hit, this share of the shorter item's voiced length (FSDD re-encodes
+BUCKET_CAP = (
+    32  # more items than this under one (hash, band) key: a stop-listed key (bench figures in README)
 )
-# >= 0.5; utterances that share one reused take of two or three: 426 of 5,000 proposed at 0.4, 25,681 at 0)
+MIN_HITS = 4  # landmarks agreeing on one offset, at least
+MIN_SHARE = 0.05  # ... and this share of the smaller item's landmarks
+MIN_COVERAGE = 0.3  # ... from the first to the last hit, this share of the shorter item's voiced length
 # Voiced spans of two encodes start within a few frames of each other (edge trimming; codec delay): offsets
 # further apart than 0.5 s are not a re-encode (the waveform check looks only +-0.25 s around).
 MAX_OFFSET_FRAMES = 64
