@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +159,9 @@ class PairVerdicts:
         )
         self.used: dict[str, float] = {}
 
-    def proposals(self, shas: Sequence[str], propose) -> list[tuple[int, int]]:
+    def proposals(
+        self, shas: Sequence[str], propose: Callable[[], list[tuple[int, int]]]
+    ) -> list[tuple[int, int]]:
         """`propose()` (pairs of positions in `shas`), or, when an earlier run of any scope saw these files or
         more, its proposals among them (the splits' check over the published subset reuses the full set's)."""
         path = self.proposals_path
