@@ -75,7 +75,7 @@ class Aligner:
     ) -> list[Word]:
         """Start, end and probability of every word, in seconds from the start of `audio`."""
         duration = len(audio) / SAMPLE_RATE
-        speech = speech or SpeechRegions(((0.0, duration),), duration, 1.0)
+        speech = speech or _all_speech(duration)
         tokens = self.word_tokens(words)
         prefix = self.prefix(language)
         words_per_second = len(words) / max(speech.within(0.0, duration), 1.0)
@@ -124,7 +124,7 @@ class Aligner:
             for index, offset in zip(pack, starts, strict=True):
                 clip, count = clips[index], len(clips[index].words)
                 duration = len(clip.audio) / SAMPLE_RATE
-                speech = clip.speech or SpeechRegions(((0.0, duration),), duration, 1.0)
+                speech = clip.speech or _all_speech(duration)
                 aligned[index] = _placed(found[:count], -offset, speech, 0.0, duration)
                 found = found[count:]
         return aligned
@@ -192,6 +192,11 @@ class Aligner:
             Word(word, float(starts[a]), float(starts[b]), round(float(token_probs[a:b].mean()), 4))
             for word, a, b in zip(words, bounds[:-1], bounds[1:], strict=True)
         ]
+
+
+def _all_speech(duration: float) -> SpeechRegions:
+    """What alignment assumes of audio whose speech regions are unknown: speech throughout."""
+    return SpeechRegions(((0.0, duration),), duration, 1.0)
 
 
 def _placed(
