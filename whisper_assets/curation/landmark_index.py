@@ -5,7 +5,8 @@ recording have voiced spans of about the same length, so only neighbouring bands
 posted in its own band and shadowed in the next one. Items that share a hash are counted per time offset
 between them; a pair becomes a candidate when enough of its landmarks agree on one offset, as in Shazam and
 audfprint. Buckets shared by more than `BUCKET_CAP` items carry no information and are skipped, so the work per
-item stays flat as the index grows: candidates cost O(items x landmarks x bucket size). Items may number\nup to 2^28.
+item stays flat as the index grows: candidates cost O(items x landmarks x bucket size). Items may number
+up to 2^28.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import numpy as np
 
 from whisper_assets.audio.fingerprint import LANDMARK_FRAME_SECONDS, Landmarks
 
-BUCKET_CAP = (
-    32  # more items than this under one (hash, band) key: a stop-listed key (bench figures in README)
-)
+# More items than this under one (hash, band) key: a stop-listed key (measured settings in the README).
+BUCKET_CAP = 32
 MIN_HITS = 4  # landmarks agreeing on one offset, at least
 MIN_SHARE = 0.05  # ... and this share of the smaller item's landmarks
 MIN_COVERAGE = 0.3  # ... from the first to the last hit, this share of the shorter item's voiced length
@@ -34,8 +34,8 @@ def duration_band(voiced_seconds: float) -> int:
 
 
 def candidate_pairs(items: Sequence[tuple[Landmarks, float]]) -> list[tuple[int, int]]:
-    """Pairs (i < j) of item indices whose landmarks agree on one time offset over most of their length;
-    `items` are (landmarks, voiced seconds)."""
+    """Pairs (i < j) of item indices whose landmarks agree on one time offset along a good part of their
+    length (MIN_HITS, MIN_SHARE, MIN_COVERAGE); `items` are (landmarks, voiced seconds)."""
     keys, item, frame, shadow = _postings(items)
     if not len(keys):
         return []
