@@ -8,7 +8,8 @@ random gain and 0.2-0.8 s pauses, 8 kHz, 2-4 s; no two utterances share their ta
 transcripts. Each asset of the source is materialized in turn through the project's own Dagster jobs, then
 `splits`. Reports seconds per asset, the process's peak memory, the growth exponent between successive sizes
 (log of the time ratio over log of the size ratio: 1.0 is linear) and the time extrapolated to 100 and 1,000
-hours of such audio on this machine. Without `--model` the alignment model is one that cannot be loaded, so
+hours of such audio on this machine. `--shards N` splits the source into N shards whose per-source assets run at
+once, each in its own process (`--workers 1`: one core each, as one pod per shard would be). Without `--model` the alignment model is one that cannot be loaded, so
 `segments` keeps items whole without word timings (alignment is measured on its own with `--model`).
 """
 
@@ -22,6 +23,8 @@ import resource
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import dagster as dg
@@ -66,41 +69,60 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(count: int, data: Path, model: str) -> dict:
+def run_assets(config: str, partition: str | None, assets: tuple[str, ...], workers: int) -> dict:
+    """Materialize `assets` in turn, in this process, as one run each; seconds per asset and peak memory."""
+    defs = build_definitions(config, workers=workers)
+    job = defs.resolve_job_def("ingest_source" if partition else "publish_splits")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    timings = {}
+    with dg.instance_for_test() as instance:
+        if partition:
+            instance.add_dynamic_partitions("dataset_sources", [partition])
+        for asset in assets:
+            started = time.perf_counter()
+            result = job.execute_in_process(
+                partition_key=partition,
+                instance=instance,
+                run_config=quiet,
+                asset_selection=[dg.AssetKey(asset)],
+                raise_on_error=False,
+            )
+            timings[asset] = round(time.perf_counter() - started, 2)
+            if not result.success:
+                raise SystemExit(f"{asset} failed on {partition}")
+    return {"seconds": timings, "peak_mb": peak_rss_mb()}
+
+
+def measure(count: int, data: Path, model: str, shards: int, workers: int) -> dict:
+    """The per-source assets of every shard at once (each shard its own process, as the run launcher or a
+    Kubernetes pod runs it), then `splits`."""
     root = Path(tempfile.mkdtemp(prefix=f"bench-scale-{count}-"))
     try:
         seconds = generate(root / "uploads" / "scale", count, data)
         config = root / "whisper_assets.yaml"
         settings = {
             "data_root": ".",
-            "sources": [{"name": "scale", "language": "en"}],
+            "sources": [{"name": "scale", "language": "en", "shards": shards}],
             "segmentation": {"alignment_model": model},
         }
         config.write_text(yaml.safe_dump(settings))
-        defs = build_definitions(str(config))
-        ingest, publish = defs.resolve_job_def("ingest_source"), defs.resolve_job_def("publish_splits")
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        timings = {}
-        with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("dataset_sources", ["scale"])
-            for asset in (*PER_SOURCE, "splits"):
-                job, partition = (publish, None) if asset == "splits" else (ingest, "scale")
-                started = time.perf_counter()
-                result = job.execute_in_process(
-                    partition_key=partition,
-                    instance=instance,
-                    run_config=quiet,
-                    asset_selection=[dg.AssetKey(asset)],
-                    raise_on_error=False,
-                )
-                timings[asset] = round(time.perf_counter() - started, 2)
-                if not result.success:
-                    raise SystemExit(f"{asset} failed at {count} clips")
+        keys = ["scale"] if shards == 1 else [f"scale~{k}" for k in range(shards)]
+        started = time.perf_counter()
+        with ProcessPoolExecutor(len(keys), mp_context=get_context("spawn")) as pool:
+            per_shard = list(
+                pool.map(run_assets, [str(config)] * shards, keys, [PER_SOURCE] * shards, [workers] * shards)
+            )
+        ingest_wall = round(time.perf_counter() - started, 2)
+        merged = run_assets(str(config), None, ("splits",), workers)
+        timings = {
+            asset: max(shard["seconds"][asset] for shard in per_shard) for asset in PER_SOURCE
+        } | merged["seconds"]
         return {
             "clips": count,
             "audio_hours": round(seconds / 3600, 3),
-            "seconds": timings,
-            "peak_mb": peak_rss_mb(),
+            "seconds": timings,  # per-source assets: the slowest shard's
+            "per_source_wall": ingest_wall,  # all shards, process start-up included
+            "peak_mb": max([merged["peak_mb"], *(shard["peak_mb"] for shard in per_shard)]),
         }
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -111,15 +133,18 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
     parser.add_argument("--model", default="no-such-owner/unloadable-model", help="the alignment model")
+    parser.add_argument("--shards", type=int, default=1, help="split the source; shards run in parallel")
+    parser.add_argument("--workers", type=int, default=0, help="processes per step (0: every core)")
     args = parser.parse_args()
     if not args.data.exists():
         raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
     results = []
     for count in args.sizes:
-        results.append(measure(count, args.data, args.model))
+        results.append(measure(count, args.data, args.model, args.shards, args.workers))
         row = results[-1]
         print(
-            f"{count} clips ({row['audio_hours']} h): {row['seconds']}, peak {row['peak_mb']:.0f} MB",
+            f"{count} clips ({row['audio_hours']} h, {args.shards} shard(s), workers {args.workers}): "
+            f"{row['seconds']}, per-source wall {row['per_source_wall']} s, peak {row['peak_mb']:.0f} MB",
             flush=True,
         )
     for small, large in itertools.pairwise(results):

@@ -200,9 +200,9 @@ def _materialize_demo(root: Path, config: Path) -> int:
         instance = dg.DagsterInstance.ephemeral()
     defs = build_definitions(str(config))
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    names = [s.name for s in settings.sources]
-    instance.add_dynamic_partitions(source_partitions.name, names)
-    for name in names:
+    keys = [key for source_keys in settings.partition_keys().values() for key in source_keys]
+    instance.add_dynamic_partitions(source_partitions.name, keys)
+    for name in keys:
         print(f"Materializing {name} ...")
         defs.resolve_job_def("ingest_source").execute_in_process(
             partition_key=name, instance=instance, run_config=quiet

@@ -20,6 +20,7 @@ from whisper_assets.evaluation.review_policy import PrioritySettings
 from whisper_assets.keystrokes.options import KeystrokeOptions
 from whisper_assets.layout import DataLayout
 from whisper_assets.object_store import ObjectStoreSettings
+from whisper_assets.partition_keys import SourcePartition, source_of_key, source_partitions
 from whisper_assets.policy import Policy
 from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.serving import ServingSettings
@@ -82,7 +83,9 @@ class Settings(Policy):
         return self.segmentation.alignment_model or self.training.base_model
 
     def source(self, name: str) -> DatasetSource:
-        """The configured source, or one inferred with defaults for a folder that appeared under uploads/."""
+        """The configured source, or one inferred with defaults for a folder that appeared under uploads/ (`name`
+        may be a partition key: a shard's key names its source)."""
+        name = source_of_key(name)
         for source in self.discover_sources():
             if source.name == name:
                 return source
@@ -90,6 +93,21 @@ class Settings(Policy):
             f"unknown dataset source {name!r}: add it under `sources:` in the settings file or create "
             f"{self.layout.uploads_root / name}/"
         )
+
+    def partition(self, key: str) -> tuple[DatasetSource, SourcePartition]:
+        """The source of a per-source asset's partition key, and which part of it the key names."""
+        source = self.source(source_of_key(key))
+        for part in source_partitions(source.name, source.shards):
+            if part.key == key:
+                return source, part
+        raise SettingsError(
+            f"partition {key!r} is not one of source {source.name!r} (shards: {source.shards}): its partitions "
+            f"are {', '.join(p.key for p in source_partitions(source.name, source.shards))}"
+        )
+
+    def partition_keys(self) -> dict[str, list[str]]:
+        """Every source's partition keys, by source name."""
+        return {s.name: [p.key for p in source_partitions(s.name, s.shards)] for s in self.discover_sources()}
 
     def discover_sources(self) -> list[DatasetSource]:
         """Configured sources plus every slug-named folder under uploads/ (inferred with defaults)."""

@@ -23,6 +23,17 @@ def table_path(tables_root: Path, table: str, partition: str | None = None) -> P
     return folder / TABLE_FILE
 
 
+def partition_keys_of(tables_root: Path, table: str) -> list[str]:
+    """The partitions a table has files for."""
+    return sorted(
+        p.parent.name.removeprefix("source=") for p in (tables_root / table).glob(f"source=*/{TABLE_FILE}")
+    )
+
+
+def remove_partition(tables_root: Path, table: str, partition: str) -> None:
+    table_path(tables_root, table, partition).unlink(missing_ok=True)
+
+
 def write_rows(path: Path, rows: Sequence[dict], schema: pa.Schema) -> None:
     """Write rows atomically with a fixed schema (so an empty table still has its columns)."""
     table = pa.Table.from_pylist(list(rows), schema=schema)
@@ -52,7 +63,8 @@ def refresh_catalog(catalog_path: Path, tables_root: Path, tables: Iterable[str]
                 continue
             con.execute(
                 f"CREATE OR REPLACE VIEW {table} AS "
-                f"SELECT * FROM read_parquet('{pattern.as_posix()}', union_by_name = true)"
+                f"SELECT * FROM read_parquet('{pattern.as_posix()}', union_by_name = true, "
+                "hive_partitioning = false)"  # the rows' own `source` column, not the folder's (a shard key)
             )
             created.append(table)
     return created

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,17 +111,26 @@ class DedupCandidate:
         )
 
 
-def dedup_source(source: str, inventory: Sequence[dict], cache_root: Path, workers: int = 0) -> list[dict]:
-    """Report rows for one source's readable audio, matched against itself and every other source.
+def dedup_partition(
+    scope: str, own_ids: Collection[str], inventory: Sequence[dict], cache_root: Path, workers: int = 0
+) -> list[dict]:
+    """Report rows for one partition's readable audio (the items `own_ids`), matched against itself and every
+    other partition of every source.
 
-    Other sources' identities come from the cache their own steps filled (computed here if a source was never
-    deduplicated); only pairs the landmark index proposes are compared, each once ever.
+    Identities are computed here for this partition's files only; another partition's files take part once
+    their own step has cached theirs (`splits` decides over all of them at once), so the shards of a source
+    never decode each other's files. Only pairs the landmark index proposes are compared, each once ever.
     """
-    return [
-        r
-        for r in cluster_items(inventory, cache_root, f"source-{source}", workers).values()
-        if r["source"] == source
+    readable = [r for r in inventory if r["is_audio"] and r["readable"]]
+    own = {r["sha256"]: r["abs_path"] for r in readable if r["id"] in own_ids}
+    identities = cached_identities({r["sha256"] for r in readable} - own.keys(), cache_root)
+    identities |= audio_identities(own, cache_root, workers)
+    candidates = [
+        DedupCandidate.from_inventory(r, identities[r["sha256"]])
+        for r in readable
+        if r["sha256"] in identities
     ]
+    return [r for r in find_duplicates(candidates, PairVerdicts(cache_root, scope)) if r["id"] in own_ids]
 
 
 def cluster_items(
@@ -217,18 +226,22 @@ def audio_identities(
     paths_by_sha: dict[str, str], cache_root: Path, workers: int = 0
 ) -> dict[str, AudioIdentity]:
     """Identity of each file, computed once per content: cached as small JSON files keyed by sha256."""
-    found: dict[str, AudioIdentity] = {}
-    missing = []
-    for sha, path in paths_by_sha.items():
-        cached = identity_cache_path(cache_root, sha)
-        if cached.exists():
-            found[sha] = AudioIdentity(**json.loads(cached.read_text()))
-        else:
-            missing.append((sha, path))
+    found = cached_identities(paths_by_sha, cache_root)
+    missing = [(sha, path) for sha, path in paths_by_sha.items() if sha not in found]
     for identity in parallel_map(_compute_identity, missing, workers):
         found[identity.sha256] = identity
         if identity.error is None:  # errors may be transient (file replaced mid-read): retry next time
             write_json_atomic(identity_cache_path(cache_root, identity.sha256), identity.__dict__)
+    return found
+
+
+def cached_identities(shas: Iterable[str], cache_root: Path) -> dict[str, AudioIdentity]:
+    """The identities already computed among `shas`."""
+    found = {}
+    for sha in shas:
+        cached = identity_cache_path(cache_root, sha)
+        if cached.exists():
+            found[sha] = AudioIdentity(**json.loads(cached.read_text()))
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from whisper_assets.audio.decode import AudioDecodeError, probe
 from whisper_assets.audio.fingerprint import file_sha256
 from whisper_assets.layout import DataLayout
 from whisper_assets.parallel import parallel_map
+from whisper_assets.partition_keys import SourcePartition
 from whisper_assets.sources.base import SourceBase
 from whisper_assets.sources.folder import FolderEntry, scan_folder
 
@@ -101,9 +102,14 @@ class InventoryResult:
 
 
 def take_inventory(
-    source: SourceBase, layout: DataLayout, previous: list[dict], workers: int = 0
+    source: SourceBase,
+    layout: DataLayout,
+    previous: list[dict],
+    workers: int = 0,
+    part: SourcePartition | None = None,
 ) -> InventoryResult:
-    """Mirror the source into its folder (non-folder kinds), then describe every file of that folder."""
+    """Mirror the source into its folder (non-folder kinds), then describe every file of that folder (of the
+    partition `part`, when the source is sharded)."""
     folder = source.folder(layout)
     mirrored = source.mirror(folder)
     declared = {"source": source.name, "kind": source.kind, "license": source.license}
@@ -115,6 +121,7 @@ def take_inventory(
         workers,
         {**declared, "provenance": source.provenance},
         source.link_roots(),
+        part.holds if part else None,
     )
     return InventoryResult(result.rows, result.probed, result.reused, mirrored)
 
@@ -127,11 +134,19 @@ def build_inventory(
     workers: int = 0,
     provenance: dict | None = None,
     link_roots: Sequence[Path] = (),
+    holds: Callable[[str], bool] | None = None,
 ) -> InventoryResult:
-    """Scan `folder` and describe every file; audio unchanged since `previous` is not read again."""
+    """Scan `folder` and describe every file (`holds`: only those whose path it accepts); audio unchanged since
+    `previous` is not read again."""
     entries = scan_folder(folder, language, link_roots)
     cache = {(r["rel_path"], r["bytes"], r["mtime_ns"]): r for r in previous if r.get("is_audio")}
-    to_probe = [e for e in entries if e.is_audio and (e.rel_path, e.size, e.mtime_ns) not in cache]
+    to_probe = [
+        e
+        for e in entries
+        if e.is_audio
+        and (e.rel_path, e.size, e.mtime_ns) not in cache
+        and (holds is None or holds(e.rel_path))
+    ]
     probed = dict(
         zip(
             (e.rel_path for e in to_probe),
@@ -145,13 +160,15 @@ def build_inventory(
         if entry.item_key in seen_keys:  # a manifest id used twice: the path keeps the ids unique
             entry.item_key = None
         seen_keys.add(entry.item_key or "")
+        if holds is not None and not holds(entry.rel_path):
+            continue
         if entry.is_audio:
             cached = cache.get((entry.rel_path, entry.size, entry.mtime_ns))
             audio = {k: cached[k] for k in _AUDIO_FIELDS} if cached else probed[entry.rel_path]
         else:
             audio = {"readable": False}
         rows.append(_row(source, folder, language, entry, audio, provenance or {}))
-    return InventoryResult(rows=rows, probed=len(to_probe), reused=len(entries) - len(to_probe))
+    return InventoryResult(rows=rows, probed=len(to_probe), reused=len(rows) - len(to_probe))
 
 
 def _read_audio_fields(path: str) -> dict:

@@ -5,16 +5,18 @@ for the UI. Outputs are files under the data root, so no IO manager is involved.
 """
 
 import time
+from pathlib import Path
 
 import dagster as dg
 
 from whisper_assets import charts
-from whisper_assets.curation.dedup import DEDUP_SCHEMA, dedup_source, move_duplicates
+from whisper_assets.curation.dedup import DEDUP_SCHEMA, dedup_partition, move_duplicates
 from whisper_assets.curation.inventory import INVENTORY_SCHEMA, take_inventory
 from whisper_assets.curation.processing import PROCESSED_SCHEMA, STATUS_OK, process_items, source_jobs
 from whisper_assets.curation.transcripts import TRANSCRIPTS_SCHEMA, normalize_inventory
 from whisper_assets.defs.partitions import source_partitions
 from whisper_assets.defs.resources import MlflowTracking, PlatformSettings
+from whisper_assets.partition_keys import source_of_key
 from whisper_assets.reporting import count_reasons, markdown_table
 from whisper_assets.segmentation.segments import (
     SEGMENTS_SCHEMA,
@@ -28,7 +30,14 @@ from whisper_assets.segmentation.segments import (
 )
 from whisper_assets.settings import Settings
 from whisper_assets.sources.folder import ignored_upload_folders
-from whisper_assets.tables import read_rows, read_table_all, table_path, write_rows
+from whisper_assets.tables import (
+    partition_keys_of,
+    read_rows,
+    read_table_all,
+    remove_partition,
+    table_path,
+    write_rows,
+)
 
 GROUP = "ingest"
 UNREADABLE_CHECK = "unreadable_share"
@@ -52,14 +61,15 @@ INVENTORY_PREVIEW = (
 )
 def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
     settings = platform.settings
-    source = settings.source(context.partition_key)
-    path = table_path(settings.layout.tables_root, "inventory", source.name)
-    result = take_inventory(source, settings.layout, read_rows(path), platform.workers)
+    source, part = settings.partition(context.partition_key)
+    _drop_other_layouts(settings.layout.tables_root, source.name, settings.partition_keys()[source.name])
+    path = table_path(settings.layout.tables_root, "inventory", part.key)
+    result = take_inventory(source, settings.layout, read_rows(path), platform.workers, part)
     write_rows(path, result.rows, INVENTORY_SCHEMA)
 
     rejected = [r for r in result.rows if r["rejection_reason"]]
     unreadable = sum(not r["readable"] for r in result.audio)
-    context.log.info(f"{source.name}: {len(result.rows)} files, {result.probed} read, {result.reused} reused")
+    context.log.info(f"{part.key}: {len(result.rows)} files, {result.probed} read, {result.reused} reused")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(result.rows),
@@ -114,14 +124,16 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> 
 def dedup_report(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
     settings = platform.settings
     layout = settings.layout
-    source = settings.source(context.partition_key)
+    source, part = settings.partition(context.partition_key)
     inventory_rows = read_table_all(layout.tables_root, "inventory")
-    rows = dedup_source(source.name, inventory_rows, layout.cache_root, platform.workers)
+    ours = read_rows(table_path(layout.tables_root, "inventory", part.key))
+    rows = dedup_partition(
+        f"source-{part.key}", {r["id"] for r in ours}, inventory_rows, layout.cache_root, platform.workers
+    )
     moved = []
     if settings.move_duplicates:
-        ours = [r for r in inventory_rows if r["source"] == source.name]
         moved = move_duplicates(rows, ours, source.folder(layout), layout.duplicates_root)
-    path = table_path(layout.tables_root, "dedup_report", source.name)
+    path = table_path(layout.tables_root, "dedup_report", part.key)
     write_rows(path, rows, DEDUP_SCHEMA)
     duplicates = [r for r in rows if not r["is_canonical"]]
     return dg.MaterializeResult(
@@ -152,11 +164,11 @@ def normalized_transcripts(
     context: dg.AssetExecutionContext, platform: PlatformSettings
 ) -> dg.MaterializeResult:
     tables_root = platform.settings.layout.tables_root
-    source = platform.settings.source(context.partition_key)
+    source, part = platform.settings.partition(context.partition_key)
     rows, report = normalize_inventory(
-        read_rows(table_path(tables_root, "inventory", source.name)), source.transcripts
+        read_rows(table_path(tables_root, "inventory", part.key)), source.transcripts
     )
-    path = table_path(tables_root, "normalized_transcripts", source.name)
+    path = table_path(tables_root, "normalized_transcripts", part.key)
     write_rows(path, rows, TRANSCRIPTS_SCHEMA)
     return dg.MaterializeResult(
         metadata={
@@ -181,10 +193,10 @@ def normalized_transcripts(
 )
 def processed_audio(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
     layout = platform.settings.layout
-    source = platform.settings.source(context.partition_key)
+    source, part = platform.settings.partition(context.partition_key)
 
     def table(name: str) -> list[dict]:
-        return read_rows(table_path(layout.tables_root, name, source.name))
+        return read_rows(table_path(layout.tables_root, name, part.key))
 
     jobs = source_jobs(
         source.name,
@@ -196,7 +208,7 @@ def processed_audio(context: dg.AssetExecutionContext, platform: PlatformSetting
         untranscribed=source.pseudo_labels != "off",
     )
     rows = process_items(jobs, platform.workers)
-    path = table_path(layout.tables_root, "processed_audio", source.name)
+    path = table_path(layout.tables_root, "processed_audio", part.key)
     write_rows(path, rows, PROCESSED_SCHEMA)
     ok = [r for r in rows if r["status"] == STATUS_OK]
     return dg.MaterializeResult(
@@ -230,10 +242,10 @@ def segments(
 ) -> dg.MaterializeResult:
     settings = platform.settings
     layout = settings.layout
-    source = settings.source(context.partition_key)
+    source, part = settings.partition(context.partition_key)
 
     def table(name: str) -> list[dict]:
-        return read_rows(table_path(layout.tables_root, name, source.name))
+        return read_rows(table_path(layout.tables_root, name, part.key))
 
     jobs = segment_jobs(
         table("processed_audio"),
@@ -256,7 +268,7 @@ def segments(
         labeler,
     )
     seconds = time.perf_counter() - started
-    path = table_path(layout.tables_root, "segments", source.name)
+    path = table_path(layout.tables_root, "segments", part.key)
     write_rows(path, rows, SEGMENTS_SCHEMA)
     report = SegmentsReport.of(rows)
     aligned = {r["parent_id"] for r in rows if not r["reused"] and r["timed_by"] == TIMED_BY_ALIGNMENT}
@@ -290,6 +302,25 @@ def segments(
             ),
         }
     )
+
+
+PER_PARTITION_TABLES = (
+    "inventory",
+    "dedup_report",
+    "normalized_transcripts",
+    "processed_audio",
+    "segments",
+    "speakers",
+)
+
+
+def _drop_other_layouts(tables_root: Path, source: str, keys: list[str]) -> None:
+    """Remove the tables of a source's partitions that its settings no longer have (its `shards` changed), so
+    no item is read twice downstream."""
+    for table in PER_PARTITION_TABLES:
+        for key in partition_keys_of(tables_root, table):
+            if source_of_key(key) == source and key not in keys:
+                remove_partition(tables_root, table, key)
 
 
 def _pseudo_label_model(settings: Settings, mlflow: MlflowTracking) -> str:

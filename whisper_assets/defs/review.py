@@ -52,7 +52,6 @@ def review_priorities(
 review_job = dg.define_asset_job(
     "rank_reviews",
     selection=dg.AssetSelection.assets(review_priorities),
-    partitions_def=source_partitions,
     description="Order a review database's unreviewed entries hardest first (for the review app).",
 )
 

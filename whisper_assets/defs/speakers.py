@@ -31,14 +31,10 @@ from whisper_assets.tables import read_rows, table_path, write_rows
 def speakers(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
     settings = platform.settings
     layout = settings.layout
-    source = settings.source(context.partition_key)
-    labels = {
-        r["id"]: r["speaker"] for r in read_rows(table_path(layout.tables_root, "inventory", source.name))
-    }
+    source, part = settings.partition(context.partition_key)
+    labels = {r["id"]: r["speaker"] for r in read_rows(table_path(layout.tables_root, "inventory", part.key))}
     rows = [
-        r
-        for r in read_rows(table_path(layout.tables_root, "segments", source.name))
-        if r["status"] == STATUS_OK
+        r for r in read_rows(table_path(layout.tables_root, "segments", part.key)) if r["status"] == STATUS_OK
     ]
     utterances = [
         Utterance(r["id"], r["audio"], Path(r["audio"]).stem, r["rel_path"], labels.get(r["parent_id"]))
@@ -66,7 +62,7 @@ def speakers(context: dg.AssetExecutionContext, platform: PlatformSettings) -> d
         {r["id"]: r["duration"] for r in rows},
         analysis,
     )
-    path = table_path(layout.tables_root, "speakers", source.name)
+    path = table_path(layout.tables_root, "speakers", part.key)
     write_rows(path, table, SPEAKERS_SCHEMA)
     return dg.MaterializeResult(
         metadata={

@@ -64,12 +64,34 @@ class SourceBase(Policy):
         description="Items without a transcript: off (rejected), flag (transcribed by "
         "segmentation.pseudo_label_model, aligned and cut, kept out of training), or train (and trained on).",
     )
+    shards: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="Split the source into this many partitions (`<name>~0` ...), each a run of its own, so a big "
+        "source ingests on several processes or pods; a file's shard depends only on its path. About 50 to 100 "
+        "hours per shard; every shard is a Dagster partition of each per-source asset.",
+    )
 
     @model_validator(mode="after")
     def _role_sets_are_not_split(self) -> Self:
         if self.role != "domain" and self.split is not None:
             raise ValueError(
                 f"source {self.name!r} is a {self.role} set, which is never split: drop `split: {self.split}`"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shards_need_a_folder_read_in_place(self) -> Self:
+        if self.shards > 1 and type(self).mirror is not SourceBase.mirror:
+            raise ValueError(
+                f"source {self.name!r}: a {self.kind} source is mirrored in one step, so it cannot be sharded; "
+                "drop `shards` (or export it to a folder source)"
+            )
+        if self.shards > 1 and (self.speakers.cluster or self.tts is not None):
+            raise ValueError(
+                f"source {self.name!r}: speaker clustering and TTS datasets need the whole source in one step; "
+                "drop `shards` or `speakers.cluster`/`tts`"
             )
         return self
 
