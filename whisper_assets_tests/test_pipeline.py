@@ -298,7 +298,9 @@ def test_failed_blocking_checks_publish_nothing_and_training_refuses(bad_inputs_
         current_split_manifests(settings.layout.manifests_root)
 
 
-def test_pinned_regression_and_replay_sources_are_published_where_they_belong(make_settings, write_clip):
+def test_pinned_regression_replay_and_non_speech_sources_are_published_where_they_belong(
+    make_settings, write_clip
+):
     from whisper_assets.curation.manifests import current_role_manifests, read_manifest
 
     settings = make_settings(
@@ -307,6 +309,7 @@ def test_pinned_regression_and_replay_sources_are_published_where_they_belong(ma
             {"name": "bench", "split": "test"},
             {"name": "general", "role": "regression"},
             {"name": "warm", "role": "replay"},
+            {"name": "voices", "speech_recognition": False},  # e.g. a TTS-only source
         ]
     )
     words = {
@@ -314,6 +317,7 @@ def test_pinned_regression_and_replay_sources_are_published_where_they_belong(ma
         "bench": ["four five six", "a trusted set", "nine ten eleven"],
         "general": ["the weather is fine", "call me tomorrow", "a long way home"],
         "warm": ["good morning to you", "the kettle is boiling"],
+        "voices": ["read by an actor", "for a voice model", "never for recognition"],
     }
     for source, texts in words.items():
         for k, text in enumerate(texts):
@@ -329,7 +333,7 @@ def test_pinned_regression_and_replay_sources_are_published_where_they_belong(ma
     sources = {name: {row["source"] for row in rows} for name, rows in by_split.items()}
     assert len([r for r in by_split["test"] if r["source"] == "bench"]) == 3
     assert "bench" not in sources["train"] | sources["validation"]
-    assert not {"general", "warm"} & (sources["train"] | sources["validation"] | sources["test"])
+    assert not {"general", "warm", "voices"} & (sources["train"] | sources["validation"] | sources["test"])
     [(name, ref)] = current_role_manifests(settings.layout.manifests_root, "regression").items()
     assert name == "regression/general" and len(read_manifest(ref.path)) == 3
     [(name, ref)] = current_role_manifests(settings.layout.manifests_root, "replay").items()

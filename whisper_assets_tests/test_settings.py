@@ -70,3 +70,34 @@ def test_review_db_sources_need_a_path_and_resolve_it_next_to_the_settings(tmp_p
         load_settings(write(tmp_path, "sources:\n  - name: reviews\n    kind: review_db\n"))
     with pytest.raises(SettingsError, match=r"sources\.0"):
         load_settings(write(tmp_path, "sources:\n  - name: x\n    kind: carrier_pigeon\n"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "feeds"),
+    [
+        ({"name": "talk"}, True),
+        (
+            {
+                "name": "keys",
+                "kind": "http_recordings",
+                "base_url": "https://example.org",
+                "keystrokes": True,
+            },
+            False,
+        ),
+        (
+            {
+                "name": "keys",
+                "kind": "http_recordings",
+                "base_url": "https://example.org",
+                "keystrokes": True,
+                "speech_recognition": True,
+            },
+            True,
+        ),
+        ({"name": "voices", "speech_recognition": False}, False),
+    ],
+)
+def test_typing_recordings_feed_speech_recognition_only_when_the_settings_say_so(make_settings, entry, feeds):
+    [source] = make_settings(sources=[entry]).sources
+    assert source.feeds_speech_recognition is feeds

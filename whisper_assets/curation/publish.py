@@ -38,8 +38,8 @@ SPLITS_SCHEMA = pa.schema(
 def trainable_items(
     tables_root: Path, inventory: Sequence[dict], cache_root: Path, placement: dict[str, Placement]
 ) -> list[dict]:
-    """Every source's trainable utterances (whole items and segments of long ones), one recording per content
-    cluster.
+    """Every speech source's trainable utterances (whole items and segments of long ones), one recording per
+    content cluster.
 
     Clusters are decided here over all sources at once, so the result does not depend on the order sources
     arrived in: a better copy that came later replaces an earlier source's copy. Segments inherit their
@@ -47,6 +47,7 @@ def trainable_items(
     clustered (`Placement.speaker_ids`) takes each utterance's speaker from the `speakers` table, and groups a
     recording by its main speaker (most speech).
     """
+    inventory = [r for r in inventory if placement.get(r["source"], Placement()).speech]
     labels = {r["id"]: r for r in inventory}
     clusters = cluster_items(inventory, cache_root, "all")
     attributed = {
@@ -57,7 +58,7 @@ def trainable_items(
     main_speaker = _main_speakers(attributed.values())
     items = []
     for row in read_table_all(tables_root, "segments"):
-        cluster = clusters.get(row["parent_id"])
+        cluster = clusters.get(row["parent_id"])  # None for sources that do not feed speech recognition
         if row["status"] != STATUS_OK or not (cluster and cluster["is_canonical"]):
             continue
         item = labels[row["parent_id"]]

@@ -39,12 +39,14 @@ class SplitSettings(Policy):
 @dataclass(frozen=True)
 class Placement:
     """Where a source's items go: grouped by speaker (or content), pinned to one split, or kept whole as a
-    regression or replay set (`role`); `speaker_ids` when its speakers are clustered voices."""
+    regression or replay set (`role`); `speaker_ids` when its speakers are clustered voices; none of them when
+    it does not feed speech recognition (`speech`)."""
 
     by_speaker: bool = True
     pinned: str | None = None
     role: str = "domain"
     speaker_ids: bool = False  # take speakers from the `speakers` table (clustered voices, overrides)
+    speech: bool = True  # False: the source feeds other model families only (typing, TTS), never these splits
 
 
 def group_key(source: str, speaker: str | None, content_hash: str, by_speaker: bool = True) -> str:

@@ -67,7 +67,11 @@ def splits(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.
     layout = settings.layout
     placement = {
         s.name: Placement(
-            s.split_by == "speaker", s.split, s.role, s.speakers.cluster and s.speakers.group_splits
+            s.split_by == "speaker",
+            s.split,
+            s.role,
+            s.speakers.cluster and s.speakers.group_splits,
+            s.feeds_speech_recognition,
         )
         for s in settings.discover_sources()
     }

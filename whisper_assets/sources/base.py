@@ -64,6 +64,12 @@ class SourceBase(Policy):
         description="Items without a transcript: off (rejected), flag (transcribed by "
         "segmentation.pseudo_label_model, aligned and cut, kept out of training), or train (and trained on).",
     )
+    speech_recognition: bool | None = Field(
+        None,
+        description="Feed the speech-recognition splits (training and evaluation). None: yes, unless the source "
+        "holds typing recordings (`keystrokes: true`); set false for a TTS-only source, true for typing "
+        "recordings that also hold speech worth training on.",
+    )
     shards: int = Field(
         1,
         ge=1,
@@ -111,6 +117,15 @@ class SourceBase(Policy):
         if not re.fullmatch(r"[a-z]{2,3}", language):
             raise ValueError(f"{language!r} is not a language code: use a Whisper code such as 'en' or 'hr'")
         return language
+
+    @property
+    def feeds_speech_recognition(self) -> bool:
+        return self.speech_recognition if self.speech_recognition is not None else not self.holds_typing
+
+    @property
+    def holds_typing(self) -> bool:
+        """Whether the recordings are typing for the keystroke model (kinds that can hold them say so)."""
+        return False
 
     def folder(self, layout: DataLayout) -> Path:
         """The folder the inventory reads (for mirrored kinds, the mirror)."""

@@ -53,6 +53,10 @@ class HttpRecordingsSource(SourceBase):
         check_url(self.base_url, self.allow_private_addresses)  # at load time: what needs no DNS
         return self
 
+    @property
+    def holds_typing(self) -> bool:
+        return self.keystrokes
+
     def folder(self, layout: DataLayout) -> Path:
         return layout.mirrors_root / "recordings" / self.name
 
