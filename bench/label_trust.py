@@ -117,7 +117,14 @@ def run(condition: tuple[str, str, int], minutes: list[float], data: Path, model
                 kept_words += len(truth)
             else:
                 mislabelled += 1
-                examples.append({"text": row["transcript"][:60], "spoken": " ".join(truth)[:60]})
+                examples.append(
+                    {
+                        "text": edges(row["transcript"].split()),
+                        "spoken": edges(truth),
+                        "heard": edges((row.get("check_hypothesis") or "").split()),
+                        "cer": row.get("check_cer"),
+                    }
+                )
         aligned = json.loads((paths.outputs_root / job.id / "transcription_base.json").read_text())
         words = [w for segment in aligned["segments"] for w in segment["words"]]
         for word, (_, start, end) in zip(words, recording.words, strict=True):
@@ -136,7 +143,13 @@ def run(condition: tuple[str, str, int], minutes: list[float], data: Path, model
         "seconds_per_audio_minute": round(seconds / audio_minutes, 2),
         "drop_reasons": sorted({r["reason"].split(":")[0] for r in rows if r["status"] != "ok"}),
         "mislabelled_examples": examples[:3],
+        "dropped_examples": [r["reason"][:160] for r in rows if r["status"] != "ok"][:3],
     }
+
+
+def edges(words: list[str]) -> str:
+    """A segment's first and last words and its length: where mislabels show."""
+    return f"{' '.join(words[:3])} ... {' '.join(words[-3:])} ({len(words)} words)"
 
 
 def summary(ms: list[float]) -> dict:

@@ -1,5 +1,5 @@
-"""Forced alignment: DTW against the reference implementation, windowing on a tiny random model, and accuracy
-on real speech with the shared tiny.en (skipped without ../shared)."""
+"""Forced alignment: the speech-constrained word path, windowing on a tiny random model, and accuracy on real
+speech with the shared tiny.en (skipped without ../shared)."""
 
 import itertools
 import re
@@ -7,11 +7,10 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
-from transformers.models.whisper.generation_whisper import _dynamic_time_warping
 
 from whisper_assets.asr.align import Aligner, Clip
-from whisper_assets.asr.dtw import dtw
 from whisper_assets.asr.model import load_base
+from whisper_assets.asr.word_path import word_path
 from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
@@ -22,12 +21,35 @@ from whisper_assets_tests.training_fixtures import make_tiny_model
 DIGITS = "zero one two three four five six seven eight nine".split()
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (4, 9), (9, 4), (30, 400)])
-def test_dtw_follows_the_same_path_as_the_reference(shape):
-    cost = np.random.default_rng(sum(shape)).normal(size=shape).astype(np.float32)
-    rows, cols = dtw(cost)
-    expected_rows, expected_cols = _dynamic_time_warping(cost)
-    assert rows.tolist() == expected_rows.tolist() and cols.tolist() == expected_cols.tolist()
+def _speech(frames: int, regions: list[tuple[int, int]]) -> np.ndarray:
+    mask = np.zeros(frames)
+    for start, end in regions:
+        mask[start:end] = 1.0
+    return mask
+
+
+def test_repeated_words_take_one_stretch_of_speech_each_where_attention_cannot_tell_them_apart():
+    regions = [(10, 25), (40, 52), (70, 90), (120, 131)]
+    scores = np.ones((4, 150))  # four identical words: attention says nothing about which is where
+    scores[:, 40:52] = 3.0  # ... and likes the second take for all of them
+    assert word_path(scores, _speech(150, regions)) == regions
+
+
+def test_an_open_end_places_only_the_words_the_speech_holds():
+    regions = [(10, 30), (50, 70)]
+    scores = np.full((4, 100), -1.0)
+    scores[0, 10:30] = scores[1, 50:70] = 3.0  # the last two words are not in this window
+    assert word_path(scores, _speech(100, regions), open_end=True) == regions
+    closed = word_path(scores, _speech(100, regions))
+    assert len(closed) == 4 and all(a[1] <= b[0] for a, b in itertools.pairwise(closed))
+
+
+def test_a_word_the_speech_detector_missed_is_placed_where_attention_and_loudness_put_it():
+    scores = np.full((3, 100), -1.0)
+    scores[0, 10:20] = scores[1, 40:50] = scores[2, 70:80] = 3.0
+    weights = _speech(100, [(10, 20), (70, 80)])
+    weights[40:50] = 0.5  # loud, but no VAD region
+    assert word_path(scores, weights) == [(10, 20), (40, 50), (70, 80)]
 
 
 @pytest.fixture(scope="module")

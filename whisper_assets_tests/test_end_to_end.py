@@ -170,7 +170,9 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
         for name in ("train", "validation", "test")
         for line in (tmp_path / "demo" / "manifests" / "splits" / f"{name}.jsonl").read_text().splitlines()
     ]
-    assert not [i for i in ids if i.startswith("demo-keys-")]  # typing recordings feed the keystroke model only
+    assert not [
+        i for i in ids if i.startswith("demo-keys-")
+    ]  # typing recordings feed the keystroke model only
     segmented = {i.rsplit("-s", 1)[0] for i in ids if re.search(r"-s\d{3}$", i)}
     assert len(segmented) == 1 and sum(re.search(r"-s\d{3}$", i) is not None for i in ids) >= 5
     [parent] = segmented

@@ -12,10 +12,10 @@ from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.segmentation.policy import SegmentationSettings
-from whisper_assets.segmentation.segments import doubt
+from whisper_assets.segmentation.segments import doubt, unclaimed_speech
 from whisper_assets.segmentation.timing_files import karaoke_lrc
 from whisper_assets.tables import read_rows, table_path
-from whisper_assets.text.cuts import cut_points, phrases
+from whisper_assets.text.cuts import Span, cut_points, phrases
 from whisper_assets.text.timings import Word
 from whisper_assets_tests.helpers import materialize_source, run_job
 from whisper_assets_tests.training_fixtures import make_tiny_model
@@ -67,6 +67,15 @@ def test_cuts_prefer_the_widest_pause():
 def test_doubtful_alignments_are_named(words, reason):
     found = doubt(words, SegmentationSettings())
     assert found == reason if reason is None else reason in found
+
+
+def test_speech_no_word_of_a_segment_lies_on_means_its_text_is_not_what_is_said():
+    speech = SpeechRegions(((1.0, 1.4), (2.0, 2.5), (3.0, 3.3), (5.9, 6.4)), 7.0, 0.9)
+    span = Span(0, 1, 0.7, 6.0)  # ends 0.1 s into the next segment's first word
+    words = [Word("zero", 1.0, 1.4), Word("zero", 2.0, 2.5), Word("zero", 3.0, 3.3)]
+    assert unclaimed_speech(words, span, speech) is None
+    reason = unclaimed_speech([words[0], words[2]], span, speech)  # a repeated word lost
+    assert reason is not None and reason.startswith("speech without a word at 2.00-2.50 s")
 
 
 def test_phrases_break_at_long_pauses_and_are_relative_to_the_audio():
@@ -258,3 +267,18 @@ def test_model_steps_use_every_core():
 
     torch.set_num_threads(1)  # as a forked step process or a library may leave it
     assert use_all_cores() == default_workers() == torch.get_num_threads()
+
+
+@pytest.mark.parametrize(
+    ("text", "heard", "language", "cer"),
+    [
+        ("eight three six zero", "8, 3, 6, 0.", "en", 0.0),  # numbers spelled or written agree
+        ("eight three six zero", "8 3 6", "en", 0.25),
+        ("dobro jutro", "Добро јутро!", "sr", 0.0),  # scripts fold
+        ("four seven zero eight", "", "en", 1.0),
+    ],
+)
+def test_the_transcription_check_compares_what_was_said_not_how_it_is_written(text, heard, language, cer):
+    from whisper_assets.asr.metrics import agreement_cer
+
+    assert agreement_cer(text, heard, language) == pytest.approx(cer)

@@ -10,6 +10,7 @@ to a window (`align_packed`): alone, each would be padded to the full 30 s and c
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,8 +20,8 @@ import torch.nn.functional as F
 from transformers import WhisperProcessor
 
 from whisper_assets.asr.audio import SAMPLE_RATE
-from whisper_assets.asr.dtw import dtw
 from whisper_assets.asr.model import FRAME_SECONDS, is_multilingual, language_token, unwrap, window_seconds
+from whisper_assets.asr.word_path import word_path
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.text.timings import Word
 
@@ -29,6 +30,8 @@ _KEEP_MARGIN_SECONDS = 1.0  # a word must end this far before a window's end to 
 _FEED_SLACK = 1.5  # feed this many times the words a window's speech is expected to hold
 PACK_GAP_SECONDS = 1.0  # silence laid between packed clips
 _PACK_MARGIN_SECONDS = 1.0  # packed clips end this far before the window's end
+_QUIET_DB = -80.0  # the floor of a window of digital silence
+_LOUD_ABOVE_FLOOR_DB = 15.0  # a frame this far above the window's quietest tenth is loud
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,16 @@ class Aligner:
             expected = words_per_second * speech.within(seek, end) * _FEED_SLACK + 2
             fed = _take(tokens[first:], int(expected) if end < duration else len(words), self.max_tokens)
             window = audio[int(seek * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-            found = self._align_window(
-                window, prefix, tokens[first : first + fed], words[first : first + fed]
-            )
             final = end >= duration and first + fed == len(words)
-            keep = fed if final else _kept(found, end - seek)
+            found = self._align_window(
+                window,
+                prefix,
+                tokens[first : first + fed],
+                words[first : first + fed],
+                speech.shifted(seek, end - seek),
+                open_end=not final,
+            )
+            keep = len(found) if final else _kept(found, end - seek)
             aligned += _placed(found[:keep], seek, speech, aligned[-1].end if aligned else 0.0, duration)
             seek = seek + found[keep - 1].end
         return aligned
@@ -110,16 +118,21 @@ class Aligner:
                 aligned[pack[0]] = self.align(clip.audio, clip.words, language, clip.speech)
                 continue
             gap = np.zeros(int(PACK_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
-            pieces, starts, start = [], [], 0.0
+            pieces, starts, start, regions = [], [], 0.0, []
             for index in pack:
-                pieces += [clips[index].audio.astype(np.float32, copy=False), gap]
+                clip = clips[index]
+                length = len(clip.audio) / SAMPLE_RATE
+                pieces += [clip.audio.astype(np.float32, copy=False), gap]
                 starts.append(start)
-                start += len(clips[index].audio) / SAMPLE_RATE + PACK_GAP_SECONDS
+                regions += [(start + a, start + b) for a, b in (clip.speech or _all_speech(length)).regions]
+                start += length + PACK_GAP_SECONDS
+            window = np.concatenate(pieces[:-1])
             found = self._align_window(
-                np.concatenate(pieces[:-1]),
+                window,
                 prefix,
                 [t for index in pack for t in tokens[index]],
                 [w for index in pack for w in clips[index].words],
+                SpeechRegions(tuple(regions), len(window) / SAMPLE_RATE, 1.0),
             )
             for index, offset in zip(pack, starts, strict=True):
                 clip, count = clips[index], len(clips[index].words)
@@ -156,8 +169,15 @@ class Aligner:
 
     @torch.inference_mode()
     def _align_window(
-        self, window: np.ndarray, prefix: list[int], word_tokens: list[list[int]], words: Sequence[str]
+        self,
+        window: np.ndarray,
+        prefix: list[int],
+        word_tokens: list[list[int]],
+        words: Sequence[str],
+        speech: SpeechRegions,
+        open_end: bool = False,
     ) -> list[Word]:
+        """The fed words' timings in the window (with `open_end`, of the first n that its speech holds)."""
         text = [t for tokens in word_tokens for t in tokens]
         features = self.processor.feature_extractor(
             window, sampling_rate=SAMPLE_RATE, return_tensors="pt"
@@ -184,14 +204,37 @@ class Aligner:
         std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
         weights = _median_filter((weights - mean) / (std + 1e-8), _MEDIAN_WIDTH)
         matrix = weights.mean(0).cpu().numpy()
-        rows, cols = dtw(-matrix)
-        jumps = np.diff(rows, prepend=-1).astype(bool)
-        starts = cols[jumps] * FRAME_SECONDS  # the first frame of each row: text tokens, then eot
         bounds = np.cumsum([0] + [len(t) for t in word_tokens])
-        return [
-            Word(word, float(starts[a]), float(starts[b]), round(float(token_probs[a:b].mean()), 4))
-            for word, a, b in zip(words, bounds[:-1], bounds[1:], strict=True)
+        scores = np.stack([matrix[a:b].mean(0) for a, b in itertools.pairwise(bounds)])
+        weights = _speech_weights(window, speech, frames)
+        placed = [
+            _loud_part(start, end, weights) for start, end in word_path(scores, weights, open_end=open_end)
         ]
+        return [
+            Word(word, start * FRAME_SECONDS, end * FRAME_SECONDS, round(float(token_probs[a:b].mean()), 4))
+            for word, (start, end), a, b in zip(words, placed, bounds[:-1], bounds[1:], strict=False)
+        ]
+
+
+def _speech_weights(window: np.ndarray, speech: SpeechRegions, frames: int) -> np.ndarray:
+    """How sure it is that each of a window's 20 ms frames is speech: the share of two detectors that say so,
+    Silero VAD and loudness above the window's floor. VAD misses a word now and then and takes noise next to
+    speech for speech; loudness takes any noise for speech; where they disagree, attention decides."""
+    hop = int(FRAME_SECONDS * SAMPLE_RATE)
+    padded = np.pad(window[: frames * hop], (0, max(0, frames * hop - len(window))))
+    power = np.mean(padded.reshape(frames, hop).astype(np.float64) ** 2, axis=1)
+    level = 10 * np.log10(power + 1e-12)
+    loud = level > max(float(np.percentile(level, 10)), _QUIET_DB) + _LOUD_ABOVE_FLOOR_DB
+    heard = np.zeros(frames, dtype=bool)
+    for start, end in speech.regions:
+        heard[round(start / FRAME_SECONDS) : round(end / FRAME_SECONDS)] = True
+    return (heard.astype(np.float64) + loud) / 2
+
+
+def _loud_part(start: int, end: int, weights: np.ndarray) -> tuple[int, int]:
+    """A word's frames without the quiet ones at either edge (VAD regions run into the pause around speech)."""
+    sure = np.flatnonzero(weights[start:end] == 1.0)
+    return (start + int(sure[0]), start + int(sure[-1]) + 1) if len(sure) else (start, end)
 
 
 def _all_speech(duration: float) -> SpeechRegions:

@@ -32,6 +32,22 @@ def view_text(text: str, view: str, language: str) -> str:
     return text
 
 
+def agreement_cer(text: str, heard: str, language: str) -> float:
+    """How far what a model heard is from a label, by characters, spaces and the way numbers are written aside:
+    English through Whisper's own normalizer (so "eight three" and "8 3" agree), other languages folded."""
+    if language == "en":
+        from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+        normalize = EnglishTextNormalizer({})
+        text, heard = normalize(text), normalize(heard)
+    else:
+        text, heard = view_text(text, "folded", language), view_text(heard, "folded", language)
+    text, heard = text.replace(" ", ""), heard.replace(" ", "")
+    if not text:
+        return float(bool(heard))
+    return float(jiwer.cer(text, heard or " "))
+
+
 def duration_bucket(seconds: float) -> str:
     return next(label for limit, label in _DURATION_BUCKETS if seconds < limit)
 

@@ -29,11 +29,15 @@ class SegmentationSettings(Policy):
     max_short_word_share: float = Field(
         0.25, ge=0, le=1, description="Drop a cut segment where more of its words than this last < 20 ms."
     )
-    max_wer: float | None = Field(
+    max_cer: float | None = Field(
         None,
         ge=0,
-        description="Also transcribe each cut segment with the alignment model and drop it when the WER "
-        "against its text is above this (distil-whisper's pseudo-label filter); None: off.",
+        description="Also transcribe every cut, subtitle-timed or pseudo-labelled segment with the alignment model "
+        "and drop it when the CER against its text (spaces and number spelling aside) is above this, or above "
+        "twice the median of that language's segments, whichever is higher (so a model that hears a language "
+        "badly does not drop all of it); each checked row records the CER and the hypothesis. None: off. Off by "
+        "default: tiny.en invents words in long digit strings and dropped 30% of correct segments "
+        "(bench/label_trust.py); a strong alignment model makes it worth its cost (about 2 s per audio minute).",
     )
     pseudo_label_model: str = Field(
         "champion",

@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 
 from whisper_assets.asr.align import Aligner, Clip
-from whisper_assets.asr.metrics import score_utterance
+from whisper_assets.asr.metrics import agreement_cer
 from whisper_assets.asr.model import load_base, resolve_device, resolve_precision
 from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.audio.process import TARGET_RATE, write_pcm16
@@ -53,6 +53,8 @@ SEGMENTS_SCHEMA = pa.schema(
         ("timed_by", pa.string()),
         ("phrases", pa.string()),
         ("pseudo_label", pa.bool_()),
+        ("check_cer", pa.float64()),  # against the alignment model's transcription (None: not checked)
+        ("check_hypothesis", pa.string()),
         ("status", pa.string()),
         ("reason", pa.string()),
         ("reused", pa.bool_()),
@@ -65,6 +67,7 @@ TIMED_BY_ALIGNMENT = "alignment"
 _ALIGNMENT_VERSION = 1  # bump when alignment changes its output for the same inputs
 _PSEUDO_LABEL_VERSION = 1  # bump when pseudo-labelling changes its output for the same inputs
 _SHORT_WORD_SECONDS = 0.02
+_UNCLAIMED_SECONDS = 0.15  # speech this long with no word on it means a word is missing from the text
 RETRY_FAILED_LOAD_SECONDS = 3600
 
 
@@ -213,13 +216,14 @@ def segment_items(
             rows += _pseudo_labelled(job, source, aligner, labeler or aligner, settings, paths)
         else:
             rows += _segment(job, aligner, settings, source.audio.max_seconds, source.karaoke, paths)
-    cut = [
+    checked = [
         r
         for r in rows
-        if r["status"] == STATUS_OK and r["id"] != r["parent_id"] and r["timed_by"] == TIMED_BY_ALIGNMENT
+        if r["status"] in (STATUS_OK, STATUS_PSEUDO_LABEL)
+        and (r["id"] != r["parent_id"] or r["pseudo_label"])
     ]
-    if settings.max_wer is not None and cut and (model := aligner.get()) is not None:
-        _check_wer(cut, model, settings.max_wer, jobs, paths.cache_root)
+    if settings.max_cer is not None and checked and (model := aligner.get()) is not None:
+        _check_transcription(checked, model, aligner.model_id, settings.max_cer, jobs, paths.cache_root)
     for row in rows:
         if row["parent_id"] in packed:
             row["reused"] = False
@@ -437,7 +441,7 @@ def _cut(
     if span.duration > max_seconds:
         reason = f"no pause to cut at: {span.duration:.1f} s without one is longer than {max_seconds:g} s"
     else:
-        reason = doubt(own, doubts) if doubts else None
+        reason = (doubt(own, doubts) or unclaimed_speech(own, span, job.speech)) if doubts else None
     if reason is None and not audio.exists():
         with sf.SoundFile(job.audio) as parent:
             parent.seek(int(span.start * TARGET_RATE))
@@ -475,25 +479,54 @@ def doubt(words: Sequence[Word], settings: SegmentationSettings) -> str | None:
     return None
 
 
-def _check_wer(
-    rows: list[dict], aligner: Aligner, max_wer: float, jobs: Sequence[SegmentJob], cache_root: Path
+def unclaimed_speech(words: Sequence[Word], span: Span, speech: SpeechRegions) -> str | None:
+    """Speech inside a segment that none of its words lies on: a word the alignment lost or gave to a
+    neighbour (a repeated word miscounted, an edge word on the wrong side), so the text is not what is said."""
+    for start, end in speech.regions:
+        inside = min(end, span.end) - max(start, span.start)
+        if inside < _UNCLAIMED_SECONDS or inside < (end - start) / 2:
+            continue
+        if not any(w.start < end and w.end > start for w in words):
+            return f"speech without a word at {start:.2f}-{end:.2f} s: the alignment lost or moved a word"
+    return None
+
+
+def _check_transcription(
+    rows: list[dict],
+    aligner: Aligner,
+    model_id: str,
+    max_cer: float,
+    jobs: Sequence[SegmentJob],
+    cache_root: Path,
 ) -> None:
-    """Drop cut segments whose transcription by the alignment model disagrees with their text (cached per
-    segment audio, so only new segments are transcribed)."""
+    """Record each row's CER against the alignment model's transcription of its audio (hypotheses cached by
+    audio, model and language, so only new segments are transcribed), and drop the rows above the threshold:
+    `max_cer`, or twice the median CER of the rows in the same language, whichever is higher."""
     language = {job.id: job.language for job in jobs}
-    cache = {r["id"]: cache_root / "segment_wer" / f"{Path(r['audio']).stem}.json" for r in rows}
-    todo = [r for r in rows if not cache[r["id"]].exists()]
+
+    def cache(row: dict) -> Path:  # a row's audio file is named by its content
+        key = _content_key(Path(row["audio"]).stem, model_id, language[row["parent_id"]])
+        return cache_root / "segment_transcripts" / key[:2] / f"{key}.json"
+
+    todo = [r for r in rows if not cache(r).exists()]
     items = [{"audio": r["audio"], "language": language[r["parent_id"]]} for r in todo]
     for row, hypothesis in zip(todo, transcribe(aligner.model, aligner.processor, items), strict=True):
-        wer = score_utterance(row["transcript"], hypothesis, language[row["parent_id"]])["wer"]
-        write_json_atomic(cache[row["id"]], {"hypothesis": hypothesis, "wer": wer})
+        write_json_atomic(cache(row), {"hypothesis": hypothesis})
     for row in rows:
-        wer = json.loads(cache[row["id"]].read_text())["wer"]
-        if wer > max_wer:
-            row |= {
-                "status": STATUS_DROPPED,
-                "reason": f"transcription disagrees with the text: WER {wer:.2f} > {max_wer:g}",
-            }
+        hypothesis = json.loads(cache(row).read_text())["hypothesis"]
+        row |= {
+            "check_hypothesis": hypothesis,
+            "check_cer": round(agreement_cer(row["transcript"], hypothesis, language[row["parent_id"]]), 4),
+        }
+    for lang in {language[r["parent_id"]] for r in rows}:
+        same = [r for r in rows if language[r["parent_id"]] == lang]
+        limit = max(max_cer, 2 * float(np.median([r["check_cer"] for r in same])))
+        for row in same:
+            if row["check_cer"] > limit:
+                row |= _dropped(
+                    f"transcription disagrees with the text: CER {row['check_cer']:.2f} > {limit:.2f} "
+                    f"({model_id} heard {row['check_hypothesis'][:80]!r})"
+                )
 
 
 def _mean_probability(words: Sequence[Word]) -> float | None:
