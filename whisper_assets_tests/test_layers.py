@@ -11,7 +11,7 @@ from whisper_assets.sources.registry import SOURCE_KINDS
 PACKAGE = Path(whisper_assets.__file__).parent
 # Rooms from the bottom up; a module may import rooms below its own, and its own room.
 LAYERS = [
-    {"files", "layout", "policy", "parallel", "reporting", "charts", "web_access"},
+    {"files", "partition_keys", "layout", "policy", "parallel", "reporting", "charts", "web_access"},
     {"audio", "text", "tables", "object_store", "compute"},
     {"speakers"},
     {"tts"},

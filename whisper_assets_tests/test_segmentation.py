@@ -231,7 +231,7 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
     )
     segmenting_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert row["status"] == "needs_segmentation" and len(rows) >= 20
+    assert row["status"] == "needs_segmentation" and len(rows) >= 20, rows[0]["reason"]
     # A few copies of the decoded audio at most (float32 decode, 16-bit write, VAD's padded copy).
     assert processing_peak < 4 * decoded_bytes
     assert segmenting_peak < 2 * decoded_bytes  # one copy of the item plus one window at a time

@@ -43,9 +43,13 @@ def word_path(
     """[start, end) frames of each placed word, in order: every word, or with `open_end` the first n.
 
     `scores` is (words, frames), higher where a word is more likely; `speech` is (frames,): how sure it is that
-    each frame is speech, from 0 (silence) to 1.
+    each frame is speech, from 0 (silence) to 1. More words than frames cannot each have one: they share the
+    frames evenly, some with none (such timings fail the segment checks).
     """
     words, frames = scores.shape
+    if words > frames:
+        edges = np.linspace(0, frames, words + 1).round().astype(int)
+        return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
     # attention is normalized over words per frame, so some word always scores high, in pauses too: only speech
     # rewards a word
     weight = speech.astype(np.float64)[None, :]
@@ -84,8 +88,6 @@ def _trace(word, gap, word_from, enter_from, gap_from, open_end: bool) -> list[t
         in_word, k = best < words, best % words
     else:
         in_word, k = word[-1] <= gap[-1], words - 1
-    if not np.isfinite(word[k] if in_word else gap[k + 1]):
-        raise ValueError("no path: more words than frames")
     bounds: list[tuple[int, int]] = []
     end = frames
     f = frames - 1
