@@ -62,6 +62,11 @@ def test_cuts_prefer_the_widest_pause():
         ([Word(w, 1, 1, 0.9) for w in "abc"] + [Word("d", 1, 2, 0.9)], "75% of words last under 20 ms"),
         ([Word("a", 0, 0.4, 0.1), Word("b", 0.5, 0.9, 0.2)], "low alignment probability 0.15 < 0.3"),
         ([Word("a", 0, 0.4, 0.9), Word("b", 0.5, 0.9, 0.8)], None),
+        ([Word("no", k, k + 0.3, 0.9) for k in range(3)], None),  # "no, no, no" is countable
+        (
+            [Word("zero", k, k + 0.3, 0.9) for k in range(4)] + [Word("one", 5, 5.3, 0.9)],
+            "'zero' said 4 times",
+        ),
     ],
 )
 def test_doubtful_alignments_are_named(words, reason):

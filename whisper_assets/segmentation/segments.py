@@ -303,12 +303,23 @@ def _segment(
         own_phrases = json.dumps(phrases(words, 0.0, job.duration), ensure_ascii=False)
         return [_whole(job, reused, None, words) | timings | {"phrases": own_phrases}]
     doubts = settings if timed_by == TIMED_BY_ALIGNMENT else None  # a source's own timings are trusted
-    return [
+    rows = [
         _cut(job, index, span, words, doubts, max_seconds, paths.processed_root)
         | timings
         | {"reused": reused}
         for index, span in enumerate(spans)
     ]
+    if doubts:
+        for before, after, span in zip(rows, rows[1:], spans[1:], strict=False):
+            gap = (words[span.first - 1].end, words[span.first].start)
+            if any(r["status"] == STATUS_OK for r in (before, after)) and _speech_between(job.speech, *gap):
+                reason = (
+                    "speech between this segment's words and the next's belongs to neither: an edge word is "
+                )
+                for row in (before, after):
+                    if row["status"] == STATUS_OK:
+                        row |= _dropped(reason + "on the wrong side or lost")
+    return rows
 
 
 def _pseudo_labelled(
@@ -473,10 +484,30 @@ def doubt(words: Sequence[Word], settings: SegmentationSettings) -> str | None:
     short = sum(w.end - w.start < _SHORT_WORD_SECONDS for w in words) / len(words)
     if short > settings.max_short_word_share:
         return f"implausible word durations: {short:.0%} of words last under 20 ms"
+    run = _longest_run(words)
+    if len(run) > settings.max_repeats:
+        return f"{run[0]!r} said {len(run)} times in a row: alignment cannot count such runs"
     probability = _mean_probability(words)
     if probability is not None and probability < settings.min_probability:
         return f"low alignment probability {probability:.2f} < {settings.min_probability:g}"
     return None
+
+
+def _longest_run(words: Sequence[Word]) -> list[str]:
+    """The longest run of one word said again and again (compared as written, case aside)."""
+    best: list[str] = []
+    run: list[str] = []
+    for word in words:
+        text = word.word.lower().strip(".,!?;:")
+        run = [*run, text] if run and run[-1] == text else [text]
+        best = run if len(run) > len(best) else best
+    return best
+
+
+def _speech_between(speech: SpeechRegions, start: float, end: float) -> bool:
+    """Whether the pause from one word's end to the next word's start holds speech of its own, apart from the
+    words' own speech (a word the alignment put elsewhere)."""
+    return any(s >= start and e <= end and e - s >= _UNCLAIMED_SECONDS for s, e in speech.regions)
 
 
 def unclaimed_speech(words: Sequence[Word], span: Span, speech: SpeechRegions) -> str | None:
