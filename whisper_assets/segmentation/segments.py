@@ -451,8 +451,15 @@ def _cut(
     audio = processed_root / job.source / "segments" / key.hexdigest()[:2] / f"{key.hexdigest()}.wav"
     if span.duration > max_seconds:
         reason = f"no pause to cut at: {span.duration:.1f} s without one is longer than {max_seconds:g} s"
+    elif doubts:
+        word, repeats = repeated_run(words, span.first, span.last)
+        reason = (
+            f"{word!r} said {repeats} times in a row: alignment cannot count such runs"
+            if repeats > doubts.max_repeats
+            else doubt(own, doubts) or unclaimed_speech(own, span, job.speech)
+        )
     else:
-        reason = (doubt(own, doubts) or unclaimed_speech(own, span, job.speech)) if doubts else None
+        reason = None
     if reason is None and not audio.exists():
         with sf.SoundFile(job.audio) as parent:
             parent.seek(int(span.start * TARGET_RATE))
@@ -484,23 +491,26 @@ def doubt(words: Sequence[Word], settings: SegmentationSettings) -> str | None:
     short = sum(w.end - w.start < _SHORT_WORD_SECONDS for w in words) / len(words)
     if short > settings.max_short_word_share:
         return f"implausible word durations: {short:.0%} of words last under 20 ms"
-    run = _longest_run(words)
-    if len(run) > settings.max_repeats:
-        return f"{run[0]!r} said {len(run)} times in a row: alignment cannot count such runs"
     probability = _mean_probability(words)
     if probability is not None and probability < settings.min_probability:
         return f"low alignment probability {probability:.2f} < {settings.min_probability:g}"
     return None
 
 
-def _longest_run(words: Sequence[Word]) -> list[str]:
-    """The longest run of one word said again and again (compared as written, case aside)."""
-    best: list[str] = []
-    run: list[str] = []
-    for word in words:
-        text = word.word.lower().strip(".,!?;:")
-        run = [*run, text] if run and run[-1] == text else [text]
-        best = run if len(run) > len(best) else best
+def repeated_run(words: Sequence[Word], first: int, last: int) -> tuple[str, int]:
+    """The word repeated most times in a row among words first..last, and how many times, counting the run
+    beyond them (a segment that holds three of twenty "zero"s is as hard to count as all twenty)."""
+    texts = [w.word.lower().strip(".,!?;:") for w in words]
+    best = ("", 0)
+    k = first
+    while k <= last:
+        start = end = k
+        while start > 0 and texts[start - 1] == texts[k]:
+            start -= 1
+        while end + 1 < len(texts) and texts[end + 1] == texts[k]:
+            end += 1
+        best = max(best, (texts[k], end - start + 1), key=lambda run: run[1])
+        k = end + 1
     return best
 
 
