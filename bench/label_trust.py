@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+from long_form import DIGITS, offset_summary
 
 from whisper_assets.audio.process import write_pcm16
 from whisper_assets.audio.vad import detect_speech
@@ -34,7 +35,6 @@ from whisper_assets.segmentation.policy import SegmentationSettings
 from whisper_assets.segmentation.segments import LazyAligner, SegmentJob, SegmentPaths, segment_items
 from whisper_assets.sources.folder import FolderSource
 
-DIGITS = "zero one two three four five six seven eight nine".split()
 CONDITIONS = [
     (kind, pause, rate)
     for kind in ("random", "repeated")
@@ -138,8 +138,8 @@ def run(condition: tuple[str, str, int], minutes: list[float], data: Path, model
         "dropped_segments": sum(r["status"] != "ok" for r in rows),
         "mislabelled_kept": mislabelled,
         "words_kept": round(kept_words / total_words, 3),
-        "start_ms": summary(starts),
-        "end_ms": summary(ends),
+        "start_ms": offset_summary(np.array(starts)),
+        "end_ms": offset_summary(np.array(ends)),
         "seconds_per_audio_minute": round(seconds / audio_minutes, 2),
         "drop_reasons": sorted({r["reason"].split(":")[0] for r in rows if r["status"] != "ok"}),
         "mislabelled_examples": examples[:3],
@@ -150,15 +150,6 @@ def run(condition: tuple[str, str, int], minutes: list[float], data: Path, model
 def edges(words: list[str]) -> str:
     """A segment's first and last words and its length: where mislabels show."""
     return f"{' '.join(words[:3])} ... {' '.join(words[-3:])} ({len(words)} words)"
-
-
-def summary(ms: list[float]) -> dict:
-    values = np.array(ms)
-    return {
-        "mean": round(float(values.mean()), 1),
-        "median": round(float(np.median(values)), 1),
-        "p95": round(float(np.percentile(values, 95)), 1),
-    }
 
 
 def main() -> None:

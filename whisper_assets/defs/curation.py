@@ -8,7 +8,7 @@ from whisper_assets.curation.licenses import licenses_markdown
 from whisper_assets.curation.manifests import staging_folder
 from whisper_assets.curation.publish import publish_splits
 from whisper_assets.curation.splits import Placement
-from whisper_assets.defs.ingest import inventory, segments
+from whisper_assets.defs.ingest import PER_PARTITION_TABLES, inventory, segments
 from whisper_assets.defs.resources import PlatformSettings, store_copies
 from whisper_assets.defs.speakers import speakers
 from whisper_assets.files import write_text_atomic
@@ -16,16 +16,7 @@ from whisper_assets.reporting import markdown_table
 from whisper_assets.sources.folder import ignored_upload_folders
 from whisper_assets.tables import read_table_all, refresh_catalog
 
-CATALOG_TABLES = (
-    "inventory",
-    "dedup_report",
-    "normalized_transcripts",
-    "processed_audio",
-    "segments",
-    "speakers",
-    "splits",
-    "eval_utterances",
-)
+CATALOG_TABLES = (*PER_PARTITION_TABLES, "splits", "eval_utterances")
 LEAKAGE_CHECK = "no_leakage"
 EMPTY_TRANSCRIPT_CHECK = "no_empty_transcripts"
 # Re-run when any source's segments changed, once no source is mid-run.
