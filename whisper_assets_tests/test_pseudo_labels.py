@@ -60,7 +60,13 @@ def test_untranscribed_recordings_are_flagged_and_trained_on_only_by_choice(make
     settings = make_settings(
         sources=sources,
         training={"base_model": str(base)},
-        segmentation={"min_probability": 0.0, "max_short_word_share": 1.0, "max_word_seconds": 60},
+        # A random model's labels repeat one word hundreds of times: the checks for real models are off here.
+        segmentation={
+            "min_probability": 0.0,
+            "max_short_word_share": 1.0,
+            "max_word_seconds": 60,
+            "max_repeats": 1000,
+        },
     )
     for k, source in enumerate(s["name"] for s in sources):
         folder = settings.layout.uploads_root / source
@@ -83,7 +89,7 @@ def test_untranscribed_recordings_are_flagged_and_trained_on_only_by_choice(make
     assert rows("plain") == []  # off: no transcript, no row (processing already rejected it)
     assert flagged and all(r["pseudo_label"] for r in flagged + trusted)
     assert {r["status"] for r in flagged} <= {"pseudo_label", "dropped"}
-    assert any(r["status"] == "ok" for r in trusted)
+    assert any(r["status"] == "ok" for r in trusted), [r["reason"] for r in trusted]
     assert all(r["transcript"] for r in flagged if r["status"] != "dropped")
     assert all("pseudo_labels: train" in r["reason"] for r in flagged if r["status"] == "pseudo_label")
 
