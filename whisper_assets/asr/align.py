@@ -1,10 +1,11 @@
 """Forced alignment: word timestamps for a known transcript from Whisper's cross-attention.
 
 The reference tokens are teacher-forced (not recognized), the cross-attention of the model's alignment heads is
-normalized and median-filtered, and dynamic time warping finds the monotonic token-to-frame path, as OpenAI's
-`find_alignment` does. Audio of any length is aligned in 30 s windows: each window is given the next words
-(about as many as its speech can hold, estimated from the recording's speaking rate), the words that end clearly
-inside it are kept, and the next window starts where the last kept word ends. Short clips are aligned several
+normalized and median-filtered as OpenAI's `find_alignment` does, and the words are placed on its frames by that
+score and by where the speech is (`word_path`: VAD and loudness; each frame in one word or a pause). Audio of any
+length is aligned in 30 s windows: each window is given the next words
+(about as many as its speech can hold, estimated from the recording's speaking rate; the path may stop before
+they run out), the words that end clearly inside it are kept, and the next window starts where the last kept word ends. Short clips are aligned several
 to a window (`align_packed`): alone, each would be padded to the full 30 s and cost a whole encoder pass.
 """
 
@@ -206,10 +207,8 @@ class Aligner:
         matrix = weights.mean(0).cpu().numpy()
         bounds = np.cumsum([0] + [len(t) for t in word_tokens])
         scores = np.stack([matrix[a:b].mean(0) for a, b in itertools.pairwise(bounds)])
-        weights = _speech_weights(window, speech, frames)
-        placed = [
-            _loud_part(start, end, weights) for start, end in word_path(scores, weights, open_end=open_end)
-        ]
+        sure = _speech_weights(window, speech, frames)
+        placed = [_loud_part(start, end, sure) for start, end in word_path(scores, sure, open_end=open_end)]
         return [
             Word(word, start * FRAME_SECONDS, end * FRAME_SECONDS, round(float(token_probs[a:b].mean()), 4))
             for word, (start, end), a, b in zip(words, placed, bounds[:-1], bounds[1:], strict=False)
