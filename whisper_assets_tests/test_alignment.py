@@ -3,17 +3,19 @@ speech with the shared tiny.en (skipped without ../shared)."""
 
 import itertools
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from whisper_assets.asr.align import Aligner, Clip
+from whisper_assets.asr.align import Aligner, Clip, _kept
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.word_path import word_path
 from whisper_assets.audio.vad import detect_speech
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
+from whisper_assets.text.timings import Word
 from whisper_assets.training.model import trim_encoder_window
 from whisper_assets_tests.helpers import FSDD, TINY_EN
 from whisper_assets_tests.training_fixtures import make_tiny_model
@@ -33,6 +35,29 @@ def test_repeated_words_take_one_stretch_of_speech_each_where_attention_cannot_t
     scores = np.ones((4, 150))  # four identical words: attention says nothing about which is where
     scores[:, 40:52] = 3.0  # ... and likes the second take for all of them
     assert word_path(scores, _speech(150, regions)) == regions
+
+
+def test_a_word_said_again_does_not_split_one_take_when_a_pause_separates_the_takes():
+    regions = [(10, 30), (50, 70)]
+    scores = np.zeros((3, 100))
+    scores[0, 10:20] = scores[1, 20:30] = 4.0  # attention splits the first take between the two "five"s
+    scores[2, 50:70] = 4.0
+    split = word_path(scores, _speech(100, regions))
+    assert split[0][1] == split[1][0]  # different words may meet without a pause
+    repeats = np.array([False, True, False])
+    placed = word_path(scores, _speech(100, regions), repeats=repeats)
+    assert placed[0][1] < placed[1][0]  # the same word said again starts after a pause
+
+
+def test_a_window_keeps_no_word_next_to_one_the_model_doubts():
+    found = [Word("five", 21.0, 21.4, 0.95), Word("five", 22.0, 22.4, 0.93), Word("five", 27.0, 27.1, 0.9)]
+    found += [Word("six", 27.1, 27.5, 0.01), Word("six", 28.0, 28.4, 0.8), Word("six", 29.0, 29.4, 0.8)]
+    assert _kept(found, 30.0) == 2  # the "five" squeezed before the doubted "six" is not kept
+    assert _kept([replace(w, probability=0.9) for w in found], 30.0) == 5  # all but the last fed word
+    early = [Word("four", 0.5, 0.9, 0.02), Word("two", 1.5, 1.9, 0.03), *found[4:]]
+    assert (
+        _kept(early, 30.0) == 3
+    )  # a window's first words lack context: their doubt is not held against them
 
 
 def test_an_open_end_places_only_the_words_the_speech_holds():

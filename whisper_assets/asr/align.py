@@ -28,6 +28,8 @@ from whisper_assets.text.timings import Word
 
 _MEDIAN_WIDTH = 7  # OpenAI's medfilt_width
 _KEEP_MARGIN_SECONDS = 1.0  # a word must end this far before a window's end to be kept from that window
+_DOUBT_SHARE = 0.1  # a word is doubted when its probability is below this share of its window's median
+_DOUBT_TAIL_SECONDS = 5.0  # ... in a window's last seconds
 _FEED_SLACK = 1.5  # feed this many times the words a window's speech is expected to hold
 PACK_GAP_SECONDS = 1.0  # silence laid between packed clips
 _PACK_MARGIN_SECONDS = 1.0  # packed clips end this far before the window's end
@@ -202,17 +204,25 @@ class Aligner:
         )
         weights = torch.stack([out.cross_attentions[layer][0, head] for layer, head in self.heads])
         weights = weights[:, positions, :frames].float()
-        std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
-        weights = _median_filter((weights - mean) / (std + 1e-8), _MEDIAN_WIDTH)
-        matrix = weights.mean(0).cpu().numpy()
         bounds = np.cumsum([0] + [len(t) for t in word_tokens])
-        scores = np.stack([matrix[a:b].mean(0) for a, b in itertools.pairwise(bounds)])
         sure = _speech_weights(window, speech, frames)
-        placed = [_loud_part(start, end, sure) for start, end in word_path(scores, sure, open_end=open_end)]
+        repeats = np.array([k > 0 and word_tokens[k] == word_tokens[k - 1] for k in range(len(word_tokens))])
+        path = word_path(_word_scores(weights, bounds), sure, open_end=open_end, repeats=repeats)
+        placed = [_loud_part(start, end, sure) for start, end in path]
         return [
             Word(word, start * FRAME_SECONDS, end * FRAME_SECONDS, round(float(token_probs[a:b].mean()), 4))
             for word, (start, end), a, b in zip(words, placed, bounds[:-1], bounds[1:], strict=False)
         ]
+
+
+def _word_scores(weights: torch.Tensor, bounds: np.ndarray) -> np.ndarray:
+    """(words, frames) attention scores of the words whose tokens lie between `bounds` (cumulative token
+    counts): the heads' weights normalized over those tokens per frame, median-filtered over frames, averaged
+    over heads and over each word's tokens."""
+    weights = weights[:, : int(bounds[-1])]
+    std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+    matrix = _median_filter((weights - mean) / (std + 1e-8), _MEDIAN_WIDTH).mean(0).cpu().numpy()
+    return np.stack([matrix[a:b].mean(0) for a, b in itertools.pairwise(bounds)])
 
 
 def _speech_weights(window: np.ndarray, speech: SpeechRegions, frames: int) -> np.ndarray:
@@ -287,11 +297,17 @@ def _take(tokens: Sequence[list[int]], words: int, max_tokens: int) -> int:
 
 def _kept(found: Sequence[Word], window_seconds: float) -> int:
     """Words kept from a window that is not the last: never its last fed word, which may have been squeezed in,
-    nor any word ending near the window's end; at least one, so alignment always moves on."""
+    nor any word ending near the window's end; in the window's tail, where words fed beyond its speech crowd
+    in, not the word before one the model doubts (teacher-forced probability far below the window's median:
+    it hears another word there, so the path has lost count around it); at least one, so alignment moves on.
+    (Doubt is not used earlier in a window: its first words are often doubted only for want of context, a
+    spelled-out "four" where the model writes "4".)"""
     limit = window_seconds - _KEEP_MARGIN_SECONDS
+    tail = window_seconds - _DOUBT_TAIL_SECONDS
+    doubted = _DOUBT_SHARE * float(np.median([word.probability for word in found]))
     keep = 0
-    for word in found[:-1]:
-        if word.end > limit:
+    for word, after in itertools.pairwise(found):
+        if word.end > limit or (word.end > tail and after.probability < doubted):
             break
         keep += 1
     return max(1, keep)

@@ -9,6 +9,8 @@ path pays for:
 - each frame in a pause: `pause_speech_cost` in proportion to how sure it is that the frame is speech (speech
   must belong to some word);
 - each word: `word_cost` (so one stretch of speech is not split among more words than its attention supports).
+A word said again right after itself starts only after a pause (a frame at least): attention cannot tell the two
+apart, so without a pause between them nothing says where one ends, and one take is split into both.
 So the number of words fits the speech that holds them. With `open_end` the path may stop after any word: the
 words after it are not in this window (the caller feeds them to the next), which is cheaper than squeezing
 them into the window's last speech.
@@ -36,6 +38,7 @@ def word_path(
     speech: np.ndarray,
     *,
     open_end: bool = False,
+    repeats: np.ndarray | None = None,
     silence_cost: float = SILENCE_COST,
     pause_speech_cost: float = PAUSE_SPEECH_COST,
     word_cost: float = WORD_COST,
@@ -43,7 +46,8 @@ def word_path(
     """[start, end) frames of each placed word, in order: every word, or with `open_end` the first n.
 
     `scores` is (words, frames), higher where a word is more likely; `speech` is (frames,): how sure it is that
-    each frame is speech, from 0 (silence) to 1. More words than frames cannot each have one: they share the
+    each frame is speech, from 0 (silence) to 1; `repeats` is (words,): True where a word is the one before it
+    said again. More words than frames cannot each have one: they share the
     frames evenly, some with none (such timings fail the segment checks).
     """
     words, frames = scores.shape
@@ -65,8 +69,10 @@ def word_path(
     gap[0] = pause[0]
     word[0] = word_cost + inside[0, 0]
     word_from[0, 0] = _ENTER
+    no_direct_entry = np.zeros(words, dtype=bool) if repeats is None else np.asarray(repeats, dtype=bool)
     for f in range(1, frames):
         previous_word = np.concatenate(([np.inf], word[:-1]))
+        previous_word[no_direct_entry] = np.inf
         entry = np.minimum(gap[:-1], previous_word) + word_cost
         entered_from_word = previous_word < gap[:-1]
         stay = word
