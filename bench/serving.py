@@ -1,7 +1,9 @@
 """Benchmark: 50 concurrent transcription requests against `whisper-assets serve`, and the same audio through
-the plain transformers pipeline.
+the plain transformers pipeline; with `--overload N`, then N requests at once against the server's admission
+control.
 
     .venv/bin/python bench/serving.py --model ../shared/models/whisper-tiny.en [--workers 2 --beam-size 5]
+    .venv/bin/python bench/serving.py --overload 200
 
 The model is registered in a temporary embedded MLflow registry, exported to CTranslate2 int8 and recorded as
 `exported_model` does, and made the champion; the server is the real command (`whisper-assets serve`, its own
@@ -10,6 +12,11 @@ process). The audio is espeak-ng English sentences joined with pauses into 50 re
 from sending to the whole response (queueing included). Then each recording goes through
 `transformers.pipeline("automatic-speech-recognition", chunk_length_s=30)`, one after the other as its plain use
 is (decoded samples in: the pipeline reads files only through a system ffmpeg). Reports p50/p95 latency, real-time factors, wall time and WER (normalized, corpus-level) for both.
+
+The throughput run sets `max_waiting` to the request count, so all of them queue. The overload run (default
+admission settings) sends N requests at once (the same recordings, cycled) with no client retries, and reports what
+an API user sees: p50/p95 latency of the admitted requests, the share refused with 429 (and the Retry-After
+they carried), timeouts (504), any other answer, requests left without an answer, and `/health` afterwards.
 """
 
 from __future__ import annotations
@@ -114,6 +121,53 @@ def serve_all(port: int, items: list[dict]) -> tuple[list[dict], float]:
     return results, time.perf_counter() - started
 
 
+def overload(port: int, items: list[dict], count: int) -> dict:
+    """`count` requests at once, no retries: what admission control answers, and the server's health after."""
+    url = f"http://127.0.0.1:{port}"
+
+    def one(k: int) -> dict:
+        item = items[k % len(items)]
+        started = time.perf_counter()
+        try:
+            response = httpx.post(
+                f"{url}/v1/audio/transcriptions",
+                data={"model": "whisper-1", "language": "en"},
+                files={"file": (item["path"].name, item["path"].read_bytes())},
+                timeout=3600,
+            )
+        except httpx.HTTPError as exc:
+            return {"status": None, "error": repr(exc), "seconds": time.perf_counter() - started}
+        return {
+            "status": response.status_code,
+            "retry_after": response.headers.get("retry-after"),
+            "seconds": time.perf_counter() - started,
+        }
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(pool.map(one, range(count)))
+    wall = time.perf_counter() - started
+    admitted = sorted(a["seconds"] for a in answers if a["status"] == 200)
+    refused = [a for a in answers if a["status"] == 429]
+    health = httpx.get(f"{url}/health").json()
+    return {
+        "requests": count,
+        "admitted": len(admitted),
+        "admitted_p50_s": round(float(np.percentile(admitted, 50)), 2) if admitted else None,
+        "admitted_p95_s": round(float(np.percentile(admitted, 95)), 2) if admitted else None,
+        "refused_429_share": round(len(refused) / count, 3),
+        "refused_p95_s": round(float(np.percentile([a["seconds"] for a in refused], 95)), 3)
+        if refused
+        else None,
+        "retry_after_s": sorted({int(a["retry_after"]) for a in refused if a["retry_after"]}),
+        "timed_out_504": sum(a["status"] == 504 for a in answers),
+        "other_statuses": sorted({a["status"] for a in answers if a["status"] not in (200, 429, 504, None)}),
+        "unanswered": sum(a["status"] is None for a in answers),
+        "wall_s": round(wall, 1),
+        "health_after": {"status": health["status"], "queue": health["queue"]},
+    }
+
+
 def pipeline_all(model: Path, items: list[dict]) -> tuple[list[dict], float]:
     from transformers import pipeline
 
@@ -156,6 +210,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument(
+        "--overload",
+        type=int,
+        default=0,
+        help="instead, N requests at once against the default admission settings (serving.max_waiting etc.)",
+    )
     args = parser.parse_args()
     if not args.model.exists():
         raise SystemExit(f"needs {args.model} (the shared folder beside the checkout)")
@@ -168,15 +228,23 @@ def main() -> None:
             f"to {max(i['duration'] for i in items):.1f} s); {os.cpu_count()} CPU cores"
         )
         serving = {"workers": args.workers, "cpu_threads": args.cpu_threads, "beam_size": args.beam_size}
+        if not args.overload:  # the throughput run queues every request
+            serving["max_waiting"] = args.requests
         config = workdir / "whisper_assets.yaml"
         config.write_text(yaml.safe_dump({"data_root": str(workdir / "data"), "serving": serving}))
         register_champion(config, args.model.resolve(), workdir)
         server = start_server(config, args.port)
         try:
-            results, wall = serve_all(args.port, items)
+            if args.overload:
+                report = {"settings": serving, "overload": overload(args.port, items, args.overload)}
+            else:
+                results, wall = serve_all(args.port, items)
         finally:
             server.terminate()
             server.wait(60)
+        if args.overload:
+            print(json.dumps(report, indent=2))
+            return
         report = {
             "settings": serving,
             "server": summary(results, wall),

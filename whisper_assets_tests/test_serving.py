@@ -3,6 +3,7 @@ hot-swap under load, fallback from a broken version, pins and the `champion` com
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import string
@@ -267,6 +268,74 @@ def test_a_broken_version_is_not_swapped_in(registry, caplog):
             assert "smoke test" in raised.value.body["message"]
     finally:
         tracker.set_champion("1")
+
+
+def test_a_version_that_failed_to_load_is_tried_again_after_its_back_off(registry, monkeypatch):
+    """A transient failure (here the disk, at the load) does not keep v1 out until a restart."""
+    import whisper_assets.serving.pool as pool_module
+
+    real_load, calls = pool_module.load_model, []
+
+    def load_failing_once(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(pool_module, "load_model", load_failing_once)
+    pool = pool_for(registry, retry_rejected_seconds=0.5)
+    pool.refresh()
+    health = pool.health()
+    assert health["model_version"] is None and "No space left" in health["rejected"]["1"]
+    assert "tried again after" in health["message"] and health["retry_rejected_at"]["1"]
+    pool.refresh()
+    assert calls == ["1"]  # not hammered before its back-off
+    time.sleep(0.6)
+    pool.refresh()
+    health = pool.health()
+    assert calls == ["1", "1"] and health["model_version"] == "1" and health["rejected"] == {}
+
+
+def test_overload_is_refused_with_retry_after_and_every_request_is_answered(registry):
+    _, _, clip = registry
+    long_clip = np.tile(sf.read(clip, dtype="float32")[0], 12)  # a minute: two windows per request
+    payload = io.BytesIO()
+    sf.write(payload, long_clip, 16_000, format="WAV")
+    with running(create_app(pool_for(registry, workers=1, max_waiting=1))) as url:
+        serving(url, "1")
+        start = threading.Barrier(8)
+
+        def request(_: int) -> int:
+            start.wait()
+            response = httpx.post(
+                f"{url}/v1/audio/transcriptions",
+                data={"model": "whisper-1"},
+                files={"file": ("long.wav", payload.getvalue())},
+                timeout=120,
+            )
+            if response.status_code == 429:
+                assert int(response.headers["retry-after"]) >= 1
+                assert response.json()["error"]["code"] == "rate_limit_exceeded"
+            return response.status_code
+
+        with ThreadPoolExecutor(8) as senders:
+            statuses = list(senders.map(request, range(8)))
+        health = httpx.get(f"{url}/health").json()
+    assert set(statuses) == {200, 429} and statuses.count(200) >= 2
+    assert health["status"] == "ok" and health["queue"]["refused"] == statuses.count(429)
+    assert health["queue"]["running"] == health["queue"]["waiting"] == 0
+
+
+def test_a_request_past_its_timeout_gets_504_and_the_server_goes_on(registry):
+    _, _, clip = registry
+    with running(create_app(pool_for(registry, request_timeout_seconds=0.001))) as url:
+        serving(url, "1")
+        with clip.open("rb") as audio, pytest.raises(openai.InternalServerError) as raised:
+            client(url).audio.transcriptions.create(model="whisper-1", file=audio)
+        assert raised.value.status_code == 504 and raised.value.body["code"] == "timeout"
+        assert "request_timeout_seconds" in raised.value.body["message"]
+        health = wait_for(url, lambda h: h["queue"]["running"] == h["queue"]["waiting"] == 0)
+    assert health["queue"]["timed_out"] == 1 and health["status"] == "ok"
 
 
 def test_pins_per_request_and_per_server(registry):

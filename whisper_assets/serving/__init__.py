@@ -30,6 +30,17 @@ class ServingSettings(Policy):
         "int8", description="Which export to fetch, or to make when a version has none."
     )
     workers: int = Field(2, ge=1, description="Transcriptions that run at once (CTranslate2 workers).")
+    max_waiting: int = Field(
+        8,
+        ge=0,
+        description="Requests that may wait for a worker; more are refused at once with 429 and Retry-After.",
+    )
+    request_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A request not answered this long after it arrived (waiting included) gets 504, and its "
+        "transcription stops at its next 30 s window to free the worker.",
+    )
     cpu_threads: int = Field(0, ge=0, description="Threads per worker on CPU (0: CTranslate2's default).")
     beam_size: int = Field(5, ge=1, le=20)
     max_upload_mb: float = Field(25.0, gt=0, description="Larger uploads are refused (413), as OpenAI does.")
@@ -37,6 +48,12 @@ class ServingSettings(Policy):
         30.0, ge=0, description="Audio longer than this goes through faster-whisper's VAD filter."
     )
     loaded_versions: int = Field(2, ge=0, description="Versions pinned per request kept in memory (LRU).")
+    retry_rejected_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="A version that failed to load or its smoke test is tried again after this, then after "
+        "twice as long each time it fails again (at most a day).",
+    )
     smoke_clip: Path | None = Field(
         None, description="The smoke test's clip; the bundled English one if unset."
     )

@@ -1,8 +1,9 @@
 """The ASGI app (FastAPI): OpenAI's `/v1/audio/transcriptions`, `/v1/audio/translations` and `/v1/models`, plus
 `/health` and, beside them, `/v1/audio/keystrokes` (key events of a typing recording, from the keystroke model).
 
-Transcriptions run on worker threads (at most `workers` at once), so the event loop keeps answering; each
-request takes the model it starts with and finishes on it, whatever the follower swaps in meanwhile. Errors
+Transcriptions run on worker threads behind admission control (`admission.py`: at most `workers` run and
+`max_waiting` wait, more get 429; each request has a deadline, 504 past it), so the event loop keeps answering;
+each request takes the model it starts with and finishes on it, whatever the follower swaps in meanwhile. Errors
 use OpenAI's JSON shape and status codes, so the official clients raise their usual exceptions. Access: the
 Host header must be one the server answers to; off loopback every request but `/health` needs the token as
 `Authorization: Bearer` (the `api_key` of OpenAI's clients).
@@ -20,7 +21,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
-import anyio
 import numpy as np
 from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from whisper_assets.audio.decode import AudioDecodeError, decode
 from whisper_assets.audio.process import to_mono_16k
+from whisper_assets.serving.admission import Admission, Deadline
 from whisper_assets.serving.engine import TranscribeOptions
 from whisper_assets.serving.errors import BadRequest, ModelNotFound, ServingError, TooLarge, Unauthorized
 from whisper_assets.serving.keys import NewestKeyDecoder
@@ -54,7 +55,7 @@ def create_app(
     `keys`, it also decodes typing recordings into key events."""
     settings = pool.settings
     names = served_names(bound_host, allowed_hosts)
-    limiter = anyio.CapacityLimiter(settings.workers)
+    admission = Admission(settings.workers, settings.max_waiting, settings.request_timeout_seconds)
     max_bytes = int(settings.max_upload_mb * 2**20)
 
     @asynccontextmanager
@@ -64,12 +65,14 @@ def create_app(
             threading.Thread(target=pool.follow, args=(stop,), name="champion-follower", daemon=True).start()
         yield
         stop.set()
+        admission.shutdown()
 
     app = FastAPI(title="whisper-assets transcription server", version="1", lifespan=lifespan)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        """Known Host names only; the token off loopback; an oversized upload refused before it is read."""
+        """Known Host names only; the token off loopback; an oversized upload, or one the full queue cannot take,
+        refused before it is read."""
         host = host_name(request.headers.get("host", ""))
         if names is not None and host not in names:
             return JSONResponse(BadRequest(f"unknown Host {host!r}: not served here").body(), status_code=421)
@@ -79,6 +82,8 @@ def create_app(
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_bytes + FORM_OVERHEAD_BYTES:
             return _error(_too_large(int(length), max_bytes))
+        if request.method == "POST" and request.url.path.startswith("/v1/audio/") and admission.full:
+            return _error(admission.refuse())  # before the upload is read
         return await call_next(request)
 
     @app.exception_handler(ServingError)
@@ -124,11 +129,12 @@ def create_app(
         if file.size is not None and file.size > max_bytes:
             raise _too_large(file.size, max_bytes)
 
-        def work():
+        def work(deadline: Deadline):
             loaded = pool.model_for(model)
-            return loaded, loaded.transcribe(read_upload(file.file, file.filename), options, settings)
+            samples = read_upload(file.file, file.filename)
+            return loaded, loaded.transcribe(samples, options, settings, deadline)
 
-        loaded, result = await anyio.to_thread.run_sync(work, limiter=limiter)
+        loaded, result = await admission.run(work)
         body = render(result, response_format, options.task, granularities, _language_name(result.language))
         headers = {"x-model-version": loaded.version}
         if isinstance(body, str):
@@ -171,11 +177,11 @@ def create_app(
         if file.size is not None and file.size > max_bytes:
             raise _too_large(file.size, max_bytes)
 
-        def work():
+        def work(_deadline: Deadline):
             decoder = keys.current()
             return decoder, decoder.decode_audio(read_upload(file.file, file.filename))
 
-        decoder, events = await anyio.to_thread.run_sync(work, limiter=limiter)
+        decoder, events = await admission.run(work)
         return {"object": "keystrokes", "model": decoder.source, "events": events}
 
     @app.get("/v1/models")
@@ -191,7 +197,7 @@ def create_app(
 
     @app.get("/health")
     def health() -> JSONResponse:
-        report = pool.health()
+        report = pool.health() | {"queue": admission.depth()}
         return JSONResponse(report, status_code=200 if report["model_version"] else 503)
 
     return app
@@ -283,7 +289,7 @@ def _too_large(size: int, limit: int) -> TooLarge:
 
 
 def _error(exc: ServingError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 @functools.cache

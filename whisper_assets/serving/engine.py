@@ -13,6 +13,7 @@ import numpy as np
 from whisper_assets.audio.process import TARGET_RATE
 from whisper_assets.export.ctranslate import ExportUnavailable
 from whisper_assets.serving import ServingSettings
+from whisper_assets.serving.admission import Deadline
 from whisper_assets.serving.errors import BadRequest, NotServable
 from whisper_assets.text.timings import Cue, Word
 
@@ -74,9 +75,14 @@ class LoadedModel:
         return self.whisper.model.is_multilingual
 
     def transcribe(
-        self, samples: np.ndarray, options: TranscribeOptions, settings: ServingSettings
+        self,
+        samples: np.ndarray,
+        options: TranscribeOptions,
+        settings: ServingSettings,
+        deadline: Deadline | None = None,
     ) -> Transcription:
-        """Transcribe (or translate) 16 kHz mono samples; long audio goes through the VAD filter."""
+        """Transcribe (or translate) 16 kHz mono samples; long audio goes through the VAD filter. Past the
+        `deadline` it stops at the next window (faster-whisper decodes window by window as segments are read)."""
         language = self._checked_language(options)
         duration = len(samples) / TARGET_RATE
         temperature = FALLBACK_TEMPERATURES if options.temperature == 0 else (options.temperature,)
@@ -90,7 +96,11 @@ class LoadedModel:
             word_timestamps=options.word_timestamps,
             vad_filter=duration > settings.vad_above_seconds,
         )
-        decoded = [_segment(s) for s in segments]
+        decoded = []
+        for found in segments:
+            if deadline is not None:
+                deadline.check()
+            decoded.append(_segment(found))
         return Transcription("".join(s.text for s in decoded).strip(), info.language, duration, decoded)
 
     def _checked_language(self, options: TranscribeOptions) -> str | None:

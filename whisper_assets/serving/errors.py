@@ -13,6 +13,7 @@ class ServingError(Exception):
     def __init__(self, message: str, param: str | None = None):
         super().__init__(message)
         self.param = param
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict:
         return {"error": {"message": str(self), "type": self.type, "param": self.param, "code": self.code}}
@@ -52,3 +53,20 @@ class NotServable(ServingError):
 class NoModel(ServingError):
     status = 503
     code = "model_unavailable"
+
+
+class Overloaded(ServingError):
+    """The queue is full: OpenAI's rate-limit answer, which its clients retry after `Retry-After`."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class TimedOut(ServingError):
+    status = 504
+    code = "timeout"

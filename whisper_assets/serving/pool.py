@@ -1,5 +1,7 @@
 """The models a server holds: the version it serves by default (the champion it follows, or a pin), and the
-versions requests pin by name; a new champion is loaded in the background, smoke-tested, then swapped in."""
+versions requests pin by name; a new champion is loaded in the background, smoke-tested, then swapped in. A
+version that fails is remembered with its reason and tried again after a back-off (an export that was missing,
+a registry or disk that was down), not only after a restart."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +23,26 @@ from whisper_assets.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
 DEFAULT_NAMES = (CHAMPION, "whisper-1")  # whisper-1: what OpenAI's examples send
+_MAX_RETRY_SECONDS = 86_400.0
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a version is not served, and when it may be tried again (each failure doubles the wait)."""
+
+    reason: str
+    failures: int
+    retry_at: float
+
+    @classmethod
+    def after(cls, previous: Rejection | None, reason: str, back_off: float) -> Rejection:
+        failures = previous.failures + 1 if previous else 1
+        wait = min(back_off * 2 ** (failures - 1), _MAX_RETRY_SECONDS)
+        return cls(reason, failures, time.time() + wait)
+
+    @property
+    def due(self) -> bool:
+        return time.time() >= self.retry_at
 
 
 class ModelPool:
@@ -30,7 +53,7 @@ class ModelPool:
         self.smoke = smoke
         self._current: LoadedModel | None = None  # replaced whole, never mutated: the swap is one assignment
         self._pinned: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._rejected: dict[str, str] = {}
+        self._rejected: dict[str, Rejection] = {}
         self._champion: str | None = None
         self._checked_at: float | None = None
         self._registry_error: str | None = None
@@ -64,7 +87,7 @@ class ModelPool:
             self._checked_at = time.time()
         target = self.settings.pinned_version or self._champion
         current = self._current
-        if target is None or (current and current.version == target) or target in self._rejected:
+        if target is None or (current and current.version == target) or self._waiting_to_retry(target):
             return
         log.info("loading v%s (%s) in the background", target, self.following)
         try:
@@ -119,10 +142,11 @@ class ModelPool:
 
     def _load_checked(self, version: str) -> LoadedModel:
         """Fetch (or make) the export, load it and smoke-test it, unless it is in memory already (loaded while
-        this waited, or pinned by a request); a failure is remembered and not retried."""
+        this waited, or pinned by a request); a failure is remembered and not tried again before its back-off."""
         with self._lock:
-            if version in self._rejected:
-                raise NotServable(self._rejected[version], param="model")
+            rejection = self._rejected.get(version)
+            if rejection is not None and not rejection.due:
+                raise NotServable(_with_retry(rejection), param="model")
         with self._loading:
             if loaded := self._loaded(version):
                 return loaded
@@ -139,9 +163,18 @@ class ModelPool:
                     else f"v{version} could not be loaded ({exc.__class__.__name__}: {exc})"
                 )
                 with self._lock:
-                    self._rejected[version] = reason
+                    self._rejected[version] = Rejection.after(
+                        self._rejected.get(version), reason, self.settings.retry_rejected_seconds
+                    )
                 raise NotServable(reason, param="model") from exc
+        with self._lock:
+            self._rejected.pop(version, None)
         return loaded
+
+    def _waiting_to_retry(self, version: str) -> bool:
+        with self._lock:
+            rejection = self._rejected.get(version)
+        return rejection is not None and not rejection.due
 
     def unavailable_reason(self) -> str:
         if self._checked_at is None:
@@ -154,8 +187,8 @@ class ModelPool:
                 "the registry has no champion yet: run the `train_and_evaluate` job until a model passes the "
                 "champion gate (then `exported_model` exports it), or pin a version with `--pin`"
             )
-        if target in self._rejected:
-            return self._rejected[target]
+        if rejection := self._rejected.get(target):
+            return _with_retry(rejection)
         return f"v{target} is loading"
 
     def health(self) -> dict:
@@ -163,7 +196,8 @@ class ModelPool:
         target = self.settings.pinned_version or self._champion
         status = "unavailable" if current is None else "ok" if current.version == target else "degraded"
         with self._lock:
-            rejected = dict(self._rejected)
+            rejected = {version: r.reason for version, r in self._rejected.items()}
+            retry_at = {version: _iso(r.retry_at) for version, r in self._rejected.items()}
             pinned = list(self._pinned)
         return {
             "status": status,
@@ -174,6 +208,7 @@ class ModelPool:
             "device": current.device if current else None,
             "compute_type": current.compute_type if current else None,
             "rejected": rejected,
+            "retry_rejected_at": retry_at,
             "pinned_by_requests": pinned,
             "registry_checked_at": _iso(self._checked_at),
             "registry_error": self._registry_error,
@@ -183,9 +218,13 @@ class ModelPool:
     def _status_message(self, current: LoadedModel | None, target: str | None) -> str:
         if current is None:
             return self.unavailable_reason()
-        if target in self._rejected:
-            return f"v{target} was not swapped in: {self._rejected[target]}; still serving v{current.version}"
+        if rejection := self._rejected.get(target):
+            return f"v{target} was not swapped in: {_with_retry(rejection)}; still serving v{current.version}"
         return f"serving v{current.version} while v{target} loads"
+
+
+def _with_retry(rejection: Rejection) -> str:
+    return f"{rejection.reason} (tried again after {_iso(rejection.retry_at)})"
 
 
 def _name(model: LoadedModel | None) -> str:
