@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -172,10 +173,33 @@ def run_release(run_id: str) -> int:
 def run_demo(root: Path) -> int:
     from whisper_assets.demo.data import generate_demo
 
+    _quiet_libraries()
     root = root.resolve()
     with serve_folder(root / "remote") as recordings_url:
         config = generate_demo(root, recordings_url)
         return _materialize_demo(root, config)
+
+
+def _quiet_libraries() -> None:
+    """The demo prints what a user should read: no library progress bars, set-up chatter or deprecation
+    notices of code that is not ours (peft's own use of a transformers name). Set in the environment too, so
+    the step processes Dagster starts inherit it; a user's own setting wins."""
+    peft_notice = "`is_gradient_checkpointing` is deprecated"
+    quiet = {
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' load/save bars use the hub's switch
+        "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
+        "PYTHONWARNINGS": f"ignore:{peft_notice}:FutureWarning",
+    }
+    for name, value in quiet.items():
+        os.environ.setdefault(name, value)
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=peft_notice, category=FutureWarning)
 
 
 def _materialize_demo(root: Path, config: Path) -> int:

@@ -141,6 +141,13 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    # What a user reads: no library warnings, progress bars or set-up chatter in either stream.
+    noise = [
+        line
+        for line in (out + done.stderr).splitlines()
+        if re.search(r"Warning|\[transformers\]|it/s\]|examples/s\]|INFO mlflow", line)
+    ]
+    assert not noise, noise[:5]
     for expected in (
         "not a decodable audio file",
         "empty transcript",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -17,6 +18,19 @@ from whisper_assets.text.cuts import cut_points
 from whisper_assets.text.timings import Word
 
 _PAD_SECONDS = 0.2
+# Whisper's generate sets these arguments itself and then warns that they were set, once per batch.
+_OWN_ARGUMENT_WARNINGS = (
+    "seem to have been set. `max_new_tokens` will take precedence",
+    "together with generation-related arguments",
+)
+
+
+class _WhisperOwnArguments(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in _OWN_ARGUMENT_WARNINGS)
+
+
+logging.getLogger("transformers.generation.utils").addFilter(_WhisperOwnArguments())
 
 
 def speech_windows(
@@ -127,7 +141,10 @@ def _transcribe_windows(
                 audio, sampling_rate=SAMPLE_RATE, return_tensors="pt"
             ).input_features
             kwargs = {"language": lang, "task": task} if multilingual else {}
-            tokens = whisper.generate(features.to(device, dtype), max_new_tokens=max_new_tokens, **kwargs)
+            mask = torch.ones(features.shape[0], features.shape[-1], dtype=torch.long, device=device)
+            tokens = whisper.generate(
+                features.to(device, dtype), attention_mask=mask, max_new_tokens=max_new_tokens, **kwargs
+            )
             for i, text in zip(chunk, processor.batch_decode(tokens, skip_special_tokens=True), strict=True):
                 hypotheses[i] = text.strip()
     whisper.train(was_training)
