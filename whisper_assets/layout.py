@@ -34,6 +34,11 @@ class DataLayout:
         return self.data_root / "data" / "cache"
 
     @property
+    def general_speech_root(self) -> Path:
+        """The built-in general-speech sets (evaluation/general_set.py), one folder per language and version."""
+        return self.data_root / "data" / "general_speech"
+
+    @property
     def features_root(self) -> Path:
         return self.data_root / "data" / "features"
 

@@ -7,7 +7,10 @@ from whisper_assets.asr.metrics import (
     score_utterance,
     view_text,
 )
+from whisper_assets.audio.espeak import espeak_available
+from whisper_assets.curation.manifests import read_manifest
 from whisper_assets.evaluation.gate import Regression, champion_gate
+from whisper_assets.evaluation.general_set import SENTENCES, VOICES, general_sets
 
 
 def test_word_and_character_errors_match_hand_counts():
@@ -81,3 +84,31 @@ def test_forgetting_on_a_regression_set_blocks_the_champion():
     exactly_at_the_limit = Regression("regression/general", wer=0.18, base_wer=0.16)
     assert champion_gate(0.01, 0.5, None, None, [exactly_at_the_limit], 2.0).passed
     assert not champion_gate(0.01, 0.5, None, None, [exactly_at_the_limit], 1.0).passed
+
+
+def test_the_built_in_general_set_blocks_a_forgetting_model_and_says_what_it_is():
+    forgot = Regression("general_en", wer=0.246, base_wer=0.162, built_in=True)
+    decision = champion_gate(0.01, 0.795, None, None, [forgot], max_regression_points=2.0)
+    assert not decision.passed
+    assert "general_en WER 16.2% -> 24.6% (+8.4 points)" in decision.reason
+    assert (
+        "built-in espeak-ng general set: a `role: regression` source of real speech is better"
+        in decision.reason
+    )
+    unheard = Regression("general_sr", wer=2.4, base_wer=2.1, built_in=True)  # the base cannot transcribe it
+    reported = champion_gate(0.01, 0.795, None, None, [unheard], max_regression_points=2.0)
+    assert reported.passed and "general_sr WER 210.0% -> 240.0% (+30.0 points)" in reported.reason
+    assert "not gated: the base misses 210% of its words" in reported.reason
+    real = Regression("regression/sr", wer=2.4, base_wer=2.1)  # a real regression source always holds
+    assert not champion_gate(0.01, 0.795, None, None, [real], max_regression_points=2.0).passed
+
+
+@pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng")
+def test_general_sets_are_built_once_per_version_for_the_languages_that_have_sentences(tmp_path):
+    sets = general_sets({"en", "hr", "de"}, tmp_path)
+    assert set(sets) == {"general_en", "general_hr"}  # no sentences for German: not measured, not invented
+    rows = read_manifest(sets["general_hr"])
+    assert [r["transcript"] for r in rows] == list(SENTENCES["hr"])
+    assert {r["speaker"] for r in rows} == set(VOICES["hr"]) and all(r["duration"] > 1.0 for r in rows)
+    first = sets["general_en"].stat().st_mtime_ns
+    assert general_sets({"en"}, tmp_path)["general_en"].stat().st_mtime_ns == first  # reused, not rebuilt

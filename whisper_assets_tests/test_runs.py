@@ -1,5 +1,6 @@
 """A training run's lifecycle and its evaluation as plain Python: no Dagster, an embedded MLflow store."""
 
+from whisper_assets.audio.espeak import espeak_available
 from whisper_assets.curation.manifests import (
     current_split_manifests,
     publish_staged,
@@ -72,9 +73,17 @@ def test_a_run_trains_once_registers_once_and_is_evaluated_against_its_base(tmp_
     assert repeat.result.resumed_from_step == 2
 
     evaluation = evaluate_run(
-        first.folder, tracker, EvaluationSettings(), layout.tables_root, layout.manifests_root
+        first.folder,
+        tracker,
+        EvaluationSettings(),
+        layout.tables_root,
+        layout.manifests_root,
+        layout.general_speech_root,
     )
     assert evaluation.metrics["test_utterances"] == 1  # the run's own test manifest, not today's
+    if espeak_available():  # no regression source: the built-in general set stands in for one
+        assert [(r.name, r.built_in, r.points) for r in evaluation.regressions] == [("general_sr", True, 0.0)]
+        assert "built-in espeak-ng general set" in evaluation.decision.reason
     assert evaluation.test_wer == evaluation.base_wer  # a learning rate of 1e-12 leaves the base as it was
     assert evaluation.decision.passed and tracker.champion() == first.model_version
     assert evaluation.report_path.exists()

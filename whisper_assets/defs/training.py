@@ -179,7 +179,35 @@ def trained_items_marked(
 
 @dg.asset(
     group_name=GROUP,
-    deps=[whisper_model, "splits"],
+    kinds={"wav", "jsonl"},
+    description="General speech made offline (espeak-ng sentences in voices no other set uses) for every language "
+    "of the sources that has sentences built in: the forgetting check of `eval_metrics` when no source has "
+    "`role: regression` (a real regression source is better, and takes precedence). Versioned by sentences, "
+    "voices and espeak-ng release; built once per version.",
+)
+def general_speech_set(platform: PlatformSettings) -> dg.MaterializeResult:
+    from whisper_assets.audio.espeak import espeak_available
+    from whisper_assets.curation.manifests import read_manifest
+    from whisper_assets.evaluation.general_set import general_set_name, general_sets
+
+    settings = platform.settings
+    languages = {source.language for source in settings.sources} | {settings.default_language}
+    sets = general_sets(languages, settings.layout.general_speech_root)
+    return dg.MaterializeResult(
+        metadata={
+            "sets": {name: str(path) for name, path in sets.items()},
+            "items": {name: len(read_manifest(path)) for name, path in sets.items()},
+            "languages_without_sentences": sorted(
+                language for language in languages if general_set_name(language) not in sets
+            ),
+            "espeak_ng": espeak_available(),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[whisper_model, "splits", general_speech_set],
     pool=GPU_POOL,
     kinds={"parquet", "mlflow"},
     check_specs=[
@@ -212,6 +240,7 @@ def eval_metrics(
         settings.evaluation,
         layout.tables_root,
         layout.manifests_root,
+        layout.general_speech_root,
         config.max_items,
     )
     overall = evaluation.summaries["finetuned"]["test"]["overall"]
@@ -375,7 +404,14 @@ def whisper_sweep(
     )
 
 
-training_assets = [whisper_model, trained_items_marked, eval_metrics, eval_dashboard, exported_model]
+training_assets = [
+    whisper_model,
+    trained_items_marked,
+    general_speech_set,
+    eval_metrics,
+    eval_dashboard,
+    exported_model,
+]
 model_assets = [*training_assets, whisper_sweep]
 training_job_assets = [*training_assets, catalog]  # a sweep is its own job: retraining never starts one
 training_job = dg.define_asset_job(

@@ -7,18 +7,16 @@ speech-like signal, so the demo and everything downstream still run, only with l
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import soxr
 import yaml
 
 from whisper_assets.audio.encode import write_audio
+from whisper_assets.audio.espeak import espeak, espeak_available
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.demo.tiny_whisper import build_tiny_whisper
 from whisper_assets.demo.typing import generate_typing_recordings
@@ -56,18 +54,10 @@ SR_CYRILLIC = ("Љубав и њежност, џез и ђак.", "Ljubav i njez
 SPEAKER_VOICES = {"ana": "sr+f2", "marko": "sr", "jelena": "sr+f4", "ivan": "sr+m3"}
 
 
-def espeak_available() -> bool:
-    return shutil.which("espeak-ng") is not None
-
-
 def synthesize(text: str, voice: str = "en-us") -> tuple[np.ndarray, int]:
     """Speak `text` with espeak-ng (22.05 kHz mono), or make a speech-like stand-in without it."""
     if espeak_available():
-        wav = subprocess.run(
-            ["espeak-ng", "--stdout", "-v", voice, "-s", "150", text], capture_output=True, check=True
-        ).stdout
-        samples, rate = sf.read(io.BytesIO(wav), dtype="float32")
-        return samples, rate
+        return espeak(text, voice)
     return speech_like(text), 16_000
 
 

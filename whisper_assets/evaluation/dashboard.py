@@ -24,6 +24,7 @@ from whisper_assets import charts
 from whisper_assets.asr.metrics import view_text
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import current_role_manifests, read_manifest
+from whisper_assets.evaluation.general_set import is_general_set
 from whisper_assets.evaluation.report import BREAKDOWNS
 from whisper_assets.evaluation.run import EVALUATED_SPLITS
 from whisper_assets.files import write_text_atomic
@@ -226,8 +227,8 @@ def _regressions(run: RunResults) -> str:
     sets = [s for s in run.summaries["finetuned"] if s not in EVALUATED_SPLITS]
     if not sets:
         return (
-            '<p class="note">No regression set is published, so forgetting is not measured: add a source with '
-            "<code>role: regression</code>.</p>"
+            '<p class="note">No regression set is published and no built-in general set covers these '
+            "languages, so forgetting is not measured: add a source with <code>role: regression</code>.</p>"
         )
     groups = {
         name: {
@@ -236,7 +237,14 @@ def _regressions(run: RunResults) -> str:
         }
         for name in sets
     }
-    return charts.svg(charts.bars(groups, "Regression sets: WER", "WER"))
+    chart = charts.svg(charts.bars(groups, "Regression sets: WER", "WER"))
+    if all(is_general_set(name) for name in sets):
+        return (
+            '<p class="note">No source has <code>role: regression</code>, so forgetting is measured on the '
+            "built-in general set (espeak-ng sentences in voices no other set uses); a regression source of "
+            "real speech is better.</p>" + chart
+        )
+    return chart
 
 
 def _breakdown(run: RunResults, field: str) -> str:

@@ -24,6 +24,11 @@ class EvaluationSettings(Policy):
     batch_size: int = Field(16, ge=1)
 
 
+BUILT_IN_MAX_BASE_WER = (
+    0.5  # above this base WER on a built-in set, the gate reports it but does not hold to it
+)
+
+
 @dataclass(frozen=True)
 class Regression:
     """A regression set's normalized WER with the fine-tuned model and with its base."""
@@ -31,6 +36,14 @@ class Regression:
     name: str
     wer: float
     base_wer: float
+    built_in: bool = False  # the espeak-ng general set (general_set.py), when no regression source exists
+
+    @property
+    def gated(self) -> bool:
+        """Whether the gate holds a model to this set: always for a real regression source; for the built-in
+        synthetic set only where the base transcribes it (whisper-base heard espeak-ng's Croatian, Serbian and
+        Bosnian voices at 109-214% WER, where a rise is noise, not forgetting; English at 26-27%)."""
+        return not self.built_in or self.base_wer <= BUILT_IN_MAX_BASE_WER
 
     @property
     def points(self) -> float:
@@ -38,7 +51,14 @@ class Regression:
         return round(100 * (self.wer - self.base_wer), 6)
 
     def describe(self) -> str:
-        return f"{self.name} WER {self.base_wer:.1%} -> {self.wer:.1%} ({self.points:+.1f} points)"
+        described = f"{self.name} WER {self.base_wer:.1%} -> {self.wer:.1%} ({self.points:+.1f} points)"
+        if self.built_in:
+            described += (
+                " (built-in espeak-ng general set: a `role: regression` source of real speech is better)"
+            )
+        if not self.gated:
+            described += f", not gated: the base misses {self.base_wer:.0%} of its words"
+        return described
 
 
 @dataclass(frozen=True)
@@ -67,7 +87,7 @@ def champion_gate(
     failures += [
         f"forgetting: regression set {r.describe()}, more than the {max_regression_points:g} allowed"
         for r in regressions
-        if r.points > max_regression_points
+        if r.gated and r.points > max_regression_points
     ]
     if failures:
         return GateDecision(False, "; ".join(failures))

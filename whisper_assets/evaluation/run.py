@@ -12,6 +12,7 @@ from pathlib import Path
 from whisper_assets.asr.run_folder import RunFolder, Scope
 from whisper_assets.curation.manifests import current_role_manifests, read_manifest
 from whisper_assets.evaluation.gate import EvaluationSettings, GateDecision, Regression, champion_gate
+from whisper_assets.evaluation.general_set import general_sets
 from whisper_assets.evaluation.report import UTTERANCE_SCHEMA, evaluate_model, summarize, table_rows
 from whisper_assets.files import write_json_atomic
 from whisper_assets.tables import table_path, write_rows
@@ -78,20 +79,27 @@ def evaluate_run(
     settings: EvaluationSettings,
     tables_root: Path,
     manifests_root: Path,
+    general_root: Path,
     max_items: int | None = None,
 ) -> RunEvaluation:
     """Transcribe the run's test and validation items and the regression sets with its model and its base; gate
-    and log the result."""
+    and log the result. Without a regression source, the built-in general sets of the evaluated languages
+    (`general_set.py`, made under `general_root`) stand in for one."""
     run_id, version = folder.mlflow_run_id(), folder.model_version()
     if run_id is None or version is None:
         raise FileNotFoundError(f"{folder.root} has no registered model: materialize `whisper_model` first")
     decoding, scope = folder.decoding(), folder.scope()
     limit = max_items or settings.max_items
     manifests = {split: folder.manifest(split) for split in EVALUATED_SPLITS}
-    manifests |= {
+    regression_sets = {
         name: ref.path for name, ref in current_role_manifests(manifests_root, "regression").items()
     }
     items = {name: read_manifest(path)[:limit] for name, path in manifests.items()}
+    built_in: dict[str, Path] = {}
+    if not regression_sets:  # forgetting is still measured, on general speech made offline
+        languages = {item["language"] for split in items.values() for item in split}
+        built_in = general_sets(languages, general_root)
+    items |= {name: read_manifest(path)[:limit] for name, path in (regression_sets | built_in).items()}
     options = {
         "task": decoding.task,
         "language": decoding.language,
@@ -123,7 +131,9 @@ def evaluate_run(
     if champion and champion != version:
         champion_wer = tracker.run_metrics(tracker.version_run(champion)).get("test_wer_normalized")
     regressions = [
-        Regression(name, metrics[f"{name}_wer_normalized"], metrics[f"{name}_wer_normalized_base"])
+        Regression(
+            name, metrics[f"{name}_wer_normalized"], metrics[f"{name}_wer_normalized_base"], name in built_in
+        )
         for name in items
         if name not in EVALUATED_SPLITS
     ]
