@@ -69,7 +69,7 @@ class Admission:
         future.add_done_callback(self._finished)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), deadline.remaining())
-        except TimeoutError:
+        except (TimeoutError, TimedOut):  # ours, or the work's own check that raced ahead of it
             future.cancel()  # a request still waiting never runs; a running one stops at its next window
             with self._lock:
                 self.timed_out += 1
