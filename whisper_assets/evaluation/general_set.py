@@ -1,6 +1,6 @@
 """A general-speech set made offline, so the champion gate sees forgetting even when no regression source exists.
 
-Everyday sentences, unrelated to any domain, spoken by espeak-ng voices that none of the project's generated sets
+Everyday sentences (30 in English, 6 in each of the others), unrelated to any domain, spoken by espeak-ng voices that none of the project's generated sets
 use, in every language that has sentences here (English, Croatian, Serbian, Bosnian). A set is versioned by its
 sentences, voices and the espeak-ng release, written once under its version and reused: one manifest per
 language, evaluated like a regression set. Synthetic voices are a floor, not a substitute: a `role: regression`
@@ -28,6 +28,28 @@ SENTENCES = {
         "Please switch off the lights when you leave the room.",
         "It rained all weekend, so we stayed inside and read.",
         "The library closes early on public holidays.",
+        "She forgot her umbrella on the bus this morning.",
+        "Our neighbours are painting their fence bright blue.",
+        "The bakery on the corner sells fresh bread until noon.",
+        "He has been learning to play the violin for three years.",
+        "The children were excited about the school trip to the museum.",
+        "Remember to water the plants while we are away.",
+        "The price of coffee went up again last month.",
+        "We watched the sunset from the top of the hill.",
+        "The doctor said I should drink more water and sleep longer.",
+        "A strong wind knocked over the chairs on the balcony.",
+        "The new bridge will open to traffic next summer.",
+        "I usually walk the dog before breakfast.",
+        "The concert was cancelled because the singer was ill.",
+        "They are looking for a bigger flat closer to the city centre.",
+        "Could you send me the documents by the end of the week?",
+        "The river flooded the fields after days of heavy rain.",
+        "My grandmother makes the best apple pie in the village.",
+        "The shop assistant helped me find a warmer coat.",
+        "We missed the last bus and had to take a taxi home.",
+        "The football match ended in a draw after extra time.",
+        "Please leave your shoes at the door when you come in.",
+        "The old castle attracts thousands of visitors every year.",
     ),
     "hr": (
         "Vlak za zračnu luku polazi svakih dvadeset minuta.",
