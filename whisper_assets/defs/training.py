@@ -188,7 +188,7 @@ def trained_items_marked(
 def general_speech_set(platform: PlatformSettings) -> dg.MaterializeResult:
     from whisper_assets.audio.espeak import espeak_available
     from whisper_assets.curation.manifests import read_manifest
-    from whisper_assets.evaluation.general_set import general_set_name, general_sets
+    from whisper_assets.evaluation.general_set import general_language, general_sets
 
     settings = platform.settings
     languages = {source.language for source in settings.sources} | {settings.default_language}
@@ -198,7 +198,7 @@ def general_speech_set(platform: PlatformSettings) -> dg.MaterializeResult:
             "sets": {name: str(path) for name, path in sets.items()},
             "items": {name: len(read_manifest(path)) for name, path in sets.items()},
             "languages_without_sentences": sorted(
-                language for language in languages if general_set_name(language) not in sets
+                language for language in languages if not general_language(language)
             ),
             "espeak_ng": espeak_available(),
         }

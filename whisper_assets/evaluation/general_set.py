@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from whisper_assets.audio.espeak import espeak, espeak_available, espeak_version
-from whisper_assets.audio.process import to_mono_16k, write_pcm16
+from whisper_assets.audio.process import TARGET_RATE, to_mono_16k, write_pcm16
 from whisper_assets.files import write_jsonl_atomic
 
 SET_VERSION = 1  # bump when the way a set is built changes
@@ -129,7 +129,7 @@ def _built(language: str, root: Path) -> Path:
                 "transcript": text,
                 "language": language,
                 "source": general_set_name(language),
-                "duration": round(len(samples) / 16_000, 3),
+                "duration": round(len(samples) / TARGET_RATE, 3),
                 "speaker": voice,
             }
         )
