@@ -22,7 +22,8 @@ from whisper_assets.tracking.tracker import Tracker
 
 def speaking_model(base_dir: Path, out_dir: Path, samples: np.ndarray, text: str, steps: int = 300) -> Path:
     """Train a tiny random Whisper until it says `text` (with segment timestamps) for these samples, on the
-    features faster-whisper computes (the server's), so the memorized answer survives serving."""
+    features faster-whisper computes (the server's) and its prompt for an English-only model (a tiny model is
+    one to CTranslate2: see tiny_whisper.py), so the memorized answer survives serving."""
     import torch
     from faster_whisper.feature_extractor import FeatureExtractor
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
@@ -33,9 +34,7 @@ def speaking_model(base_dir: Path, out_dir: Path, samples: np.ndarray, text: str
     features = torch.tensor(np.pad(mel, ((0, 0), (0, 3000 - mel.shape[1])))[None])
     tokenizer = processor.tokenizer
     end = f"<|{round(len(samples) / 16_000 / 0.02) * 0.02:.2f}|>"
-    prefix = tokenizer.convert_tokens_to_ids(
-        ["<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|0.00|>"]
-    )
+    prefix = tokenizer.convert_tokens_to_ids(["<|startoftranscript|>", "<|0.00|>"])
     suffix = tokenizer.convert_tokens_to_ids([end, "<|endoftext|>"])
     ids = prefix + tokenizer(f" {text}", add_special_tokens=False).input_ids + suffix
     inputs, labels = torch.tensor([ids[:-1]]), torch.tensor([ids[1:]])
@@ -58,7 +57,7 @@ def tiny_models(root: Path) -> tuple[Path, Path]:
     """(a model that says the bundled smoke clip, the same architecture untrained)."""
     smoke = SmokeClip.from_settings(ServingSettings())
     untrained = build_tiny_whisper(
-        root / "untrained", [f" {BUNDLED_TRANSCRIPT}"] * 20 + [" zero one two"] * 5
+        root / "untrained", [f" {BUNDLED_TRANSCRIPT}"] * 20 + [" zero one two"] * 5, multilingual=False
     )
     return speaking_model(untrained, root / "speaking", smoke.samples, BUNDLED_TRANSCRIPT), untrained
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from whisper_assets.asr.metrics import score_utterance
 from whisper_assets.review_app.dagster_client import ACTIVE, TrainingLauncher
 from whisper_assets_tests.helpers import free_port
 
@@ -164,6 +165,7 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
     assert languages >= {"en", "sr", "hr"}
     with open_instance(dagster_home) as instance:
         assert instance.get_dynamic_partitions("dataset_sources") == [
+            "demo-commands",
             "demo-en",
             "demo-sr",
             "demo-reviews",
@@ -202,3 +204,12 @@ def test_demo_command_runs_the_whole_graph(tmp_path, dagster_home):
     assert keys_run.info.status == "FINISHED" and "test_token_accuracy" in keys_run.data.metrics
     assert "whisper-assets decode-keys" in out
     assert (tmp_path / "demo" / "manifests" / "dataset_balance.html").exists()
+    # The demo learns: its champion (the second, longer run) beats the base on voices it never heard, and the
+    # server started after it transcribes a held-out clip through the openai client.
+    assert out.count("Champion gate: passed") == 2
+    commands = re.findall(r"^\s+(finetuned|base)\s+test:demo-commands\s+\S+\s+(\S+)", out, re.MULTILINE)
+    champion, base = (float(wer) for _, wer in commands[-2:])
+    assert champion <= 0.25 and base >= 0.9, commands
+    said = re.search(r"said:\s+(.+)", out).group(1)
+    heard = re.search(r"transcribed:\s+(.+)", out).group(1)
+    assert score_utterance(said, heard, "en")["wer"] <= 0.5, (said, heard)

@@ -22,10 +22,11 @@ from whisper_assets.training.data import (
     FeatureCache,
     ResumableBatchSampler,
     collate,
+    fitting_labels,
     label_ids,
     to_samples,
 )
-from whisper_assets.training.model import trim_encoder_window
+from whisper_assets.training.model import restore_encoder_window, trim_encoder_window
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.trainer import train
 from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
@@ -167,6 +168,54 @@ def test_train_saves_a_model_that_loads_and_decodes(tiny, tmp_path):
     assert len(hypotheses) == 2 and all(isinstance(h, str) for h in hypotheses)
 
 
+def test_a_full_window_finish_saves_a_general_model(tiny, tmp_path):
+    model_dir, items = tiny
+    opts = options(model_dir, full_window_steps=2, eval_every=2)
+    result = train(opts, items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    assert [r["step"] for r in result.history if r["stage"] == "full_window"] == [4]
+    assert result.steps == 6 and result.best_step == 6  # chosen among the full-window model's evaluations
+    reloaded = WhisperForConditionalGeneration.from_pretrained(result.model_dir)
+    processor = WhisperProcessor.from_pretrained(result.model_dir)
+    assert reloaded.config.max_source_positions == 1500
+    assert processor.feature_extractor.n_samples == 30 * 16_000
+    assert len(transcribe(reloaded, processor, items[:2], max_new_tokens=8)) == 2
+
+
+def test_a_restored_window_keeps_the_trained_positions_and_the_bases_beyond(tiny):
+    model_dir, _ = tiny
+    model, processor = load_base(str(model_dir))
+    base = model.model.encoder.embed_positions.weight.detach().clone()
+    full = trim_encoder_window(model, processor.feature_extractor, 4.0)
+    with torch.no_grad():
+        model.model.encoder.embed_positions.weight.add_(1.0)  # what training did to the trimmed rows
+    restore_encoder_window(model, processor.feature_extractor, full)
+    restored = model.model.encoder.embed_positions.weight
+    assert restored.shape == base.shape and model.config.max_source_positions == 1500
+    torch.testing.assert_close(restored[:200], base[:200] + 1.0)
+    torch.testing.assert_close(restored[200:], base[200:])
+    assert processor.feature_extractor.nb_max_frames == 3000
+
+
+def test_full_window_steps_are_the_last_steps_of_a_run_without_early_stopping(tiny):
+    model_dir, _ = tiny
+    with pytest.raises(ValueError, match="fewer than max_steps"):
+        options(model_dir, full_window_steps=6)
+    with pytest.raises(ValueError, match="do not combine"):
+        options(model_dir, full_window_steps=2, early_stopping_patience=2)
+
+
+def test_samples_whose_labels_overflow_the_decoder_are_left_out(tiny, caplog):
+    model_dir, items = tiny
+    _, processor = load_base(str(model_dir))
+    long_text = " ".join(["seventy seven"] * 120)
+    samples = to_samples([*items[:2], {**items[2], "transcript": long_text}], 30.0, pack=False)
+    with caplog.at_level("WARNING"):
+        kept = fitting_labels(samples, processor, None, "transcribe", True, max_tokens=448)
+    assert [s.text for s in kept] == [s.text for s in samples[:2]]
+    assert "1 samples whose labels exceed the decoder's 448 positions" in caplog.text
+    assert len(label_ids(processor, long_text, "en", "transcribe", True)) > 448  # the check is not vacuous
+
+
 def test_lora_trains_adapters_and_saves_a_merged_model(tiny, tmp_path):
     model_dir, items = tiny
     result = train(
@@ -258,9 +307,10 @@ train(options, items, items[:2], root / "run", root / "cache", root / "log.jsonl
 """
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny, tmp_path):
+@pytest.mark.parametrize("full_window_steps", [0, 3], ids=["trimmed", "full-window-finish"])
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny, tmp_path, full_window_steps):
     model_dir, items = tiny
-    opts = options(model_dir, max_steps=6, save_every=2, eval_every=100)
+    opts = options(model_dir, max_steps=6, save_every=2, eval_every=100, full_window_steps=full_window_steps)
     reference = train(
         opts, items, [], tmp_path / "reference", tmp_path / "cache", tmp_path / "reference.jsonl"
     )

@@ -18,12 +18,21 @@ from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from whisper_assets.asr.model import language_token
 
+# Whisper decoders suppress the first token of these (openai's and faster-whisper's non-speech tokens): with a
+# tiny BPE that is the bare space, so the corpus teaches merges that keep them whole, as Whisper's BPE does.
+NON_SPEECH_STARTS = " - ' ♩ ♪ ♫ ♬ ♭ ♮ ♯"
 
-def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, seed: int = 0) -> Path:
-    """A tiny random multilingual Whisper with a byte-level BPE trained offline on `corpus`.
+
+def build_tiny_whisper(
+    out_dir: Path, corpus: list[str], vocab_size: int = 400, seed: int = 0, multilingual: bool = True
+) -> Path:
+    """A tiny random Whisper with a byte-level BPE trained offline on `corpus`.
 
     For demos and tests where no pretrained model can be downloaded: it has Whisper's special tokens (every
-    language, tasks, no-timestamps) and timestamp tokens, a generation config with language/task ids, and d_model 64 with 2+2 layers.
+    language, tasks, no-timestamps) and timestamp tokens, a generation config (with language/task ids when
+    `multilingual`), and d_model 64 with 2+2 layers. CTranslate2 and faster-whisper take any Whisper with fewer
+    than 51,865 tokens for an English-only one, and prompt it without language and task tokens: a multilingual
+    tiny model is right for transformers only, an English-only one (`multilingual=False`) for every engine.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -33,7 +42,7 @@ def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, 
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
-    bpe.train_from_iterator(corpus, trainer)
+    bpe.train_from_iterator([*corpus, *[NON_SPEECH_STARTS] * 50], trainer)
     spec = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in spec["merges"]]
     eot = "<|endoftext|>"
@@ -78,15 +87,18 @@ def build_tiny_whisper(out_dir: Path, corpus: list[str], vocab_size: int = 400, 
         begin_suppress_tokens=None,  # they live in the generation config
     )
     model = WhisperForConditionalGeneration(config)
+    languages = {
+        "lang_to_id": {language_token(code): ids[language_token(code)] for code in LANGUAGES},
+        "task_to_id": {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+    }
     model.generation_config = GenerationConfig(
         decoder_start_token_id=config.decoder_start_token_id,
         eos_token_id=ids[eot],
         pad_token_id=ids[eot],
         bos_token_id=ids[eot],
         max_length=128,
-        is_multilingual=True,
-        lang_to_id={language_token(code): ids[language_token(code)] for code in LANGUAGES},
-        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        is_multilingual=multilingual,
+        **(languages if multilingual else {}),
         no_timestamps_token_id=ids["<|notimestamps|>"],
         alignment_heads=[
             [layer, head] for layer in range(1, 2) for head in range(2)

@@ -41,6 +41,10 @@ class Checkpoints:
     def path(self, step: int) -> Path:
         return self.root / f"checkpoint-{step:08d}"
 
+    @staticmethod
+    def step_of(folder: Path) -> int:
+        return int(_NAME.match(folder.name).group(1))
+
     def save(self, step: int, model, optimizer, scheduler, scaler, state: dict) -> Path:
         folder = self.path(step)
         if folder.exists():  # an unfinished save of the same step from a crashed process

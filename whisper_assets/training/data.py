@@ -142,6 +142,39 @@ def label_ids(
     return [*ids, tokenizer.eos_token_id]
 
 
+def fitting_labels(
+    samples: Sequence[Sample],
+    processor: WhisperProcessor,
+    language: str | None,
+    task: str,
+    multilingual: bool,
+    max_tokens: int,
+) -> list[Sample]:
+    """The samples whose label ids fit the decoder's `max_tokens` positions; the others are left out (logged).
+
+    A long window with a long transcript, or a tokenizer that splits a language into bytes, can exceed them, and
+    one such sample would stop training. Only transcripts long enough to exceed the limit are tokenized: every
+    token but the special ones holds at least one byte.
+    """
+
+    def fits(sample: Sample) -> bool:
+        specials = 6 + 2 * len(sample.timestamps or ())
+        if len(sample.text.encode()) + specials <= max_tokens:
+            return True
+        sample_language = language or (sample.language if multilingual else None)
+        ids = label_ids(processor, sample.text, sample_language, task, multilingual, sample.timestamps)
+        return len(ids) <= max_tokens
+
+    kept = [s for s in samples if fits(s)]
+    if len(kept) < len(samples):
+        log.warning(
+            "%d samples whose labels exceed the decoder's %d positions were left out",
+            len(samples) - len(kept),
+            max_tokens,
+        )
+    return kept
+
+
 def timestamp_begin(tokenizer) -> int | None:
     """The id of <|0.00|> (Whisper's timestamp tokens follow <|notimestamps|>), or None without them."""
     begin = tokenizer.convert_tokens_to_ids("<|notimestamps|>") + 1

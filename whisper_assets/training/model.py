@@ -8,7 +8,7 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_assets.asr.audio import SAMPLE_RATE
-from whisper_assets.asr.model import FULL_WINDOW_SECONDS
+from whisper_assets.asr.model import FULL_WINDOW_SECONDS, unwrap
 from whisper_assets.training.options import TrainingOptions
 
 FRAMES_PER_SECOND = 100  # log-mel hop of 10 ms
@@ -40,30 +40,46 @@ def apply_method(model: WhisperForConditionalGeneration, options: TrainingOption
 
 def trim_encoder_window(
     model: WhisperForConditionalGeneration, feature_extractor: WhisperFeatureExtractor, seconds: float
-) -> None:
-    """Shrink the encoder's input window (positional embeddings sliced), as icefall does for short audio.
+) -> torch.nn.Embedding | None:
+    """Shrink the encoder's input window (positional embeddings sliced), as icefall does for short audio; return
+    the full window's embedding (None when nothing was trimmed), for `restore_encoder_window`.
 
     Whisper always encodes 30 s; a 2 s utterance wastes ~93% of that work. With a shorter window the model and
     its feature extractor agree on fewer frames; both are saved that way, so the exported model loads and
     decodes as is.
     """
     if seconds >= FULL_WINDOW_SECONDS:
-        return
+        return None
     positions = round(seconds * FRAMES_PER_SECOND / 2)  # two conv layers, the second with stride 2
     encoder = model.get_encoder()
-    old = encoder.embed_positions
-    trimmed = torch.nn.Embedding(positions, old.embedding_dim)
-    trimmed.weight.data.copy_(old.weight.data[:positions])
-    trimmed.requires_grad_(old.weight.requires_grad)
+    full = encoder.embed_positions
+    trimmed = torch.nn.Embedding(positions, full.embedding_dim)
+    trimmed.weight.data.copy_(full.weight.data[:positions])
+    trimmed.requires_grad_(full.weight.requires_grad)
     encoder.embed_positions = trimmed
     model.config.max_source_positions = positions
     trim_feature_window(feature_extractor, seconds)
+    return full
+
+
+def restore_encoder_window(
+    model: WhisperForConditionalGeneration,
+    feature_extractor: WhisperFeatureExtractor,
+    full: torch.nn.Embedding,
+) -> None:
+    """Give a trimmed model its full 30 s window back: the positions it trained, then the rest of `full` (the
+    embedding `trim_encoder_window` returned)."""
+    encoder = unwrap(model).get_encoder()
+    full = full.to(encoder.embed_positions.weight.device)
+    full.weight.data[: encoder.embed_positions.num_embeddings].copy_(encoder.embed_positions.weight.data)
+    encoder.embed_positions = full
+    unwrap(model).config.max_source_positions = full.num_embeddings
+    trim_feature_window(feature_extractor, FULL_WINDOW_SECONDS)
 
 
 def trim_feature_window(feature_extractor: WhisperFeatureExtractor, seconds: float) -> None:
-    """Pad or cut audio to `seconds` instead of 30 s: the feature side of a trimmed encoder window."""
-    if seconds >= FULL_WINDOW_SECONDS:
-        return
+    """Pad or cut audio to `seconds` (at most Whisper's 30 s): the feature side of an encoder window."""
+    seconds = min(seconds, FULL_WINDOW_SECONDS)
     feature_extractor.chunk_length = int(seconds) if float(seconds).is_integer() else seconds
     feature_extractor.n_samples = round(seconds * SAMPLE_RATE)
     feature_extractor.nb_max_frames = feature_extractor.n_samples // feature_extractor.hop_length

@@ -83,6 +83,12 @@ class TrainingOptions(BaseModel):
         "emitting segment timestamps (distil-whisper's default); needs a tokenizer with <|0.00|> ...",
     )
     window_seconds: float = Field(30.0, gt=0, le=30, description="Encoder window; below 30 trims positions.")
+    full_window_steps: int = Field(
+        0,
+        ge=0,
+        description="With a trimmed window: the last N optimizer steps train at the full 30 s window, so the "
+        "model is a general one again (served, aligned and exported like its base); 0 keeps a specialist.",
+    )
     generation_max_tokens: int = Field(128, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     max_eval_items: int | None = Field(200, ge=1, description="Validation items used during training.")
@@ -91,6 +97,13 @@ class TrainingOptions(BaseModel):
     def _window_in_frames(self) -> TrainingOptions:
         if round(self.window_seconds * 50) != self.window_seconds * 50:
             raise ValueError("window_seconds must be a multiple of 0.02 s (one encoder position)")
+        if self.full_window_steps >= self.max_steps:
+            raise ValueError("full_window_steps must be fewer than max_steps (they are its last steps)")
+        if self.full_window_steps and self.early_stopping_patience:
+            raise ValueError(
+                "full_window_steps and early_stopping_patience do not combine: a run stopped early in its "
+                "trimmed phase would end a specialist"
+            )
         return self
 
 

@@ -27,6 +27,7 @@ from transformers import get_scheduler
 
 from whisper_assets.asr.metrics import aggregate, score_utterance
 from whisper_assets.asr.model import (
+    FULL_WINDOW_SECONDS,
     configure_language,
     is_multilingual,
     load_base,
@@ -42,10 +43,16 @@ from whisper_assets.training.data import (
     ResumableBatchSampler,
     SpeechDataset,
     collate,
+    fitting_labels,
     timestamp_begin,
     to_samples,
 )
-from whisper_assets.training.model import apply_method, save_model, trim_encoder_window
+from whisper_assets.training.model import (
+    apply_method,
+    restore_encoder_window,
+    save_model,
+    trim_encoder_window,
+)
 from whisper_assets.training.options import TrainingOptions
 
 log = logging.getLogger(__name__)
@@ -120,34 +127,48 @@ def train(
     multilingual = is_multilingual(model)
     language = options.language if multilingual else None
     configure_language(model, processor, language, options.task if multilingual else None)
-    trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
+    full_window = trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
     model = apply_method(model, options)
+    # With a trimmed window, the last full_window_steps train at 30 s: the saved model is a general one again.
+    finish_at = options.max_steps - options.full_window_steps if full_window is not None else None
 
     timestamps = options.timestamp_probability
     if timestamps and timestamp_begin(processor.tokenizer) is None:
         log.warning("%s has no timestamp tokens: training without timestamps", options.base_model)
         timestamps = 0.0
-    samples = to_samples(train_items, options.window_seconds, options.packing, timestamps, options.seed)
-    if not samples:
-        raise ValueError("no training samples: the train split is empty or every item exceeds the window")
-    replay = to_samples(replay_items, options.window_seconds, False, timestamps, options.seed)
-    cache = FeatureCache(cache_root, processor, options.task, multilingual)
-    sampler = ResumableBatchSampler(
-        [s.duration for s in samples],
-        options.batch_size,
-        options.seed,
-        options.group_by_length,
-        len(replay),
-        _replay_per_batch(options, len(replay)),
-    )
     augment = Augmenter(options) if options.augment_probability > 0 else None
-    dataset = SpeechDataset(samples + replay, cache, language, augment)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        collate_fn=partial(collate, decoder_start_token_id=model.config.decoder_start_token_id),
-        num_workers=options.dataloader_workers,
-    )
+    max_tokens, start_token = model.config.max_target_positions, model.config.decoder_start_token_id
+    caches: list[FeatureCache] = []
+
+    def feed(window: float) -> tuple[int, SpeechDataset, ResumableBatchSampler, torch.utils.data.DataLoader]:
+        """The training samples that fit `window` (replay mixed in), their sampler and their loader."""
+
+        def fitting(items: Sequence[dict], pack: bool) -> list:
+            found = to_samples(items, window, pack, timestamps, options.seed)
+            return fitting_labels(found, processor, language, options.task, multilingual, max_tokens)
+
+        samples = fitting(train_items, options.packing)
+        if not samples:
+            raise ValueError("no training samples: the train split is empty or every item exceeds the window")
+        replay = fitting(replay_items, False)
+        caches.append(cache := FeatureCache(cache_root, processor, options.task, multilingual))
+        sampler = ResumableBatchSampler(
+            [s.duration for s in samples],
+            options.batch_size,
+            options.seed,
+            options.group_by_length,
+            len(replay),
+            _replay_per_batch(options, len(replay)),
+        )
+        dataset = SpeechDataset(samples + replay, cache, language, augment)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=partial(collate, decoder_start_token_id=start_token),
+            num_workers=options.dataloader_workers,
+        )
+        return len(samples), dataset, sampler, loader
+
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)
     scheduler = get_scheduler(options.scheduler, optimizer, options.warmup_steps, options.max_steps)
@@ -165,11 +186,13 @@ def train(
         "done": False,
     }
     if latest := checkpoints.latest():
+        if finish_at is not None and Checkpoints.step_of(latest) >= finish_at:
+            restore_encoder_window(model, processor.feature_extractor, full_window)
         state = checkpoints.load(latest, model, optimizer, scheduler, scaler)
         state["done"] = state["step"] >= options.max_steps or state.get("early_stopped", False)
         log.info("resuming from %s (step %d)", latest.name, state["step"])
     resumed_from = state["step"]
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    model, optimizer = accelerator.prepare(model, optimizer)
     journal = JsonLog(log_path, on_record, enabled=main)
     eval_items = list(validation_items)[: options.max_eval_items]
 
@@ -195,7 +218,15 @@ def train(
     audio_seconds = 0.0
     micro = 0
     model.train()
+    fed_window, training_samples = None, None
     while not state["done"]:
+        window = options.window_seconds
+        if finish_at is not None and state["step"] >= finish_at:
+            window = FULL_WINDOW_SECONDS
+        if window != fed_window:
+            samples, dataset, sampler, loader = feed(window)
+            loader, fed_window = accelerator.prepare(loader), window
+            training_samples = training_samples or samples
         sampler.epoch, sampler.start_batch = state["epoch"], state["batch_in_epoch"]
         dataset.epoch = state["epoch"]
         epoch_batches = sampler.batches(state["epoch"])
@@ -225,15 +256,22 @@ def train(
                 _after_step(state, options, evaluate, journal)
             if accelerator.num_processes > 1:  # the main process evaluated: every process follows its state
                 state = broadcast_object_list([state])[0]
+            switch = state["step"] == finish_at and not state["done"]
+            if switch:  # the full-window phase: a new model to choose among, fed afresh
+                unwrapped = accelerator.unwrap_model(model)
+                restore_encoder_window(unwrapped, processor.feature_extractor, full_window)
+                state.update(epoch=0, batch_in_epoch=0, best_wer=None, best_step=None, evals_since_best=0)
+                journal.write(stage="full_window", step=state["step"])
             new_best = state["best_step"] == state["step"]  # saved so the best weights can be restored
-            if main and (state["step"] % options.save_every == 0 or state["done"] or new_best):
+            saved = state["step"] % options.save_every == 0 or state["done"] or new_best or switch
+            if main and saved:
                 checkpoints.save(
                     state["step"], accelerator.unwrap_model(model), optimizer, scheduler, scaler, state
                 )
                 checkpoints.rotate(options.keep_last, state["best_step"])
                 journal.write(stage="checkpoint", step=state["step"])
             accelerator.wait_for_everyone()
-            if state["done"]:
+            if state["done"] or switch:
                 break
         else:
             state["epoch"] += 1
@@ -253,13 +291,17 @@ def train(
         best_wer=state["best_wer"],
         best_step=state["best_step"],
         resumed_from_step=resumed_from,
-        samples=len(samples),
+        samples=training_samples,
         audio_seconds=audio_seconds,
         train_seconds=time.perf_counter() - started,
         precision=precision,
         device=device.type,
         history=history,
-        cache={"hits": cache.hits, "misses": cache.misses, "repaired": cache.repaired},
+        cache={
+            "hits": sum(c.hits for c in caches),
+            "misses": sum(c.misses for c in caches),
+            "repaired": sum(c.repaired for c in caches),
+        },
         processes=accelerator.num_processes,
     )
 
