@@ -189,6 +189,7 @@ def _quiet_libraries() -> None:
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' load/save bars use the hub's switch
         "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
         "MLFLOW_LOGGING_LEVEL": "WARNING",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # a model downloaded to rank the review queue
         "PYTHONWARNINGS": f"ignore:{peft_notice}:FutureWarning",
     }
     for name, value in quiet.items():
@@ -262,12 +263,31 @@ def _materialize_demo(root: Path, config: Path) -> int:
             asset_selection=[a.key for a in training_job_assets if a.key not in skipped],
         )
         print_model_summary(result)
+    for source in settings.sources:
+        if source.kind == "review_db":
+            rank_reviews(defs, instance, quiet, source)
     print(
         "\nOpen the Dagster UI on these runs with:\n"
         f"  {CONFIG_ENV_VAR}={config} make ui\n"
         "then browse Assets -> inventory / processed_audio / segments / splits, or Automation for the sensors."
     )
     return try_the_champion(settings, config) if not skipped else 0
+
+
+def rank_reviews(defs, instance, run_config: dict, source) -> None:
+    """Order a review database's unreviewed entries hardest first with the champion, as `rank_reviews` does."""
+    result = defs.resolve_job_def("rank_reviews").execute_in_process(
+        partition_key=source.name, instance=instance, run_config=run_config, raise_on_error=False
+    )
+    events = result.get_asset_materialization_events()
+    if not events:
+        print(f"\nRanking the review queue of {source.name} failed; see the run in the Dagster UI.")
+        return
+    meta = {k: v.value for k, v in events[0].materialization.metadata.items()}
+    print(
+        f"\nReview queue of {source.name}: {meta['scored']} unreviewed entries ranked by {meta['model']}; open it "
+        f"with\n  whisper-assets review --db {source.path}   (then Order: hardest first)"
+    )
 
 
 def try_the_champion(settings, config: Path) -> int:

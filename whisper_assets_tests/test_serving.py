@@ -378,7 +378,7 @@ def test_no_champion_says_what_to_materialize(tmp_path):
         assert raised.value.status_code == 503 and "no champion" in raised.value.body["message"]
 
 
-def test_a_token_guards_every_route_but_health(registry):
+def test_a_token_guards_every_route_but_health_and_the_favicon(registry):
     _, _, clip = registry
     with running(create_app(pool_for(registry), access_token="s3cret")) as url:
         serving(url, "1")
@@ -388,6 +388,9 @@ def test_a_token_guards_every_route_but_health(registry):
             assert client(url, "s3cret").audio.transcriptions.create(model="whisper-1", file=audio).text
         foreign = httpx.get(f"{url}/health", headers={"host": "evil.example"})
         assert foreign.status_code == 421
+        assert httpx.get(f"{url}/health").status_code == 200  # no key: what a browser opens
+        assert httpx.get(f"{url}/favicon.ico").status_code == 204
+        assert httpx.get(f"{url}/v1/models").status_code == 401
 
 
 def settings_file(folder: Path, tracker: Tracker, **extra) -> Path:

@@ -124,6 +124,12 @@ HR_REVIEWED = [
     "Vlak za Zagreb kasni deset minuta.",
     "Hvala vam puno na pomoći.",
 ]
+# Unreviewed rows, as people leave them: (what was said, the stored transcript); one transcript is wrong.
+HR_DRAFTS = [
+    ("Sutra idemo na izlet u planine.", "Sutra idemo na izlet u planine."),
+    ("Kupila sam kruh i svježe mlijeko.", "Prodao sam auto prošle godine."),
+    ("Knjižnica se zatvara u osam sati.", "Knjižnica se zatvara u osam sati."),
+]
 DEMO_TYPING_RECORDINGS = 30
 REMOTE_RECORDINGS = [
     ("memo-001", "Remember to water the plants on Friday.", "kim"),
@@ -133,7 +139,8 @@ REMOTE_RECORDINGS = [
 
 
 def generate_review_db(path: Path) -> Path:
-    """A review database as the review app leaves it: reviewed rows, a draft, and a corrupt blob."""
+    """A review database as the review app leaves it: reviewed rows, drafts (one mislabelled), and a corrupt
+    blob."""
     path.unlink(missing_ok=True)
     review_db.create_database(path)
     with review_db.connect(path) as con:
@@ -148,6 +155,12 @@ def generate_review_db(path: Path) -> Path:
             f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 0)",
             ("nije još pregledano", review_db.encode_blob(np.zeros(16_000, np.float32))),
         )
+        for said, stored in HR_DRAFTS:
+            samples, rate = synthesize(said, "hr")
+            con.execute(
+                f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 0)",
+                (stored, review_db.encode_blob(soxr.resample(samples, rate, 16_000))),
+            )
         con.execute(
             f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
             ("oštećen zapis", b"not zlib at all"),

@@ -24,7 +24,7 @@ from typing import Annotated, BinaryIO
 import numpy as np
 from fastapi import FastAPI, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from whisper_assets.audio.decode import AudioDecodeError, decode
@@ -41,6 +41,7 @@ from whisper_assets.web_access import bearer_token, host_name, served_names, tok
 
 log = logging.getLogger(__name__)
 FORM_OVERHEAD_BYTES = 1 << 20  # multipart headers and the other fields, beside the file itself
+PUBLIC_PATHS = ("/health", "/favicon.ico")  # answered without the API key
 
 
 def create_app(
@@ -77,7 +78,8 @@ def create_app(
         if names is not None and host not in names:
             return JSONResponse(BadRequest(f"unknown Host {host!r}: not served here").body(), status_code=421)
         given = bearer_token(request.headers.get("authorization"))
-        if access_token and request.url.path != "/health" and not token_matches(given, access_token):
+        public = request.url.path in PUBLIC_PATHS
+        if access_token and not public and not token_matches(given, access_token):
             return _error(Unauthorized("a valid API key is required (Authorization: Bearer <token>)"))
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > max_bytes + FORM_OVERHEAD_BYTES:
@@ -194,6 +196,10 @@ def create_app(
             if entry["id"] == model_id:
                 return entry
         raise ModelNotFound(f"no model {model_id!r} (GET /v1/models lists them)", param="model")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)  # none: a browser opening /health asks for one
 
     @app.get("/health")
     def health() -> JSONResponse:
