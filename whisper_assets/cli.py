@@ -212,6 +212,7 @@ def _materialize_demo(root: Path, config: Path) -> int:
     from whisper_assets.defs.training import exported_model, training_job_assets
     from whisper_assets.demo.data import espeak_available
     from whisper_assets.export.ctranslate import export_available
+    from whisper_assets.sources.review_db import ReviewDbSource
     from whisper_assets.tts.versions import current_version
 
     settings = load_settings(config)
@@ -264,7 +265,7 @@ def _materialize_demo(root: Path, config: Path) -> int:
         )
         print_model_summary(result)
     for source in settings.sources:
-        if source.kind == "review_db":
+        if isinstance(source, ReviewDbSource):
             rank_reviews(defs, instance, quiet, source)
     print(
         "\nOpen the Dagster UI on these runs with:\n"
