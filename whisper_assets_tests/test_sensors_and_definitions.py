@@ -1,7 +1,9 @@
 import dagster as dg
+from pydantic import BaseModel
 
 from whisper_assets.definitions import build_definitions, defs
 from whisper_assets.defs.partitions import source_partitions
+from whisper_assets.defs.resources import with_overrides
 from whisper_assets_tests.helpers import tick
 
 
@@ -132,3 +134,26 @@ def test_schedule_crons_come_from_the_settings_file(make_settings):
     repository = build_definitions(str(settings.data_root / "whisper_assets.yaml")).get_repository_def()
     assert repository.get_schedule_def("sync_remote_sources").cron_schedule == "5 * * * *"
     assert repository.get_schedule_def("retrain_on_new_data").cron_schedule == "0 4 * * 6"
+
+
+class _Knobs(BaseModel):
+    max_steps: int = 60
+    learning_rate: float = 1e-5
+
+
+class _KnobsConfig(dg.Config, _Knobs):
+    pass
+
+
+def test_a_run_config_value_equal_to_the_class_default_still_overrides_the_settings_file():
+    settings_file = _Knobs(max_steps=450, learning_rate=3e-3)
+    seen = {}
+
+    @dg.asset
+    def probe(context: dg.AssetExecutionContext, config: _KnobsConfig) -> None:
+        seen["options"] = with_overrides(settings_file, config, context)
+
+    dg.materialize([probe], run_config={"ops": {"probe": {"config": {"max_steps": 60}}}})
+    assert seen["options"] == _Knobs(max_steps=60, learning_rate=3e-3)  # Dagster's fields_set omits 60
+    dg.materialize([probe])
+    assert seen["options"] == settings_file

@@ -129,7 +129,7 @@ def keystroke_features(
     from whisper_assets.training.model import trim_feature_window
 
     settings = platform.settings
-    options = with_overrides(settings.keystrokes, config)
+    options = with_overrides(settings.keystrokes, config, context)
     manifests, tokenizer_dir = _folders(settings, keystroke_source(settings, context.partition_key).name)
     rows = read_manifest(manifests).rows
     extractor = WhisperFeatureExtractor.from_pretrained(options.base_model)
@@ -177,7 +177,7 @@ def keystroke_model(
     manifests, tokenizer_dir = _folders(settings, name)
     tracker = keystroke_tracker(settings, mlflow)
     run = keystroke_run(
-        with_overrides(settings.keystrokes, config),
+        with_overrides(settings.keystrokes, config, context),
         read_manifest(manifests),
         tokenizer_dir,
         layout.data_root,

@@ -49,9 +49,13 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | N
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
 
-def with_overrides(defaults: Options, config: dg.Config) -> Options:
-    """Settings-file defaults, overridden by the fields set explicitly in a run config."""
-    return defaults.model_copy(update={name: getattr(config, name) for name in config.model_fields_set})
+def with_overrides(defaults: Options, config: dg.Config, context: dg.AssetExecutionContext) -> Options:
+    """Settings-file defaults, overridden by the fields the run's config sets for this step. Read from the run
+    config itself: Dagster leaves a value equal to the Config class's own default out of `model_fields_set`, so
+    `max_steps: 60` would otherwise keep the settings file's value."""
+    given = context.run.run_config.get("ops", {}).get(context.op_def.name, {}).get("config") or {}
+    names = (set(config.model_fields_set) | set(given)) & set(type(config).model_fields)
+    return defaults.model_copy(update={name: getattr(config, name) for name in names})
 
 
 def store_copies(settings: Settings, *paths: Path) -> dict:

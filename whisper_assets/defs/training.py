@@ -65,7 +65,7 @@ def whisper_model(
     training_pipes: dg.ResourceParam[dg.PipesClient],
 ) -> dg.MaterializeResult:
     settings = platform.settings
-    options = with_overrides(settings.training, config)
+    options = with_overrides(settings.training, config, context)
     tags = {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_model"}
     if settings.compute.remote_training == "off":
         described = train_and_describe(settings, options, mlflow.tracker(settings), tags, context.log.info)
