@@ -179,6 +179,8 @@ def test_a_full_window_finish_saves_a_general_model(tiny, tmp_path):
     assert reloaded.config.max_source_positions == 1500
     assert processor.feature_extractor.n_samples == 30 * 16_000
     assert len(transcribe(reloaded, processor, items[:2], max_new_tokens=8)) == 2
+    again = train(opts, items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    assert again.resumed_from_step == 6 and again.samples == result.samples  # a finished run, re-published
 
 
 def test_a_restored_window_keeps_the_trained_positions_and_the_bases_beyond(tiny):

@@ -277,6 +277,8 @@ def train(
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
 
+    if training_samples is None:  # a finished run called again: count what it trained on
+        training_samples = feed(options.window_seconds)[0]
     model = accelerator.unwrap_model(model)
     if state["best_step"] is not None and checkpoints.path(state["best_step"]).exists():
         Checkpoints.load_weights(checkpoints.path(state["best_step"]), model)
