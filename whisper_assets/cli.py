@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import logging
 import os
 import sys
@@ -298,11 +299,7 @@ def try_the_champion(settings, config: Path) -> int:
 
     serve_hint = f"Serve it yourself: {CONFIG_ENV_VAR}={config} make serve  (OpenAI's audio API on :8000/v1)"
     found = held_out_clip(settings.layout.catalog_path, COMMANDS_SOURCE)
-    try:
-        import openai  # noqa: F401  (the dev extra's client)
-    except ImportError:
-        found = None
-    if found is None:
+    if found is None or importlib.util.find_spec("openai") is None:  # the client comes with the dev extra
         print(f"\n{serve_hint}")
         return 0
     clip, said = found
