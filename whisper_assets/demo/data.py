@@ -143,27 +143,18 @@ def generate_review_db(path: Path) -> Path:
     blob."""
     path.unlink(missing_ok=True)
     review_db.create_database(path)
+
+    def spoken(text: str) -> bytes:
+        samples, rate = synthesize(text, "hr")
+        return review_db.encode_blob(soxr.resample(samples, rate, 16_000))
+
+    rows = [(text, spoken(text), 1) for text in HR_REVIEWED]
+    rows.append(("nije još pregledano", review_db.encode_blob(np.zeros(16_000, np.float32)), 0))
+    rows += [(stored, spoken(said), 0) for said, stored in HR_DRAFTS]
+    rows.append(("oštećen zapis", b"not zlib at all", 1))
     with review_db.connect(path) as con:
-        for text in HR_REVIEWED:
-            samples, rate = synthesize(text, "hr")
-            blob = review_db.encode_blob(soxr.resample(samples, rate, 16_000))
-            con.execute(
-                f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
-                (text, blob),
-            )
-        con.execute(
-            f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 0)",
-            ("nije još pregledano", review_db.encode_blob(np.zeros(16_000, np.float32))),
-        )
-        for said, stored in HR_DRAFTS:
-            samples, rate = synthesize(said, "hr")
-            con.execute(
-                f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 0)",
-                (stored, review_db.encode_blob(soxr.resample(samples, rate, 16_000))),
-            )
-        con.execute(
-            f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, 1)",
-            ("oštećen zapis", b"not zlib at all"),
+        con.executemany(
+            f"INSERT INTO {review_db.TABLE} (transcript, audio_blob, is_reviewed) VALUES (?, ?, ?)", rows
         )
     return path
 
