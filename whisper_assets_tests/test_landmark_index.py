@@ -4,6 +4,7 @@ import pytest
 from whisper_assets.audio.decode import decode
 from whisper_assets.audio.fingerprint import COMPARE_RATE, Landmarks, comparable_waveform, landmarks
 from whisper_assets.audio.process import to_mono_16k
+from whisper_assets.curation import landmark_index
 from whisper_assets.curation.landmark_index import BUCKET_CAP, candidate_pairs, duration_band
 from whisper_assets_tests.helpers import FSDD
 
@@ -35,6 +36,15 @@ def test_the_index_proposes_copies_and_not_distinct_clips():
     copies = [np.concatenate([np.zeros(100, np.float32), 0.5 * clips[k]]) for k in (3, 17, 42)]
     pairs = candidate_pairs(indexed(clips + copies))
     assert set(pairs) == {(3, 60), (17, 61), (42, 62)}
+
+
+def test_looking_items_up_in_small_chunks_finds_the_same_pairs(monkeypatch):
+    clips = [babble(seed, 1.5 + seed % 7 * 0.3) for seed in range(30)]
+    copies = [np.concatenate([np.zeros(100, np.float32), 0.5 * clips[k]]) for k in (0, 14, 29)]
+    items = indexed(copies + clips)  # each copy comes before its original, in another chunk
+    whole = candidate_pairs(items)
+    monkeypatch.setattr(landmark_index, "_CHUNK_POSTINGS", 500)  # a chunk of one to three items
+    assert candidate_pairs(items) == whole == [(0, 3), (1, 17), (2, 32)]
 
 
 def test_only_pairs_of_neighbouring_lengths_meet():

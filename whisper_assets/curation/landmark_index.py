@@ -1,23 +1,27 @@
 """Candidate duplicate pairs from an inverted index of landmarks, without comparing every item with every item.
 
-Each item's landmarks (audio.fingerprint.landmarks) are posted under (hash, duration band): two encodes of one
-recording have voiced spans of about the same length, so only neighbouring bands need to meet, and each item is
-posted in its own band and shadowed in the next one. Items that share a hash are counted per time offset
-between them; a pair becomes a candidate when enough of its landmarks agree on one offset, as in Shazam and
-audfprint. Buckets shared by more than `BUCKET_CAP` items carry no information and are skipped, so the work per
-item stays flat as the index grows: candidates cost O(items x landmarks x bucket size). Items may number
-up to 2^28.
+Each item's landmarks (audio.fingerprint.landmarks) are posted once, under (hash, duration band): two encodes of
+one recording have voiced spans of about the same length, so an item looks up its hashes in its own band and
+the two next to it. Items that share a hash are counted per time offset between them; a pair becomes a
+candidate when enough of its landmarks agree on one offset, as in Shazam and audfprint. Hashes posted more
+than `BUCKET_CAP` times in two neighbouring bands carry no information and are skipped (keys over the cap are
+left out of the index), so a lookup costs the same however large the index grows.
+
+The index is sorted arrays (16 bytes a posting, ~7 KB for a 3 s item), and items are looked up in chunks: all
+of a pair's hits come from the lookups of its first item, so a chunk's candidates are final and its hits are
+dropped before the next chunk. Memory grows with the index only; time with items x landmarks x bucket size.
+Items may number up to 2^28.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from whisper_assets.audio.fingerprint import LANDMARK_FRAME_SECONDS, Landmarks
 
-# More items than this under one (hash, band) key: a stop-listed key (measured settings in the README).
+# More postings than this under one (hash, band) key: a stop-listed key (measured settings in the README).
 BUCKET_CAP = 32
 MIN_HITS = 4  # landmarks agreeing on one offset, at least
 MIN_SHARE = 0.05  # ... and this share of the smaller item's landmarks
@@ -26,6 +30,7 @@ MIN_COVERAGE = 0.3  # ... from the first to the last hit, this share of the shor
 # further apart than 0.5 s are not a re-encode (the waveform check looks only +-0.25 s around).
 MAX_OFFSET_FRAMES = 64
 _BAND_RATIO = np.log(1.06)  # band width (2 + s) * 0.058 s: wider than a duplicate's duration slack anywhere
+_CHUNK_POSTINGS = 1 << 16  # landmarks looked up at once: bounds the hits held in memory
 
 
 def duration_band(voiced_seconds: float) -> int:
@@ -36,47 +41,86 @@ def duration_band(voiced_seconds: float) -> int:
 def candidate_pairs(items: Sequence[tuple[Landmarks, float]]) -> list[tuple[int, int]]:
     """Pairs (i < j) of item indices whose landmarks agree on one time offset along a good part of their
     length (MIN_HITS, MIN_SHARE, MIN_COVERAGE); `items` are (landmarks, voiced seconds)."""
-    keys, item, frame, shadow = _postings(items)
-    if not len(keys):
-        return []
-    order = np.argsort(keys, kind="stable")
-    keys, item, frame, shadow = keys[order], item[order], frame[order], shadow[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    sizes = np.diff(np.r_[starts, len(keys)])
-    pairs = []
-    for size in np.unique(sizes[(sizes > 1) & (sizes <= BUCKET_CAP)]):
-        rows = starts[sizes == size][:, None] + np.arange(size)[None, :]  # (buckets, size) postings
-        a, b = np.triu_indices(size, 1)
-        a, b = rows[:, a].ravel(), rows[:, b].ravel()
-        keep = (item[a] != item[b]) & ~(shadow[a] & shadow[b])
-        a, b = a[keep], b[keep]
-        first = item[a] < item[b]
-        low, high = np.where(first, item[a], item[b]), np.where(first, item[b], item[a])
-        at = np.where(first, frame[a], frame[b])  # on the first item's clock
-        offset = np.where(first, frame[b] - frame[a], frame[a] - frame[b])
-        near = np.abs(offset) <= MAX_OFFSET_FRAMES
-        pairs.append(np.stack([low[near], high[near], offset[near], at[near]], axis=1))
-    if not pairs:
-        return []
+    index = _LandmarkIndex(items)
     counts = np.array([len(landmarks.hashes) for landmarks, _ in items])
     frames = np.array([seconds / LANDMARK_FRAME_SECONDS for _, seconds in items])
-    return _agreeing(np.concatenate(pairs), counts, frames)
+    pairs: list[tuple[int, int]] = []
+    for first, stop in _chunks(counts):
+        pairs.extend(_agreeing(index.hits(items, first, stop), counts, frames))
+    return sorted(pairs)
 
 
-def _postings(items: Sequence[tuple[Landmarks, float]]):
-    """Every landmark under its (hash, band) key, and again shadowed under (hash, band + 1)."""
-    keys, item, frame, shadow = [], [], [], []
-    for index, (landmarks, seconds) in enumerate(items):
-        band = np.int64(duration_band(seconds))
-        hashes = landmarks.hashes.astype(np.int64)
-        for lift in (0, 1):
-            keys.append(hashes | ((band + lift) << 32))
-            item.append(np.full(len(hashes), index, dtype=np.int64))
-            frame.append(landmarks.frames.astype(np.int64))
-            shadow.append(np.full(len(hashes), bool(lift)))
-    if not keys:
-        return (np.zeros(0, np.int64),) * 3 + (np.zeros(0, bool),)
-    return tuple(np.concatenate(parts) for parts in (keys, item, frame, shadow))
+def _key(hashes: np.ndarray, band: int) -> np.ndarray:
+    return hashes.astype(np.int64) | (np.int64(band) << 32)
+
+
+class _LandmarkIndex:
+    """Every landmark of every item once, sorted by (hash, band) key, without the stop-listed keys."""
+
+    def __init__(self, items: Sequence[tuple[Landmarks, float]]):
+        self.bands = np.array([duration_band(seconds) for _, seconds in items], dtype=np.int64)
+        sizes = [len(landmarks.hashes) for landmarks, _ in items]
+        keys = np.concatenate(
+            [_key(landmarks.hashes, band) for (landmarks, _), band in zip(items, self.bands, strict=True)]
+            or [np.zeros(0, np.int64)]
+        )
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+        bucket = np.diff(np.r_[starts, len(keys)])
+        keep = np.repeat(bucket <= BUCKET_CAP, bucket)
+        self.stopped = keys[starts[bucket > BUCKET_CAP]]
+        self.keys = keys[keep]
+        del keys
+        self.item = np.repeat(np.arange(len(items), dtype=np.int32), sizes)[order][keep]
+        self.frame = np.concatenate(
+            [landmarks.frames.astype(np.int32) for landmarks, _ in items] or [np.zeros(0, np.int32)]
+        )[order][keep]
+
+    def hits(self, items: Sequence[tuple[Landmarks, float]], first: int, stop: int) -> np.ndarray:
+        """(low, high, offset, frame on low's clock) for every landmark that items first..stop-1 (the low
+        items) share with a later item of their own or a neighbouring band.
+
+        A hit between bands y-1 and y (or within y) counts when (hash, y-1) and (hash, y) together hold at most
+        BUCKET_CAP postings: an item meets its neighbours' lengths, so the stop-list does too."""
+        query = range(first, stop)
+        hashes = np.concatenate([items[i][0].hashes for i in query]).astype(np.int64)
+        owner = np.repeat(np.arange(first, stop), [len(items[i][0].hashes) for i in query])
+        at = np.concatenate([items[i][0].frames for i in query]).astype(np.int64)
+        band = self.bands[owner]
+        lookups = {lift: self._bucket(hashes | ((band + lift) << 32)) for lift in (-1, 0, 1)}
+        below = lookups[-1][1] + lookups[0][1] <= BUCKET_CAP
+        above = lookups[0][1] + lookups[1][1] <= BUCKET_CAP
+        found = []
+        for lift, allowed in ((-1, below), (0, below), (1, above)):
+            left, sizes = lookups[lift]
+            sizes = np.where(allowed, sizes, 0)
+            row = np.repeat(np.arange(len(sizes)), sizes)
+            target = left[row] + np.arange(len(row)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            later = self.item[target] > owner[row]
+            row, target = row[later], target[later]
+            offset = self.frame[target] - at[row]
+            near = np.abs(offset) <= MAX_OFFSET_FRAMES
+            found.append(np.stack([owner[row], self.item[target], offset, at[row]], axis=1)[near])
+        return np.concatenate(found)
+
+    def _bucket(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where each key's postings start, and how many there are (more than BUCKET_CAP if stop-listed)."""
+        left = np.searchsorted(self.keys, keys, "left")
+        sizes = np.searchsorted(self.keys, keys, "right") - left
+        at = np.minimum(np.searchsorted(self.stopped, keys), max(len(self.stopped) - 1, 0))
+        stopped = self.stopped[at] == keys if len(self.stopped) else np.zeros(len(keys), bool)
+        return left, np.where(stopped, BUCKET_CAP + 1, sizes)
+
+
+def _chunks(counts: np.ndarray) -> Iterator[tuple[int, int]]:
+    """Consecutive item ranges of about _CHUNK_POSTINGS landmarks each."""
+    first, total = 0, 0
+    for stop, count in enumerate(counts, start=1):
+        total += int(count)
+        if total >= _CHUNK_POSTINGS or stop == len(counts):
+            yield first, stop
+            first, total = stop, 0
 
 
 def _agreeing(found: np.ndarray, counts: np.ndarray, frames: np.ndarray) -> list[tuple[int, int]]:
