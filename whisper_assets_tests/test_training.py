@@ -17,6 +17,7 @@ from whisper_assets.asr.audio import PACK_GAP_SECONDS
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.training import checkpoints as checkpoints_module
+from whisper_assets.training import trainer as trainer_module
 from whisper_assets.training.checkpoints import MARKER, Checkpoints
 from whisper_assets.training.data import (
     FeatureCache,
@@ -181,6 +182,84 @@ def test_a_full_window_finish_saves_a_general_model(tiny, tmp_path):
     assert len(transcribe(reloaded, processor, items[:2], max_new_tokens=8)) == 2
     again = train(opts, items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
     assert again.resumed_from_step == 6 and again.samples == result.samples  # a finished run, re-published
+
+
+def test_the_saved_model_is_the_best_checkpoint_mixed_with_the_base(tiny, tmp_path):
+    model_dir, items = tiny
+    opts = options(model_dir, interpolation=0.5, full_window_steps=2, eval_every=2)
+    result = train(opts, items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    saved = load_file(str(result.model_dir / "model.safetensors"))
+    best = load_file(
+        str(Checkpoints(tmp_path / "run" / "checkpoints").path(result.best_step) / "model.safetensors")
+    )
+    base = load_file(str(model_dir / "model.safetensors"))
+    assert result.interpolation == 0.5
+    for name in ("model.encoder.layers.0.fc1.weight", "model.encoder.embed_positions.weight"):
+        assert not torch.allclose(best[name], base[name])
+        assert torch.allclose(saved[name], (best[name] + base[name]) / 2, atol=1e-6)
+
+
+def test_auto_interpolation_keeps_the_validation_wer_within_its_tolerance(tiny, tmp_path):
+    model_dir, items = tiny
+    result = train(
+        options(model_dir), items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl"
+    )
+    [mixed] = [r for r in result.history if r["stage"] == "interpolation"]
+    assert mixed["interpolation_share"] == result.interpolation and mixed["tuned_wer"] == result.best_wer
+    assert 0 < len(mixed["tried"]) <= 3
+    chosen = mixed["tried"].get(str(result.interpolation), result.best_wer)
+    assert chosen <= result.best_wer + 0.01
+    smaller = [float(share) for share, wer in mixed["tried"].items() if wer > result.best_wer + 0.01]
+    assert all(share < result.interpolation for share in smaller)
+
+
+@pytest.mark.parametrize(
+    ("losses", "spikes_at"),
+    [
+        ([2.0, 1.9, 1.8, 1.7, 1.6, 1.5, 9.0], 7),
+        ([0.05] * 10 + [0.3, 0.04], None),  # a hard batch late in training is no divergence
+        ([2.0, float("nan")], 2),
+        ([9.0, 2.0, 1.9, 1.8, 1.7, 1.6], None),  # the first steps' losses are high: warm-up
+    ],
+)
+def test_a_loss_spike_or_a_non_finite_loss_is_divergence(losses, spikes_at):
+    opts = TrainingOptions(max_steps=60)
+    state = {"recent_losses": [], "step": 0}
+    found = None
+    for loss in losses:
+        state["step"] += 1
+        if trainer_module._loss_spike(state, opts, loss) and found is None:
+            found = state["step"]
+    assert found == spikes_at
+
+
+@pytest.mark.parametrize(("diverges_at", "rolled_back_to"), [(4, "checkpoint 3"), (2, "base")])
+def test_a_diverged_run_stops_and_rolls_back_to_its_best_checkpoint_or_the_base(
+    tiny, tmp_path, monkeypatch, diverges_at, rolled_back_to
+):
+    model_dir, items = tiny
+    spike = trainer_module._loss_spike
+    monkeypatch.setattr(
+        trainer_module,
+        "_loss_spike",
+        lambda state, options, loss: (
+            spike(state, options, loss) or ("injected" if state["step"] == diverges_at else None)
+        ),
+    )
+    opts = options(model_dir, interpolation=1.0, max_steps=8, save_every=8)
+    result = train(opts, items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    [diverged] = [r for r in result.history if r["stage"] == "diverged"]
+    assert diverged["step"] == result.steps == diverges_at and diverged["reason"] == "injected"
+    saved = load_file(str(result.model_dir / "model.safetensors"))
+    expected = (
+        Checkpoints(tmp_path / "run" / "checkpoints").path(3) / "model.safetensors"
+        if rolled_back_to == "checkpoint 3"
+        else model_dir / "model.safetensors"
+    )
+    name = "model.encoder.layers.0.fc1.weight"
+    assert torch.equal(saved[name], load_file(str(expected))[name])
+    again = train(opts, items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    assert again.steps == diverges_at  # a diverged run is not resumed into more steps
 
 
 def test_a_restored_window_keeps_the_trained_positions_and_the_bases_beyond(tiny):

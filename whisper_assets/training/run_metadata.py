@@ -25,6 +25,7 @@ def run_metadata(run: TrainedRun, options: TrainingOptions, mlflow_run_link: str
         "steps": result.steps,
         "resumed_from_step": result.resumed_from_step,
         "best_validation_wer": result.best_wer,
+        "interpolation_share": result.interpolation,
         "device": result.device,
         "processes": result.processes,
         **run.folder.scope().fields(),

@@ -22,7 +22,7 @@ from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.run_manifest import git_commit, run_name, write_run_manifest
 from whisper_assets.training.trainer import TrainResult, train
 
-_LOGGED_EVERY = ("loss", "lr", "grad_norm", "wer", "gpu_memory_mb", "gpu_utilization")
+_LOGGED_EVERY = ("loss", "lr", "grad_norm", "wer", "gpu_memory_mb", "gpu_utilization", "interpolation_share")
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,7 @@ def train_run(
         steps=result.steps,
         best_wer=result.best_wer,
         best_step=result.best_step,
+        interpolation=result.interpolation,
         precision=result.precision,
         device=result.device,
         samples=result.samples,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import random
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,16 +49,20 @@ from whisper_assets.training.data import (
     timestamp_begin,
     to_samples,
 )
+from whisper_assets.training.interpolation import choose_share, interpolate
 from whisper_assets.training.model import (
     apply_method,
     restore_encoder_window,
     save_model,
     trim_encoder_window,
+    trim_feature_window,
 )
 from whisper_assets.training.options import TrainingOptions
 
 log = logging.getLogger(__name__)
 _MAX_GRAD_NORM = 1.0
+# A loss above 4x the median of the last 20 steps (and 2 nats above it) after warm-up: the run diverged.
+_SPIKE_FACTOR, _SPIKE_HISTORY, _SPIKE_MIN_HISTORY = 4.0, 20, 5
 
 
 @dataclass
@@ -73,6 +79,7 @@ class TrainResult:
     device: str
     history: list[dict] = field(default_factory=list)
     processes: int = 1  # data-parallel processes that trained it
+    interpolation: float = 1.0  # share of the fine-tuned weights in the saved model (the rest: the base's)
     cache: dict = field(default_factory=dict)
 
 
@@ -171,7 +178,7 @@ def train(
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)
-    scheduler = get_scheduler(options.scheduler, optimizer, options.warmup_steps, options.max_steps)
+    scheduler = get_scheduler(options.scheduler, optimizer, options.warmup, options.max_steps)
     # accelerate's grad scaler with fp16 on CUDA; else a disabled one, so checkpoints keep one layout
     scaler = accelerator.scaler or torch.amp.GradScaler(device.type, enabled=False)
 
@@ -184,12 +191,20 @@ def train(
         "best_step": None,
         "evals_since_best": 0,
         "done": False,
+        "base_wer": None,
+        "recent_losses": [],
     }
     if latest := checkpoints.latest():
         if finish_at is not None and Checkpoints.step_of(latest) >= finish_at:
             restore_encoder_window(model, processor.feature_extractor, full_window)
-        state = checkpoints.load(latest, model, optimizer, scheduler, scaler)
-        state["done"] = state["step"] >= options.max_steps or state.get("early_stopped", False)
+        state = {"base_wer": None, "recent_losses": []} | checkpoints.load(
+            latest, model, optimizer, scheduler, scaler
+        )
+        state["done"] = (
+            state["step"] >= options.max_steps
+            or state.get("early_stopped", False)
+            or state.get("diverged", False)
+        )
         log.info("resuming from %s (step %d)", latest.name, state["step"])
     resumed_from = state["step"]
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -214,6 +229,9 @@ def train(
         ]
         return aggregate(scores)["wer_normalized"]
 
+    if main and state["step"] == 0 and eval_items:  # the WER a diverging run is held against
+        state["base_wer"] = evaluate()
+        journal.write(stage="base", step=0, base_wer=state["base_wer"])
     started = time.perf_counter()
     audio_seconds = 0.0
     micro = 0
@@ -244,16 +262,17 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             state["step"] += 1
+            loss_value = accelerator.reduce(loss.detach(), "mean").item()
             journal.write(
                 stage="train",
                 step=state["step"],
                 epoch=state["epoch"],
-                loss=round(accelerator.reduce(loss.detach(), "mean").item(), 5),
+                loss=round(loss_value, 5),
                 lr=scheduler.get_last_lr()[0],
                 grad_norm=round(grad_norm, 5),
             )
             if main:
-                _after_step(state, options, evaluate, journal)
+                _after_step(state, options, evaluate, journal, loss_value)
             if accelerator.num_processes > 1:  # the main process evaluated: every process follows its state
                 state = broadcast_object_list([state])[0]
             switch = state["step"] == finish_at and not state["done"]
@@ -282,6 +301,14 @@ def train(
     model = accelerator.unwrap_model(model)
     if state["best_step"] is not None and checkpoints.path(state["best_step"]).exists():
         Checkpoints.load_weights(checkpoints.path(state["best_step"]), model)
+    share = 1.0
+    if state.get("diverged") and not _beat_the_base(state):
+        model = load_base(options.base_model)[0]  # nothing better than the base was found: roll back to it
+        configure_language(model, processor, language, options.task if multilingual else None)
+        trim_feature_window(processor.feature_extractor, FULL_WINDOW_SECONDS)
+    elif main and options.interpolation != 1.0:
+        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        share = _mix_with_base(model, options, evaluate, state, journal)
     model_dir = run_dir / "model"
     if main:
         save_model(model, processor, model_dir)
@@ -305,14 +332,45 @@ def train(
             "repaired": sum(c.repaired for c in caches),
         },
         processes=accelerator.num_processes,
+        interpolation=share,
     )
 
 
+def _mix_with_base(
+    model, options: TrainingOptions, evaluate: Callable[[], float | None], state: dict, journal: JsonLog
+) -> float:
+    """Interpolate the fine-tuned weights with the base's (`options.interpolation`); return the share kept.
+    Auto (None) without validation items (nothing to choose on) keeps the fine-tuned weights."""
+    tuned_wer = state["best_wer"]
+    if options.interpolation is None and tuned_wer is None:
+        return 1.0
+    tuned = {name: weight.detach().clone() for name, weight in model.state_dict().items()}
+    base = load_base(options.base_model)[0].state_dict()
+
+    def apply(share: float) -> None:
+        interpolate(model, base, tuned, share)
+
+    if options.interpolation is None:
+        share, tried = choose_share(apply, evaluate, tuned_wer, options.interpolation_tolerance)
+    else:
+        share, tried = options.interpolation, {}
+        apply(share)
+    journal.write(
+        stage="interpolation", step=state["step"], interpolation_share=share, tuned_wer=tuned_wer, tried=tried
+    )
+    return share
+
+
 def _after_step(
-    state: dict, options: TrainingOptions, evaluate: Callable[[], float | None], journal: JsonLog
+    state: dict, options: TrainingOptions, evaluate: Callable[[], float | None], journal: JsonLog, loss: float
 ) -> None:
-    """Evaluate on schedule, track the best step, and decide whether training is done."""
+    """Evaluate on schedule, track the best step, and decide whether training is done: at max_steps, by early
+    stopping, or when the run diverges (a loss spike, or a validation WER worse than the base's)."""
     finished = state["step"] >= options.max_steps
+    if spike := _loss_spike(state, options, loss):
+        journal.write(stage="diverged", step=state["step"], reason=spike, best_step=state["best_step"])
+        state["diverged"] = state["done"] = True
+        return
     if state["step"] % options.eval_every == 0 or finished:
         wer = evaluate()
         if wer is not None:
@@ -321,11 +379,50 @@ def _after_step(
                 state["best_wer"], state["best_step"], state["evals_since_best"] = wer, state["step"], 0
             else:
                 state["evals_since_best"] += 1
+            base_wer = _base_bar(state)
+            if base_wer is not None and wer > base_wer:
+                reason = f"validation WER {wer:.3f} is worse than the base's {base_wer:.3f}"
+                journal.write(
+                    stage="diverged", step=state["step"], reason=reason, best_step=state["best_step"]
+                )
+                state["diverged"] = finished = True
             patience = options.early_stopping_patience
             if patience and state["evals_since_best"] >= patience:
                 journal.write(stage="early_stop", step=state["step"], best_step=state["best_step"])
                 state["early_stopped"] = finished = True
     state["done"] = finished
+
+
+def _loss_spike(state: dict, options: TrainingOptions, loss: float) -> str | None:
+    """Why this step's loss means the run diverged (not finite, or, after warm-up, several times and well above
+    the recent steps' median), or None."""
+    recent = state["recent_losses"]
+    median = statistics.median(recent) if len(recent) >= _SPIKE_MIN_HISTORY else None
+    recent.append(loss)
+    del recent[:-_SPIKE_HISTORY]
+    if not math.isfinite(loss):
+        return f"loss is {loss}"
+    if (
+        median is not None
+        and state["step"] > options.warmup
+        and loss > max(_SPIKE_FACTOR * median, median + 2)
+    ):
+        return f"loss {loss:.3f} spiked over the recent median {median:.3f}"
+    return None
+
+
+def _base_bar(state: dict) -> float | None:
+    """The base's validation WER, which a run must not end worse than; None when it was not measured or the
+    base hears nothing (WER >= 1: a random or foreign-language base sets no bar)."""
+    base_wer = state["base_wer"]
+    return base_wer if base_wer is not None and base_wer < 1.0 else None
+
+
+def _beat_the_base(state: dict) -> bool:
+    """Whether there is a best checkpoint and it validated no worse than the base."""
+    if state["best_step"] is None:
+        return False
+    return (bar := _base_bar(state)) is None or state["best_wer"] <= bar
 
 
 def _replay_per_batch(options: TrainingOptions, replay_samples: int) -> int:
