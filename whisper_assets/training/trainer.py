@@ -279,7 +279,15 @@ def train(
             if switch:  # the full-window phase: a new model to choose among, fed afresh
                 unwrapped = accelerator.unwrap_model(model)
                 restore_encoder_window(unwrapped, processor.feature_extractor, full_window)
-                state.update(epoch=0, batch_in_epoch=0, best_wer=None, best_step=None, evals_since_best=0)
+                # the loss at 30 s is on another scale: spikes are judged against 30 s steps only
+                state.update(
+                    epoch=0,
+                    batch_in_epoch=0,
+                    best_wer=None,
+                    best_step=None,
+                    evals_since_best=0,
+                    recent_losses=[],
+                )
                 journal.write(stage="full_window", step=state["step"])
             new_best = state["best_step"] == state["step"]  # saved so the best weights can be restored
             saved = state["step"] % options.save_every == 0 or state["done"] or new_best or switch
