@@ -31,6 +31,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--packing", action="store_true")
     parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument(
+        "--full-window-steps", type=int, default=0, help="last steps at 30 s (trimmed window)"
+    )
     args = parser.parse_args()
     if not args.base.exists() or not args.data.exists():
         raise SystemExit(f"needs {args.base} and {args.data} (the shared folder beside the checkout)")
@@ -49,6 +52,7 @@ def main() -> None:
         "save_every": args.steps,
         "packing": args.packing,
         "window_seconds": args.window,
+        "full_window_steps": args.full_window_steps,
         "generation_max_tokens": 16,
         "eval_batch_size": 32,
     }
@@ -89,8 +93,9 @@ def main() -> None:
     trained, evaluated = events["whisper_model"], events["eval_metrics"]
     report = json.loads(Path(evaluated["report"].value).read_text())
     print(
-        f"steps {trained['steps'].value}, packing {args.packing}, window {args.window} s, "
-        f"train+eval wall {elapsed:.0f} s, {trained['audio_seconds_per_second'].value} audio s/s"
+        f"steps {trained['steps'].value}, packing {args.packing}, window {args.window} s "
+        f"(last {args.full_window_steps} at 30 s), interpolation share {trained['interpolation_share'].value}, "
+        f"training {trained['train_seconds'].value} s, train+eval wall {elapsed:.0f} s, {trained['audio_seconds_per_second'].value} audio s/s"
     )
     for model in ("base", "finetuned"):
         test = report[model]["test"]["overall"]

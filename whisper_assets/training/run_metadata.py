@@ -30,6 +30,7 @@ def run_metadata(run: TrainedRun, options: TrainingOptions, mlflow_run_link: str
         "processes": result.processes,
         **run.folder.scope().fields(),
         "precision": result.precision,
+        "train_seconds": round(result.train_seconds, 1),
         "audio_seconds_per_second": round(run.audio_seconds_per_second, 2),
         "feature_cache": typed("json", result.cache),
         "mlflow_run_id": run.mlflow_run_id,
