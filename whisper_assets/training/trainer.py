@@ -229,10 +229,10 @@ def train(
         ]
         return aggregate(scores)["wer_normalized"]
 
+    started = time.perf_counter()  # the run's cost: the base's validation and the interpolation included
     if main and state["step"] == 0 and eval_items:  # the WER a diverging run is held against
         state["base_wer"] = evaluate()
         journal.write(stage="base", step=0, base_wer=state["base_wer"])
-    started = time.perf_counter()
     audio_seconds = 0.0
     micro = 0
     model.train()
