@@ -194,6 +194,11 @@ def test_the_saved_model_is_the_best_checkpoint_mixed_with_the_base(tiny, tmp_pa
     )
     base = load_file(str(model_dir / "model.safetensors"))
     assert result.interpolation == 0.5
+    [base_record] = [r for r in result.history if r["stage"] == "base"]
+    base_model, processor = load_base(str(model_dir))  # the bar is the base at its own 30 s window
+    assert base_record["base_wer"] == trainer_module._validation_wer(
+        base_model, processor, items[:2], opts, None
+    )
     for name in ("model.encoder.layers.0.fc1.weight", "model.encoder.embed_positions.weight"):
         assert not torch.allclose(best[name], base[name])
         assert torch.allclose(saved[name], (best[name] + base[name]) / 2, atol=1e-6)

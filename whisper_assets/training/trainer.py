@@ -134,6 +134,12 @@ def train(
     multilingual = is_multilingual(model)
     language = options.language if multilingual else None
     configure_language(model, processor, language, options.task if multilingual else None)
+    eval_items = list(validation_items)[: options.max_eval_items]
+    checkpoints = Checkpoints(run_dir / "checkpoints")
+    started = time.perf_counter()  # the run's cost: the base's validation and the interpolation included
+    # The base at its full window, before any step: the WER a diverging run is held against.
+    fresh = main and checkpoints.latest() is None
+    base_wer = _validation_wer(model.to(device), processor, eval_items, options, language) if fresh else None
     full_window = trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
     model = apply_method(model, options)
     # With a trimmed window, the last full_window_steps train at 30 s: the saved model is a general one again.
@@ -182,7 +188,6 @@ def train(
     # accelerate's grad scaler with fp16 on CUDA; else a disabled one, so checkpoints keep one layout
     scaler = accelerator.scaler or torch.amp.GradScaler(device.type, enabled=False)
 
-    checkpoints = Checkpoints(run_dir / "checkpoints")
     state = {
         "step": 0,
         "epoch": 0,
@@ -191,7 +196,7 @@ def train(
         "best_step": None,
         "evals_since_best": 0,
         "done": False,
-        "base_wer": None,
+        "base_wer": base_wer,
         "recent_losses": [],
     }
     if latest := checkpoints.latest():
@@ -209,29 +214,11 @@ def train(
     resumed_from = state["step"]
     model, optimizer = accelerator.prepare(model, optimizer)
     journal = JsonLog(log_path, on_record, enabled=main)
-    eval_items = list(validation_items)[: options.max_eval_items]
 
     def evaluate() -> float | None:
-        if not eval_items:
-            return None
-        hypotheses = transcribe(
-            accelerator.unwrap_model(model),
-            processor,
-            eval_items,
-            task=options.task,
-            language=language,
-            batch_size=options.eval_batch_size,
-            max_new_tokens=options.generation_max_tokens,
-        )
-        scores = [
-            score_utterance(i["transcript"], h, i["language"])
-            for i, h in zip(eval_items, hypotheses, strict=True)
-        ]
-        return aggregate(scores)["wer_normalized"]
+        return _validation_wer(accelerator.unwrap_model(model), processor, eval_items, options, language)
 
-    started = time.perf_counter()  # the run's cost: the base's validation and the interpolation included
-    if main and state["step"] == 0 and eval_items:  # the WER a diverging run is held against
-        state["base_wer"] = evaluate()
+    if state["base_wer"] is not None and not resumed_from:
         journal.write(stage="base", step=0, base_wer=state["base_wer"])
     audio_seconds = 0.0
     micro = 0
@@ -342,6 +329,27 @@ def train(
         processes=accelerator.num_processes,
         interpolation=share,
     )
+
+
+def _validation_wer(
+    model, processor, items: Sequence[dict], options: TrainingOptions, language: str | None
+) -> float | None:
+    """Normalized WER of the model on the validation items; None without any."""
+    if not items:
+        return None
+    hypotheses = transcribe(
+        model,
+        processor,
+        items,
+        task=options.task,
+        language=language,
+        batch_size=options.eval_batch_size,
+        max_new_tokens=options.generation_max_tokens,
+    )
+    scores = [
+        score_utterance(i["transcript"], h, i["language"]) for i, h in zip(items, hypotheses, strict=True)
+    ]
+    return aggregate(scores)["wer_normalized"]
 
 
 def _mix_with_base(
