@@ -204,7 +204,7 @@ def test_the_saved_model_is_the_best_checkpoint_mixed_with_the_base(tiny, tmp_pa
         assert torch.allclose(saved[name], (best[name] + base[name]) / 2, atol=1e-6)
 
 
-def test_auto_interpolation_keeps_the_validation_wer_within_its_tolerance(tiny, tmp_path):
+def test_auto_interpolation_keeps_the_validation_wer_within_its_tolerance(tiny, tmp_path, monkeypatch):
     model_dir, items = tiny
     result = train(
         options(model_dir), items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl"
@@ -216,6 +216,14 @@ def test_auto_interpolation_keeps_the_validation_wer_within_its_tolerance(tiny, 
     assert chosen <= result.best_wer + 0.01
     smaller = [float(share) for share, wer in mixed["tried"].items() if wer > result.best_wer + 0.01]
     assert all(share < result.interpolation for share in smaller)
+    saved = load_file(str(result.model_dir / "model.safetensors"))
+    monkeypatch.setattr(trainer_module, "_validation_wer", lambda *args: pytest.fail("validated again"))
+    again = train(
+        options(model_dir), items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl"
+    )
+    assert again.interpolation == result.interpolation  # re-published with the share chosen the first time
+    resaved = load_file(str(again.model_dir / "model.safetensors"))
+    assert all(torch.equal(resaved[name], saved[name]) for name in saved)
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,9 @@ def train(
     full_window = trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
     model = apply_method(model, options)
     # With a trimmed window, the last full_window_steps train at 30 s: the saved model is a general one again.
-    finish_at = options.max_steps - options.full_window_steps if full_window is not None else None
+    finish_at = None
+    if full_window is not None and options.full_window_steps:
+        finish_at = options.max_steps - options.full_window_steps
 
     timestamps = options.timestamp_probability
     if timestamps and timestamp_begin(processor.tokenizer) is None:
@@ -211,7 +213,7 @@ def train(
             or state.get("diverged", False)
         )
         log.info("resuming from %s (step %d)", latest.name, state["step"])
-    resumed_from = state["step"]
+    resumed_from, finished_before = state["step"], state["done"]
     model, optimizer = accelerator.prepare(model, optimizer)
     journal = JsonLog(log_path, on_record, enabled=main)
 
@@ -303,7 +305,8 @@ def train(
         trim_feature_window(processor.feature_extractor, FULL_WINDOW_SECONDS)
     elif main and options.interpolation != 1.0:
         model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-        share = _mix_with_base(model, options, evaluate, state, journal)
+        chosen = _logged_share(log_path) if finished_before else None  # re-published: as chosen then
+        share = _mix_with_base(model, options, evaluate, state, journal, chosen)
     model_dir = run_dir / "model"
     if main:
         save_model(model, processor, model_dir)
@@ -353,10 +356,16 @@ def _validation_wer(
 
 
 def _mix_with_base(
-    model, options: TrainingOptions, evaluate: Callable[[], float | None], state: dict, journal: JsonLog
+    model,
+    options: TrainingOptions,
+    evaluate: Callable[[], float | None],
+    state: dict,
+    journal: JsonLog,
+    chosen: float | None = None,
 ) -> float:
-    """Interpolate the fine-tuned weights with the base's (`options.interpolation`); return the share kept.
-    Auto (None) without validation items (nothing to choose on) keeps the fine-tuned weights."""
+    """Interpolate the fine-tuned weights with the base's (`options.interpolation`, else `chosen` by an earlier
+    call, else chosen now); return the share kept. Auto (None) without validation items (nothing to choose on)
+    keeps the fine-tuned weights."""
     tuned_wer = state["best_wer"]
     if options.interpolation is None and tuned_wer is None:
         return 1.0
@@ -366,15 +375,27 @@ def _mix_with_base(
     def apply(share: float) -> None:
         interpolate(model, base, tuned, share)
 
-    if options.interpolation is None:
+    if options.interpolation is None and chosen is None:
         share, tried = choose_share(apply, evaluate, tuned_wer, options.interpolation_tolerance)
     else:
-        share, tried = options.interpolation, {}
+        share, tried = options.interpolation or chosen, {}
         apply(share)
     journal.write(
         stage="interpolation", step=state["step"], interpolation_share=share, tuned_wer=tuned_wer, tried=tried
     )
     return share
+
+
+def _logged_share(log_path: Path) -> float | None:
+    """The interpolation share the run's log recorded last, if any."""
+    if not log_path.exists():
+        return None
+    shares = [
+        r["interpolation_share"]
+        for r in map(json.loads, log_path.read_text().splitlines())
+        if r["stage"] == "interpolation"
+    ]
+    return shares[-1] if shares else None
 
 
 def _after_step(
