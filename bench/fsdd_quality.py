@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--packing", action="store_true")
+    parser.add_argument("--method", default="full", choices=["full", "lora", "freeze_encoder"])
+    parser.add_argument("--learning-rate", type=float, default=1e-5)
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument(
         "--full-window-steps", type=int, default=0, help="last steps at 30 s (trimmed window)"
@@ -46,7 +48,8 @@ def main() -> None:
         "base_model": str(args.base.resolve()),
         "max_steps": args.steps,
         "batch_size": 16,
-        "learning_rate": 1e-5,
+        "method": args.method,
+        "learning_rate": args.learning_rate,
         "warmup_steps": 5,
         "eval_every": args.steps,
         "save_every": args.steps,
