@@ -1,7 +1,13 @@
 """Where the steps of a run execute: the run's own process by default; with `compute.executor: k8s`, each step
 of the model jobs in its own pod (dagster-k8s), the steps in the `gpu` pool in the settings' GPU pod."""
 
-from collections.abc import Iterable
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
@@ -35,4 +41,37 @@ def training_pipes_client(compute: ComputeSettings) -> dg.PipesClient:
         from dagster_k8s import PipesK8sClient  # the `team` extra
 
         return PipesK8sClient()
-    return dg.PipesSubprocessClient()
+    return dg.PipesSubprocessClient(message_reader=WholeLineMessageReader())
+
+
+class WholeLineMessageReader(dg.PipesTempFileMessageReader):
+    """Dagster's file reader parses whatever `readline` returns, and a long message (the run's metadata with
+    its plots) can be caught half-written: a JSONDecodeError that fails the step under load. This one parses
+    a message only once its line is complete."""
+
+    @contextmanager
+    def read_messages(self, handler) -> Iterator[dict]:
+        with tempfile.TemporaryDirectory() as folder:
+            reader = _WholeLineFileReader(os.path.join(folder, "messages"), include_stdio_in_messages=False)
+            with reader.read_messages(handler) as params:
+                yield params
+
+
+class _WholeLineFileReader(dg.PipesFileMessageReader):
+    def _reader_thread(self, handler, is_resource_complete) -> None:  # Dagster's hook (1.13.27), line-safe
+        try:
+            with open(self._path, encoding="utf-8") as stream:
+                pending = ""
+                while True:
+                    line = stream.readline()
+                    pending += line
+                    if pending.endswith("\n"):
+                        handler.handle_message(json.loads(pending))
+                        pending = ""
+                    elif not line:  # nothing new: the writer is done, or not yet
+                        if is_resource_complete.is_set():
+                            break
+                        time.sleep(0.01)
+        except Exception:
+            handler.report_pipes_framework_exception(f"{type(self).__name__} reader thread", sys.exc_info())
+            raise

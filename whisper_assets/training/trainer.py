@@ -61,8 +61,9 @@ from whisper_assets.training.options import TrainingOptions
 
 log = logging.getLogger(__name__)
 _MAX_GRAD_NORM = 1.0
-# A loss above 4x the median of the last 20 steps (and 2 nats above it) after warm-up: the run diverged.
-_SPIKE_FACTOR, _SPIKE_HISTORY, _SPIKE_MIN_HISTORY = 4.0, 20, 5
+# After warm-up, the median loss of the last 5 steps over 4x (and 2 nats above) that of the 20 before them:
+# the run diverged.
+_SPIKE_FACTOR, _SPIKE_HISTORY, _SPIKE_MIN_HISTORY, _SPIKE_RUN = 4.0, 20, 5, 5
 
 
 @dataclass
@@ -402,10 +403,10 @@ def _after_step(
     state: dict, options: TrainingOptions, evaluate: Callable[[], float | None], journal: JsonLog, loss: float
 ) -> None:
     """Evaluate on schedule, track the best step, and decide whether training is done: at max_steps, by early
-    stopping, or when the run diverges (a loss spike, or a validation WER worse than the base's)."""
+    stopping, or when the run diverges (losses that stay high, or a validation WER worse than the base's)."""
     finished = state["step"] >= options.max_steps
-    if spike := _loss_spike(state, options, loss):
-        journal.write(stage="diverged", step=state["step"], reason=spike, best_step=state["best_step"])
+    if reason := _loss_diverging(state, options, loss):
+        journal.write(stage="diverged", step=state["step"], reason=reason, best_step=state["best_step"])
         state["diverged"] = state["done"] = True
         return
     if state["step"] % options.eval_every == 0 or finished:
@@ -430,21 +431,20 @@ def _after_step(
     state["done"] = finished
 
 
-def _loss_spike(state: dict, options: TrainingOptions, loss: float) -> str | None:
-    """Why this step's loss means the run diverged (not finite, or, after warm-up, several times and well above
-    the recent steps' median), or None."""
+def _loss_diverging(state: dict, options: TrainingOptions, loss: float) -> str | None:
+    """Why the losses mean the run diverged, or None: a loss that is not finite, or, after warm-up, losses that
+    stay high: the median of the last _SPIKE_RUN steps over 4x (and 2 nats above) the median of the steps
+    before them. A single hard batch is no divergence (the demo's tiny model has 4x spikes it recovers from)."""
     recent = state["recent_losses"]
-    median = statistics.median(recent) if len(recent) >= _SPIKE_MIN_HISTORY else None
     recent.append(loss)
-    del recent[:-_SPIKE_HISTORY]
+    del recent[: -(_SPIKE_HISTORY + _SPIKE_RUN)]
     if not math.isfinite(loss):
         return f"loss is {loss}"
-    if (
-        median is not None
-        and state["step"] > options.warmup
-        and loss > max(_SPIKE_FACTOR * median, median + 2)
-    ):
-        return f"loss {loss:.3f} spiked over the recent median {median:.3f}"
+    if state["step"] <= options.warmup or len(recent) < _SPIKE_MIN_HISTORY + _SPIKE_RUN:
+        return None
+    before, last = statistics.median(recent[:-_SPIKE_RUN]), statistics.median(recent[-_SPIKE_RUN:])
+    if last > max(_SPIKE_FACTOR * before, before + 2):
+        return f"loss median {last:.3f} over the last {_SPIKE_RUN} steps, against {before:.3f} before them"
     return None
 
 
