@@ -300,7 +300,7 @@ def train(
     if state["best_step"] is not None and checkpoints.path(state["best_step"]).exists():
         Checkpoints.load_weights(checkpoints.path(state["best_step"]), model)
     share = 1.0
-    if state.get("diverged") and not _beat_the_base(state):
+    if main and state.get("diverged") and not _beat_the_base(state):
         model = load_base(options.base_model)[0]  # nothing better than the base was found: roll back to it
         configure_language(model, processor, language, options.task if multilingual else None)
         trim_feature_window(processor.feature_extractor, FULL_WINDOW_SECONDS)
