@@ -162,16 +162,20 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _graph_loaded(port: int) -> bool:
-    """The code location has loaded: the webserver lists its assets."""
+def _graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
-        data=b'{"query": "{ assetNodes { id } }"}',
+        data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)["data"]
+
+
+def _graph_loaded(port: int) -> bool:
+    """The code location has loaded: the webserver lists its assets."""
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return bool(json.load(response)["data"]["assetNodes"])
+        return bool(_graphql(port, "{ assetNodes { id } }")["assetNodes"])
     except OSError:
         return False
 
@@ -227,10 +231,12 @@ def test_the_first_steps_after_the_demo_in_a_browser(demo, browser):
     with started(ui, env, f"http://127.0.0.1:{port}/server_info"):
         wait_for(lambda: _graph_loaded(port), 120)
         walk.visit(f"http://127.0.0.1:{port}/asset-groups", "Global asset lineage")
-        if browser.find_elements(
-            By.XPATH, "//button[normalize-space()='Skip']"
-        ):  # the first-visit newsletter
+        if _graphql(port, "{ shouldShowNux }")["shouldShowNux"]:
+            # The first visit's newsletter dialog opens a second after the page: skip it, and wait for its
+            # backdrop to go (it takes the clicks meant for the page).
+            wait_for(lambda: browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"))
             walk.click_text("Skip")
+            wait_for(lambda: not browser.find_elements(By.CSS_SELECTOR, ".bp5-overlay-backdrop"))
         wait_for(
             lambda: (
                 {"ingest", "curation", "model"} <= set(browser.find_element(By.TAG_NAME, "body").text.split())
