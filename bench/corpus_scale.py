@@ -11,6 +11,8 @@ transcripts. Each asset of the source is materialized in turn through the projec
 hours of such audio on this machine. `--shards N` splits the source into N shards whose per-source assets run at
 once, each in its own process (`--workers 1`: one core each, as one pod per shard would be). Without `--model` the alignment model is one that cannot be loaded, so
 `segments` keeps items whole without word timings (alignment is measured on its own with `--model`).
+Then a second, late source of `--late` clips arrives: its `dedup_report` (`late_dedup_report`) is the cost of
+looking a new source up against the stored index of the big one, and should not grow with N.
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ def run_assets(config: str, partition: str | None, assets: tuple[str, ...], work
     return {"seconds": timings, "peak_mb": peak_rss_mb()}
 
 
-def measure(count: int, data: Path, model: str, shards: int, workers: int) -> dict:
+def measure(count: int, data: Path, model: str, shards: int, workers: int, late: int) -> dict:
     """The per-source assets of every shard at once (each shard its own process, as the run launcher or a
     Kubernetes pod runs it), then `splits`."""
     root = Path(tempfile.mkdtemp(prefix=f"bench-scale-{count}-"))
@@ -102,7 +104,10 @@ def measure(count: int, data: Path, model: str, shards: int, workers: int) -> di
         config = root / "whisper_assets.yaml"
         settings = {
             "data_root": ".",
-            "sources": [{"name": "scale", "language": "en", "shards": shards}],
+            "sources": [
+                {"name": "scale", "language": "en", "shards": shards},
+                {"name": "late", "language": "en"},
+            ],
             "segmentation": {"alignment_model": model},
         }
         config.write_text(yaml.safe_dump(settings))
@@ -113,10 +118,14 @@ def measure(count: int, data: Path, model: str, shards: int, workers: int) -> di
                 pool.map(run_assets, [str(config)] * shards, keys, [PER_SOURCE] * shards, [workers] * shards)
             )
         ingest_wall = round(time.perf_counter() - started, 2)
+        generate(root / "uploads" / "late", late, data)
+        arrived = run_assets(str(config), "late", ("inventory", "dedup_report"), workers)
         merged = run_assets(str(config), None, ("splits",), workers)
-        timings = {
-            asset: max(shard["seconds"][asset] for shard in per_shard) for asset in PER_SOURCE
-        } | merged["seconds"]
+        timings = (
+            {asset: max(shard["seconds"][asset] for shard in per_shard) for asset in PER_SOURCE}
+            | {"late_dedup_report": arrived["seconds"]["dedup_report"]}
+            | merged["seconds"]
+        )
         return {
             "clips": count,
             "audio_hours": round(seconds / 3600, 3),
@@ -135,12 +144,13 @@ def main() -> None:
     parser.add_argument("--model", default="no-such-owner/unloadable-model", help="the alignment model")
     parser.add_argument("--shards", type=int, default=1, help="split the source; shards run in parallel")
     parser.add_argument("--workers", type=int, default=0, help="processes per step (0: every core)")
+    parser.add_argument("--late", type=int, default=200, help="clips of the source that arrives afterwards")
     args = parser.parse_args()
     if not args.data.exists():
         raise SystemExit(f"needs {args.data} (the shared folder beside the checkout)")
     results = []
     for count in args.sizes:
-        results.append(measure(count, args.data, args.model, args.shards, args.workers))
+        results.append(measure(count, args.data, args.model, args.shards, args.workers, args.late))
         row = results[-1]
         print(
             f"{count} clips ({row['audio_hours']} h, {args.shards} shard(s), workers {args.workers}): "
@@ -157,7 +167,7 @@ def main() -> None:
         }
         print(f"growth exponent {small['clips']} -> {large['clips']}: {exponents}")
     last = results[-1]
-    per_hour = sum(last["seconds"].values()) / last["audio_hours"]
+    per_hour = sum(v for k, v in last["seconds"].items() if k != "late_dedup_report") / last["audio_hours"]
     print(
         f"extrapolated from {last['clips']} clips ({per_hour:.0f} s per audio hour): 100 h {per_hour * 100 / 3600:.1f} h, "
         f"1,000 h {per_hour * 1000 / 3600:.1f} h on this machine; divide by N for N such machines (shards)"

@@ -13,6 +13,7 @@ from whisper_assets.curation.dedup import (
     audio_identities,
     find_duplicates,
     identity_cache_path,
+    open_landmark_store,
 )
 from whisper_assets.demo.data import espeak_available, synthesize
 from whisper_assets_tests.helpers import FSDD
@@ -102,40 +103,57 @@ def test_a_re_encode_with_another_transcript_is_merged_and_noted(tmp_path, write
     assert "different transcript" in rows["s-b.mp3"]["note"] and rows["s-a.wav"]["note"] is None
 
 
-def test_a_re_run_compares_only_pairs_with_a_new_file(tmp_path, write_clip, monkeypatch):
-    from whisper_assets.curation import dedup
+def test_a_re_run_compares_only_pairs_with_a_new_file_and_indexes_only_it(tmp_path, write_clip, monkeypatch):
+    from whisper_assets.curation import dedup, landmark_store
 
     texts = ["alpha bravo", "quiet river stones", "seven lamps", "uzbek yogurt"]
     paths = [write_clip(tmp_path / f"{i}.wav", text, seconds=2.0) for i, text in enumerate(texts)]
-    loads = []
-    real = dedup._Waveforms._load
+    loads, indexed = [], []
+    real_load, real_build = dedup._Waveforms._load, landmark_store.LandmarkIndex.build
     monkeypatch.setattr(
-        dedup._Waveforms, "_load", staticmethod(lambda path: loads.append(path) or real(path))
+        dedup._Waveforms, "_load", staticmethod(lambda path: loads.append(path) or real_load(path))
+    )
+    monkeypatch.setattr(
+        landmark_store.LandmarkIndex, "build", lambda items: indexed.append(len(items)) or real_build(items)
     )
 
-    def cluster(files):
+    def cluster(files, scope="s"):
+        found = candidates({"s": files}, tmp_path / "cache")
         return by_id(
-            find_duplicates(candidates({"s": files}, tmp_path / "cache"), PairVerdicts(tmp_path, "s"))
+            find_duplicates(found, PairVerdicts(tmp_path, scope), open_landmark_store(tmp_path, scope))
         )
 
     first = cluster(paths)
-    assert all(r["cluster_size"] == 1 for r in first.values())
+    assert all(r["cluster_size"] == 1 for r in first.values()) and indexed == [4]
     loads.clear()
-    assert cluster(paths) == first and loads == []  # nothing new: verdicts are reused, nothing decoded
+    assert (
+        cluster(paths) == first and loads == [] and indexed == [4]
+    )  # nothing new: nothing decoded or indexed
     copy = tmp_path / "copy.mp3"
     write_audio(copy, sf.read(paths[0])[0], 16_000)
     again = cluster([*paths, copy])
     assert again["s-copy.mp3"]["canonical_id"] == "s-0.wav"
+    assert indexed == [4, 1]  # the new file alone, looked up against the stored segment
     assert {str(copy), str(paths[0])} <= set(loads) and len(loads) < 5  # its original, not every file
     loads.clear()
-    other_scope = find_duplicates(
-        candidates({"s": [*paths, copy]}, tmp_path / "cache"), PairVerdicts(tmp_path, "t")
-    )
-    assert by_id(other_scope) == again and loads == []  # another scope (splits) reuses the verdicts
-    monkeypatch.setattr(dedup, "candidate_pairs", lambda items: pytest.fail("the index was queried again"))
-    subset = find_duplicates(
-        candidates({"s": [paths[0], copy]}, tmp_path / "cache"), PairVerdicts(tmp_path, "u")
-    )
-    assert (
-        by_id(subset)["s-copy.mp3"]["canonical_id"] == "s-0.wav"
-    )  # a subset reuses the full set's proposals
+    assert cluster([*paths, copy], "t") == again and loads == []  # another scope (splits) reuses all of it
+    assert cluster([paths[0], copy], "u")["s-copy.mp3"]["canonical_id"] == "s-0.wav" and indexed == [4, 1]
+
+
+def test_segments_added_at_the_same_time_are_looked_up_against_each_other(tmp_path, write_clip):
+    """Two shards index their files at once, neither seeing the other's segment: a copy in one of an
+    original in the other is still proposed, once the store catches up."""
+    original = write_clip(tmp_path / "a.wav", "quiet river stones", seconds=2.0)
+    copy = tmp_path / "b.mp3"
+    write_audio(copy, sf.read(original)[0], 16_000)
+    found = candidates({"s": [original, copy]}, tmp_path / "cache")
+    files = [
+        (c.sha256, c.identity.pcm_sha256, c.identity.landmarks, c.identity.voiced_seconds) for c in found
+    ]
+    stores = [open_landmark_store(tmp_path, f"shard-{k}") for k in (0, 1)]  # both opened before either adds
+    for store, file in zip(stores, files, strict=True):
+        store.add([file])
+    assert all(len(s.segments) == 1 for s in stores)  # neither saw the other
+    everyone = open_landmark_store(tmp_path, "all")
+    assert everyone.pairs({f[0] for f in files}) == [tuple(sorted(f[0] for f in files))]
+    assert len(list((tmp_path / "landmarks-v3" / "links").glob("*.json"))) == 1  # kept: not looked up again

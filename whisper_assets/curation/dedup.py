@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from whisper_assets.audio.fingerprint import (
 )
 from whisper_assets.audio.process import to_mono_16k
 from whisper_assets.curation.landmark_index import candidate_pairs
+from whisper_assets.curation.landmark_store import LandmarkStore
 from whisper_assets.files import write_json_atomic
 from whisper_assets.parallel import parallel_map
 from whisper_assets.text.normalize import comparable
@@ -123,14 +124,16 @@ def dedup_partition(
     """
     readable = [r for r in inventory if r["is_audio"] and r["readable"]]
     own = {r["sha256"]: r["abs_path"] for r in readable if r["id"] in own_ids}
-    identities = cached_identities({r["sha256"] for r in readable} - own.keys(), cache_root)
+    store = open_landmark_store(cache_root, scope)
+    identities = indexed_identities(store, {r["sha256"] for r in readable} - own.keys())
     identities |= audio_identities(own, cache_root, workers)
     candidates = [
         DedupCandidate.from_inventory(r, identities[r["sha256"]])
         for r in readable
         if r["sha256"] in identities
     ]
-    return [r for r in find_duplicates(candidates, PairVerdicts(cache_root, scope)) if r["id"] in own_ids]
+    rows = find_duplicates(candidates, PairVerdicts(cache_root, scope), store)
+    return [r for r in rows if r["id"] in own_ids]
 
 
 def cluster_items(
@@ -142,9 +145,13 @@ def cluster_items(
     others'; every scope reads them all, so no pair is compared twice.
     """
     readable = [r for r in inventory if r["is_audio"] and r["readable"]]
-    identities = audio_identities({r["sha256"]: r["abs_path"] for r in readable}, cache_root, workers)
+    store = open_landmark_store(cache_root, scope)
+    identities = indexed_identities(store, {r["sha256"] for r in readable})
+    identities |= audio_identities(
+        {r["sha256"]: r["abs_path"] for r in readable if r["sha256"] not in identities}, cache_root, workers
+    )
     candidates = [DedupCandidate.from_inventory(r, identities[r["sha256"]]) for r in readable]
-    return {row["id"]: row for row in find_duplicates(candidates, PairVerdicts(cache_root, scope))}
+    return {row["id"]: row for row in find_duplicates(candidates, PairVerdicts(cache_root, scope), store)}
 
 
 class PairVerdicts:
@@ -152,8 +159,7 @@ class PairVerdicts:
     the same recording depends only on their bytes, so a pair is compared once ever.
 
     Each scope writes its own file (no two writers share one) with the verdicts its last run relied on; every
-    scope reads all of them. A scope also keeps the pairs the index proposed for its last set of files, so a
-    run over files that some scope saw last time (or a subset of them) does not query the index again.
+    scope reads all of them.
     """
 
     def __init__(self, cache_root: Path | None = None, scope: str = ""):
@@ -163,29 +169,7 @@ class PairVerdicts:
             for path in sorted(self.folder.glob("*.json")):
                 self.known.update(json.loads(path.read_text()))
         self.path = self.folder / f"{scope}.json" if self.folder else None
-        self.proposals_path = (
-            cache_root / f"proposals-v{_IDENTITY_VERSION}" / f"{scope}.json" if cache_root else None
-        )
         self.used: dict[str, float] = {}
-
-    def proposals(
-        self, shas: Sequence[str], propose: Callable[[], list[tuple[int, int]]]
-    ) -> list[tuple[int, int]]:
-        """`propose()` (pairs of positions in `shas`), or, when an earlier run of any scope saw these files or
-        more, its proposals among them (the splits' check over the published subset reuses the full set's)."""
-        path = self.proposals_path
-        wanted = set(shas)
-        for earlier in sorted(path.parent.glob("*.json")) if path is not None else ():
-            last = json.loads(earlier.read_text())
-            if wanted <= set(last["files"]):
-                position = {sha: k for k, sha in enumerate(shas)}
-                return [(position[a], position[b]) for a, b in last["pairs"] if a in wanted and b in wanted]
-        pairs = propose()
-        if path is not None:
-            write_json_atomic(
-                path, {"files": sorted(wanted), "pairs": [[shas[a], shas[b]] for a, b in pairs]}
-            )
-        return pairs
 
     @staticmethod
     def _key(a: str, b: str) -> str:
@@ -203,6 +187,20 @@ class PairVerdicts:
     def save(self) -> None:
         if self.path is not None:
             write_json_atomic(self.path, dict(sorted(self.used.items())))
+
+
+def open_landmark_store(cache_root: Path, scope: str) -> LandmarkStore:
+    """The stored landmark index of every file any scope has identified; `scope` names the segments it adds."""
+    return LandmarkStore(cache_root / f"landmarks-v{_IDENTITY_VERSION}", scope)
+
+
+def indexed_identities(store: LandmarkStore, shas: Iterable[str]) -> dict[str, AudioIdentity]:
+    """The identities of `shas` that the store holds (without their landmarks: the store has them indexed)."""
+    return {
+        sha: AudioIdentity(sha, found.pcm_sha256, None, found.voiced_seconds)
+        for sha in shas
+        if (found := store.indexed.get(sha)) is not None
+    }
 
 
 def move_duplicates(
@@ -256,8 +254,15 @@ def _compute_identity(job: tuple[str, str]) -> AudioIdentity:
     return AudioIdentity(sha, pcm_sha256(mono), landmarks(waveform).to_hex(), len(waveform) / COMPARE_RATE)
 
 
-def find_duplicates(candidates: Sequence[DedupCandidate], verdicts: PairVerdicts | None = None) -> list[dict]:
-    """One report row per candidate: its cluster, the cluster's canonical item and the kind of duplication."""
+def find_duplicates(
+    candidates: Sequence[DedupCandidate],
+    verdicts: PairVerdicts | None = None,
+    store: LandmarkStore | None = None,
+) -> list[dict]:
+    """One report row per candidate: its cluster, the cluster's canonical item and the kind of duplication.
+
+    Candidate pairs come from `store` (which indexes the candidates it does not hold yet), or without one from
+    an index of the candidates' landmarks built in memory."""
     parent = list(range(len(candidates)))
 
     def root(i: int) -> int:
@@ -276,7 +281,7 @@ def find_duplicates(candidates: Sequence[DedupCandidate], verdicts: PairVerdicts
                 union(i, first_by_key.setdefault(key, i))
 
     verdicts = verdicts or PairVerdicts()
-    best_similarity = _match_content(candidates, union, verdicts)
+    best_similarity = _match_content(candidates, union, verdicts, store)
     verdicts.save()
 
     clusters: dict[int, list[int]] = {}
@@ -320,22 +325,27 @@ def _transcript_note(item: DedupCandidate, canonical: DedupCandidate) -> str | N
     return f"same audio as {canonical.id} but a different transcript: check which one is right"
 
 
-def _match_content(candidates: Sequence[DedupCandidate], union, verdicts: PairVerdicts) -> dict[int, float]:
+def _match_content(
+    candidates: Sequence[DedupCandidate], union, verdicts: PairVerdicts, store: LandmarkStore | None
+) -> dict[int, float]:
     """Union candidates whose voiced spans agree in length and whose waveforms line up (lossy re-encodes).
 
     Pairs come from the landmark index; a pair decided before (`verdicts`) is not compared again.
     """
     first_of: dict[str, int] = {}  # one entry per content: copies with equal bytes are united already
     for i, c in enumerate(candidates):
-        if c.identity.landmarks_hex is not None and c.identity.voiced_seconds is not None:
+        if c.identity.voiced_seconds is not None:
             first_of.setdefault(c.sha256, i)
-    indexed = list(first_of.values())
-    proposed = verdicts.proposals(
-        [candidates[i].sha256 for i in indexed],
-        lambda: candidate_pairs(
-            [(candidates[i].identity.landmarks, candidates[i].identity.voiced_seconds) for i in indexed]
-        ),
-    )
+    if store is None:
+        indexed = list(first_of.values())
+        items = [(candidates[i].identity.landmarks, candidates[i].identity.voiced_seconds) for i in indexed]
+        proposed = [(indexed[a], indexed[b]) for a, b in candidate_pairs(items)]
+    else:
+        new = [candidates[i] for sha, i in first_of.items() if sha not in store.indexed]
+        store.add(
+            [(c.sha256, c.identity.pcm_sha256, c.identity.landmarks, c.identity.voiced_seconds) for c in new]
+        )
+        proposed = [(first_of[a], first_of[b]) for a, b in store.pairs(first_of)]
     best: dict[int, float] = {}
 
     def decide(i: int, j: int, similarity: float) -> None:
@@ -345,8 +355,7 @@ def _match_content(candidates: Sequence[DedupCandidate], union, verdicts: PairVe
                 best[k] = max(best.get(k, 0.0), similarity)
 
     undecided: dict[int, list[int]] = defaultdict(list)
-    for a, b in proposed:
-        i, j = indexed[a], indexed[b]
+    for i, j in proposed:
         seconds = sorted((candidates[i].identity.voiced_seconds, candidates[j].identity.voiced_seconds))
         if seconds[1] - seconds[0] > _slack(seconds[0]):
             continue
