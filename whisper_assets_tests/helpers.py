@@ -47,6 +47,7 @@ def run_job(
     run_config: dict | None = None,
     raise_on_error: bool = True,
     workers: int = 0,
+    tags: dict[str, str] | None = None,
 ):
     """Run one of the code location's jobs, bound to this settings file, in process on a test instance."""
     import dagster as dg
@@ -60,6 +61,7 @@ def run_job(
         asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
         run_config=run_config,
         raise_on_error=raise_on_error,
+        tags=tags,
     )
 
 
@@ -78,7 +80,9 @@ def tick(config_path: Path, name: str, instance, cursor: str | None = None):
         return repository.get_schedule_def(name)(context)
 
 
-def materialize_source(config_path: Path, name: str, instance=None, workers: int = 0):
+def materialize_source(
+    config_path: Path, name: str, instance=None, workers: int = 0, tags: dict[str, str] | None = None
+):
     """Add the source's partition and run its ingest job on a test instance."""
     import dagster as dg
 
@@ -86,10 +90,10 @@ def materialize_source(config_path: Path, name: str, instance=None, workers: int
 
     if instance is None:
         with dg.instance_for_test() as fresh:
-            return materialize_source(config_path, name, fresh, workers)
+            return materialize_source(config_path, name, fresh, workers, tags)
     if name not in instance.get_dynamic_partitions(source_partitions.name):
         instance.add_dynamic_partitions(source_partitions.name, [name])
-    return run_job(config_path, "ingest_source", instance, partition_key=name, workers=workers)
+    return run_job(config_path, "ingest_source", instance, partition_key=name, workers=workers, tags=tags)
 
 
 def run_alongside(writer, reader) -> tuple[list[Exception], int]:

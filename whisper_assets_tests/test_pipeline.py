@@ -5,8 +5,10 @@ import json
 import dagster as dg
 import numpy as np
 import pytest
+import yaml
 
 from whisper_assets.audio.encode import write_audio
+from whisper_assets.defs.ingest import RERUN_TAG
 from whisper_assets.tables import query, read_rows, table_path
 from whisper_assets_tests.helpers import materialize_source, run_job
 
@@ -149,10 +151,9 @@ def test_rematerializing_unchanged_data_reuses_everything(bad_inputs_source, wri
     with dg.instance_for_test() as instance:
         materialize_sources(settings, config, ["mine"], instance)
         manifest_before = (settings.layout.manifests_root / "splits" / "train.jsonl").read_text()
-        again = materialize_sources(settings, config, ["mine"], instance)
-        assert metadata(again["mine"], "inventory")["files_read"] == 0
-        assert metadata(again["mine"], "processed_audio")["processed_now"] == 0
-        assert (settings.layout.manifests_root / "splits" / "train.jsonl").read_text() == manifest_before
+        forced = materialize_source(config, "mine", instance, tags={RERUN_TAG: "yes"})  # every step runs
+        assert metadata(forced, "inventory")["files_read"] == 0
+        assert metadata(forced, "processed_audio")["processed_now"] == 0
 
         write_clip(settings.layout.uploads_root / "mine" / "new.wav", "a brand new sentence")
         (settings.layout.uploads_root / "mine" / "new.txt").write_text(
@@ -164,6 +165,59 @@ def test_rematerializing_unchanged_data_reuses_everything(bad_inputs_source, wri
     old_lines = set(manifest_before.splitlines())
     new_lines = set((settings.layout.manifests_root / "splits" / "train.jsonl").read_text().splitlines())
     assert old_lines <= new_lines  # nothing moved out of train
+
+
+def test_a_run_with_nothing_changed_skips_every_step_after_inventory(bad_inputs_source):
+    settings = bad_inputs_source
+    config = settings.data_root / "whisper_assets.yaml"
+
+    def skipped(result) -> set[str]:
+        return {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
+
+    with dg.instance_for_test() as instance:
+        first = materialize_source(config, "mine", instance)
+        tables = {
+            t: read_rows(table_path(settings.layout.tables_root, t, "mine")) for t in ("segments", "speakers")
+        }
+        again = materialize_source(config, "mine", instance)
+        assert again.success and again.get_asset_materialization_events() == []
+        assert skipped(again) == {
+            "dedup_report",
+            "normalized_transcripts",
+            "processed_audio",
+            "segments",
+            "speakers",
+        }
+        assert [c.check_name for c in again.get_asset_check_evaluations()] == ["unreadable_share"]
+        assert all(
+            read_rows(table_path(settings.layout.tables_root, t, "mine")) == rows
+            for t, rows in tables.items()
+        )
+
+        # what the digest does not see: a lost table, or a run that did not complete the steps
+        table_path(settings.layout.tables_root, "speakers", "mine").unlink()
+        assert skipped(materialize_source(config, "mine", instance)) == set()
+        run_job(
+            config,
+            "ingest_source",
+            instance,
+            partition_key="mine",
+            assets=["inventory"],
+            tags={RERUN_TAG: "1"},
+        )
+        assert (
+            skipped(materialize_source(config, "mine", instance)) == set()
+        )  # the last one ran inventory only
+        assert len(skipped(materialize_source(config, "mine", instance))) == 5
+
+        # what it sees: the settings, and the speaker overrides a person wrote
+        settings.layout.speaker_overrides("mine").parent.mkdir(parents=True, exist_ok=True)
+        settings.layout.speaker_overrides("mine").write_text("file,speaker\n", encoding="utf-8")
+        assert skipped(materialize_source(config, "mine", instance)) == set()
+        changed = yaml.safe_load(config.read_text()) | {"unreadable_warn_share": 0.5}
+        config.write_text(yaml.safe_dump(changed), encoding="utf-8")
+        assert skipped(materialize_source(config, "mine", instance)) == set()
+    assert first.success
 
 
 def test_unreadable_share_check_warns(make_settings, write_clip):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import defaultdict
@@ -66,6 +67,25 @@ _AUDIO_FIELDS = (
 def item_id(source: str, rel_path: str) -> str:
     """Stable id of a file in a source: survives re-runs and other files coming and going."""
     return f"{source}-{hashlib.blake2s(rel_path.encode(), digest_size=6).hexdigest()}"
+
+
+def ingest_digest(rows: Sequence[dict], settings: str, overrides: bytes) -> str:
+    """What a partition's ingest starts from: its inventory rows, the settings (as JSON), the speaker overrides
+    a person wrote and the package's code. Two runs with the same digest produce the same outputs."""
+    payload = json.dumps(
+        {"rows": rows, "settings": settings, "code": _code_digest()}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode() + b"\0" + overrides).hexdigest()
+
+
+@functools.cache
+def _code_digest() -> str:
+    """The package's Python sources (a new release or a local edit changes it)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def mark_trained(sources: Sequence[SourceBase], items: Sequence[dict]) -> dict[str, int]:

@@ -24,7 +24,8 @@ def gpu_ops(assets: Iterable[dg.AssetsDefinition]) -> list[str]:
 def step_executor(
     compute: ComputeSettings, assets: Iterable[dg.AssetsDefinition]
 ) -> dg.ExecutorDefinition | None:
-    """The executor for jobs that do not pin one (None: Dagster's default, steps in the run's process)."""
+    """The executor for jobs that do not pin one (None: Dagster's default, the multiprocess executor, which
+    starts a process per step; the ingest and curation jobs pin the in-process one)."""
     if compute.executor != "k8s":
         return None
     from dagster_k8s import k8s_job_executor  # the `team` extra

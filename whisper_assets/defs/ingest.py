@@ -11,7 +11,7 @@ import dagster as dg
 
 from whisper_assets import charts
 from whisper_assets.curation.dedup import DEDUP_SCHEMA, dedup_partition, move_duplicates
-from whisper_assets.curation.inventory import INVENTORY_SCHEMA, take_inventory
+from whisper_assets.curation.inventory import INVENTORY_SCHEMA, ingest_digest, take_inventory
 from whisper_assets.curation.processing import PROCESSED_SCHEMA, STATUS_OK, process_items, source_jobs
 from whisper_assets.curation.transcripts import TRANSCRIPTS_SCHEMA, normalize_inventory
 from whisper_assets.defs.partitions import source_partitions
@@ -40,6 +40,7 @@ from whisper_assets.tables import (
 )
 
 GROUP = "ingest"
+RERUN_TAG = "whisper_assets/rerun"  # a run with this tag runs every step, even when nothing changed
 UNREADABLE_CHECK = "unreadable_share"
 INVENTORY_PREVIEW = (
     "rel_path",
@@ -57,20 +58,49 @@ INVENTORY_PREVIEW = (
     group_name=GROUP,
     kinds={"parquet"},
     check_specs=[dg.AssetCheckSpec(UNREADABLE_CHECK, asset="inventory")],
-    description="Every file of a dataset source: audio properties, transcript found, and why it is unusable.",
+    output_required=False,
+    description="Every file of a dataset source: audio properties, transcript found, and why it is unusable. "
+    "When nothing changed since a run that completed every step this run has (same files, settings and code), "
+    f"it is not materialized and those steps are skipped (tag a run `{RERUN_TAG}` to run them anyway).",
 )
-def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> dg.MaterializeResult:
+def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings):
     settings = platform.settings
     source, part = settings.partition(context.partition_key)
     _drop_other_layouts(settings.layout.tables_root, source.name, settings.partition_keys()[source.name])
     path = table_path(settings.layout.tables_root, "inventory", part.key)
     result = take_inventory(source, settings.layout, read_rows(path), platform.workers, part)
+    overrides = settings.layout.speaker_overrides(source.name)
+    digest = ingest_digest(
+        result.rows, settings.model_dump_json(), overrides.read_bytes() if overrides.exists() else b""
+    )
+    unreadable = sum(not r["readable"] for r in result.audio)
+    check = dg.AssetCheckResult(
+        check_name=UNREADABLE_CHECK,
+        passed=result.unreadable_share <= settings.unreadable_warn_share,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "unreadable": unreadable,
+            "audio_files": len(result.audio),
+            "share": round(result.unreadable_share, 4),
+        },
+        description=f"at most {settings.unreadable_warn_share:.0%} of audio files may be unreadable",
+    )
+    # pseudo-labels from the champion change when a new champion is registered, which no digest here sees
+    champion_labels = source.pseudo_labels != "off" and settings.segmentation.pseudo_label_model == "champion"
+    rerun = RERUN_TAG in context.run.tags or champion_labels
+    done_by = None if rerun else _completed_by(context, digest, settings)
+    if done_by is not None:
+        context.log.info(
+            f"{part.key}: {len(result.rows)} files, nothing changed since run {done_by}, which completed every "
+            f"step of this one: the steps after inventory are skipped (tag the run `{RERUN_TAG}` to run them)"
+        )
+        yield check
+        return
     write_rows(path, result.rows, INVENTORY_SCHEMA)
 
     rejected = [r for r in result.rows if r["rejection_reason"]]
-    unreadable = sum(not r["readable"] for r in result.audio)
     context.log.info(f"{part.key}: {len(result.rows)} files, {result.probed} read, {result.reused} reused")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(result.rows),
             "audio_files": len(result.audio),
@@ -85,6 +115,7 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> 
                 if (ignored := ignored_upload_folders(settings.layout))
                 else {}
             ),
+            "ingest_digest": digest,
             "path": dg.MetadataValue.path(str(path)),
             "preview": dg.MetadataValue.md(markdown_table(result.rows, INVENTORY_PREVIEW)),
             "duration_histogram": dg.MetadataValue.md(
@@ -98,20 +129,35 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings) -> 
                 )
             ),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=UNREADABLE_CHECK,
-                passed=result.unreadable_share <= settings.unreadable_warn_share,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "unreadable": unreadable,
-                    "audio_files": len(result.audio),
-                    "share": round(result.unreadable_share, 4),
-                },
-                description=f"at most {settings.unreadable_warn_share:.0%} of audio files may be unreadable",
-            )
-        ],
+        check_results=[check],
     )
+
+
+def _completed_by(context: dg.AssetExecutionContext, digest: str, settings: Settings) -> str | None:
+    """The run that last materialized this partition's inventory, when it had the same digest, succeeded, ran
+    every asset this run has, and its tables are still there (None otherwise)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    entry = records[0].asset_materialization.metadata.get("ingest_digest")
+    earlier = context.instance.get_run_by_id(records[0].run_id)
+    if (
+        entry is None
+        or entry.value != digest
+        or earlier is None
+        or earlier.status != dg.DagsterRunStatus.SUCCESS
+    ):
+        return None
+    # a run of the whole job has no asset selection (None, or an empty set)
+    before, now = earlier.asset_selection or None, context.run.asset_selection or None
+    covered = earlier.job_name == context.run.job_name and (
+        before is None or (now is not None and now <= before)
+    )
+    tables = settings.layout.tables_root
+    kept = all(table_path(tables, t, context.partition_key).exists() for t in PER_PARTITION_TABLES)
+    return earlier.run_id if covered and kept else None
 
 
 @dg.asset(
