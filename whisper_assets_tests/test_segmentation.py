@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from whisper_assets.audio.encode import write_audio
 from whisper_assets.audio.vad import SpeechRegions
+from whisper_assets.defs.ingest import RERUN_TAG
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.segmentation.policy import SegmentationSettings
@@ -139,7 +140,9 @@ def test_a_long_recording_becomes_segments_with_timings_and_a_karaoke_file(long_
         assert run_job(config, "publish_splits", instance, workers=1).success
         outputs = sorted(settings.layout.outputs_root.rglob("*.*"))
         written = [path.stat().st_mtime_ns for path in outputs]
-        again = materialize_source(config, "talks", instance, workers=1)
+        again = materialize_source(
+            config, "talks", instance, workers=1, tags={RERUN_TAG: "1"}
+        )  # every step again
 
     lecture = [r for r in rows if r["rel_path"] == "lecture.flac"]
     assert len(recording.audio) / 16_000 > 90 and len(lecture) >= 4
