@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,33 @@ def test_on_real_takes_the_index_proposes_about_one_pair_per_recording():
     # 400 distinct takes (each digit said 20 times by each of two speakers): all of them against all would be
     # 79,800 pairs; the index proposes a few.
     assert len(pairs) < 0.25 * len(waveforms)
+
+
+def test_merged_indexes_equal_one_index_of_all_their_items():
+    items = indexed([babble(seed, 1.5 + seed % 5 * 0.2) for seed in range(40)])
+    crowd = [(Landmarks(np.array([7], np.uint32), np.array([0], np.uint32)), 2.0)] * (BUCKET_CAP + 5)
+    items = items[:20] + crowd + items[20:]  # one key over the cap only once the parts are merged
+    whole = landmark_index.LandmarkIndex.build(items)
+    cuts = [0, 7, 20 + len(crowd) // 2, 20 + len(crowd) + 5, len(items)]
+    parts = [landmark_index.LandmarkIndex.build(items[a:b]) for a, b in itertools.pairwise(cuts)]
+    merged = landmark_index.LandmarkIndex.merge(parts)
+    for field in ("keys", "item", "frame", "stopped", "stopped_sizes", "counts", "frames"):
+        assert np.array_equal(getattr(merged, field), getattr(whole, field)), field
+    assert len(whole.stopped) and not any(len(p.stopped) for p in parts)
+
+
+def test_a_scope_fed_by_many_small_runs_keeps_a_few_segments_and_every_pair(tmp_path):
+    from whisper_assets.curation.landmark_store import MERGE_AT, LandmarkStore
+
+    clips = [babble(seed, 2.0) for seed in range(MERGE_AT + 4)]
+    copy = np.concatenate([np.zeros(80, np.float32), 0.7 * clips[0]])
+    files = [(f"sha{k:02d}", f"pcm{k:02d}", landmarks(c), 2.0) for k, c in enumerate([*clips, copy])]
+    LandmarkStore(tmp_path, "other").add(files[1:2])  # another scope's segment, met by every later one
+    for file in files[2:]:
+        LandmarkStore(tmp_path, "drops").add([file])  # one run per file
+    LandmarkStore(tmp_path, "early").add(files[:1])  # the original, after its copy
+    store = LandmarkStore(tmp_path, "splits")
+    own = [s for s in store.segments if s.scope == "drops"]
+    assert 1 <= len(own) <= MERGE_AT and sum(len(s.shas) for s in own) == len(files) - 2
+    assert store.pairs({f[0] for f in files}) == [("sha00", f"sha{len(clips):02d}")]
+    assert len(list(tmp_path.glob("*/meta.json"))) == len(store.segments)  # the merged ones are gone

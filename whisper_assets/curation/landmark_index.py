@@ -92,6 +92,32 @@ class LandmarkIndex:
             frames=np.array([seconds / LANDMARK_FRAME_SECONDS for _, seconds in items], dtype=np.float64),
         )
 
+    @classmethod
+    def merge(cls, indexes: Sequence[LandmarkIndex]) -> LandmarkIndex:
+        """One index of several indexes' items (numbered in order): the same as building it from all their
+        landmarks, since a stop-listed key keeps its count and a key over the cap together is stop-listed."""
+        offsets = np.cumsum([0, *(len(x.counts) for x in indexes)])
+        keys = np.concatenate([np.asarray(x.keys) for x in indexes])
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        item = np.concatenate([np.asarray(x.item) + o for x, o in zip(indexes, offsets, strict=False)])[order]
+        frame = np.concatenate([np.asarray(x.frame) for x in indexes])[order]
+        starts, bucket = _runs(keys)
+        counted = np.concatenate([keys[starts], *(np.asarray(x.stopped) for x in indexes)])
+        sizes = np.concatenate([bucket, *(np.asarray(x.stopped_sizes) for x in indexes)])
+        unique, where = np.unique(counted, return_inverse=True)
+        total = np.bincount(where, weights=sizes).astype(np.int64)
+        keep = np.repeat(total[np.searchsorted(unique, keys[starts])] <= BUCKET_CAP, bucket)
+        return cls(
+            keys=keys[keep],
+            item=item[keep].astype(np.int32),
+            frame=frame[keep],
+            stopped=unique[total > BUCKET_CAP],
+            stopped_sizes=total[total > BUCKET_CAP],
+            counts=np.concatenate([np.asarray(x.counts) for x in indexes]),
+            frames=np.concatenate([np.asarray(x.frames) for x in indexes]),
+        )
+
     def save(self, folder: Path) -> None:
         """One .npy file per array, written to a temporary folder and renamed into place."""
         folder.parent.mkdir(parents=True, exist_ok=True)
