@@ -119,8 +119,9 @@ def dedup_partition(
     other partition of every source.
 
     Identities are computed here for this partition's files only; another partition's files take part once
-    their own step has cached theirs (`splits` decides over all of them at once), so the shards of a source
-    never decode each other's files. Only pairs the landmark index proposes are compared, each once ever.
+    their own step has indexed them in the landmark store (`splits` decides over all of them at once), so the
+    shards of a source never decode each other's files. Only pairs the landmark index proposes are compared,
+    each once ever.
     """
     readable = [r for r in inventory if r["is_audio"] and r["readable"]]
     own = {r["sha256"]: r["abs_path"] for r in readable if r["id"] in own_ids}
