@@ -51,9 +51,8 @@ def candidate_pairs(items: Sequence[tuple[Landmarks, float]]) -> list[tuple[int,
     return Segments([LandmarkIndex.build(items)]).pairs(0, [0])
 
 
-def _key(hashes: np.ndarray, band: int | np.ndarray) -> np.ndarray:
-    """(hash, band) keys: one band for all hashes, or one band per hash."""
-    return hashes.astype(np.int64) | (np.asarray(band, dtype=np.int64) << 32)
+def _key(hashes: np.ndarray, band: int) -> np.ndarray:
+    return hashes.astype(np.int64) | (np.int64(band) << 32)
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,9 @@ class LandmarkIndex:
         keys = np.concatenate([np.asarray(x.keys) for x in indexes])
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
-        item = np.concatenate([np.asarray(x.item) + o for x, o in zip(indexes, offsets, strict=False)])[order]
+        item = np.concatenate([np.asarray(x.item) + o for x, o in zip(indexes, offsets[:-1], strict=True)])[
+            order
+        ]
         frame = np.concatenate([np.asarray(x.frame) for x in indexes])[order]
         starts, bucket = _runs(keys)
         counted = np.concatenate([keys[starts], *(np.asarray(x.stopped) for x in indexes)])
@@ -149,14 +150,16 @@ class LandmarkIndex:
         """This index's own postings as lookups (key, item, frame), by item, in chunks of ~_CHUNK_POSTINGS.
 
         A landmark left out by the stop-list would find nothing (its key is over the cap here already)."""
-        order = np.argsort(np.asarray(self.item), kind="stable")
-        ends = np.searchsorted(np.asarray(self.item)[order], np.arange(1, len(self.counts) + 1), "left")
+        keys, item, frame = np.asarray(self.keys), np.asarray(self.item), np.asarray(self.frame)
+        order = np.argsort(item, kind="stable")
+        ends = np.searchsorted(
+            item[order], np.arange(1, len(self.counts) + 1), "left"
+        )  # each item's last + 1
         first = 0
         while first < len(order):
             stop = int(ends[min(np.searchsorted(ends, first + _CHUNK_POSTINGS), len(ends) - 1)])
-            stop = max(stop, first + 1)
             chunk = order[first:stop]
-            yield np.asarray(self.keys)[chunk], np.asarray(self.item)[chunk], np.asarray(self.frame)[chunk]
+            yield keys[chunk], item[chunk], frame[chunk]
             first = stop
 
 

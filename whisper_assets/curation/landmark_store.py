@@ -73,14 +73,15 @@ class LandmarkStore:
         known = [Indexed(f[1], f[3]) for f in files]
         seen = {s.name for s in self.segments}
         own = [s for s in self.segments if s.scope == self.scope]
-        if len(own) + 1 > MERGE_AT:
+        merging = len(own) + 1 > MERGE_AT
+        if merging:
             index = LandmarkIndex.merge([*(s.index for s in own), index])
             shas = [*(sha for s in own for sha in s.shas), *shas]
             known = [*(s.known[sha] for s in own for sha in s.shas), *known]
             pairs = sorted({*map(tuple, pairs), *(pair for s in own for pair in s.pairs)})
             seen = {z.name for z in self.segments if z not in own and all(self._met(a, z) for a in own)}
         self._save(index, shas, known, seen, pairs)
-        for old in own if len(own) + 1 > MERGE_AT else ():
+        for old in own if merging else ():
             shutil.rmtree(self.folder / old.name, ignore_errors=True)
             self.segments.remove(old)
 
