@@ -68,7 +68,10 @@ def _samples(items: Sequence[dict], window_seconds: float, pack: bool) -> list[S
     fitting = [i for i in items if i["duration"] <= window_seconds]
     if len(fitting) < len(items):
         log.warning(
-            "%d items longer than the %.1f s window were left out", len(items) - len(fitting), window_seconds
+            "%d of %d items are longer than the %.1f s window and were left out",
+            len(items) - len(fitting),
+            len(items),
+            window_seconds,
         )
     if not pack:
         return [_packed([i]) for i in fitting]
@@ -168,8 +171,9 @@ def fitting_labels(
     kept = [s for s in samples if fits(s)]
     if len(kept) < len(samples):
         log.warning(
-            "%d samples whose labels exceed the decoder's %d positions were left out",
+            "%d of %d samples have labels longer than the decoder's %d positions and were left out",
             len(samples) - len(kept),
+            len(samples),
             max_tokens,
         )
     return kept
