@@ -1,3 +1,5 @@
+from typing import Literal
+
 import dagster as dg
 from pydantic import BaseModel
 
@@ -139,6 +141,7 @@ def test_schedule_crons_come_from_the_settings_file(make_settings):
 class _Knobs(BaseModel):
     max_steps: int = 60
     learning_rate: float = 1e-5
+    method: Literal["full", "lora"] = "full"
 
 
 class _KnobsConfig(dg.Config, _Knobs):
@@ -146,7 +149,9 @@ class _KnobsConfig(dg.Config, _Knobs):
 
 
 def test_a_run_config_value_equal_to_the_class_default_still_overrides_the_settings_file():
-    settings_file = _Knobs(max_steps=450, learning_rate=3e-3)
+    # Dagster counts a Literal field as set even when the run config leaves it out: the settings file's
+    # `method: lora` was silently trained as `full` until with_overrides read the run config itself.
+    settings_file = _Knobs(max_steps=450, learning_rate=3e-3, method="lora")
     seen = {}
 
     @dg.asset
@@ -154,6 +159,8 @@ def test_a_run_config_value_equal_to_the_class_default_still_overrides_the_setti
         seen["options"] = with_overrides(settings_file, config, context)
 
     dg.materialize([probe], run_config={"ops": {"probe": {"config": {"max_steps": 60}}}})
-    assert seen["options"] == _Knobs(max_steps=60, learning_rate=3e-3)  # Dagster's fields_set omits 60
+    assert seen["options"] == _Knobs(max_steps=60, learning_rate=3e-3, method="lora")  # fields_set omits 60
     dg.materialize([probe])
     assert seen["options"] == settings_file
+    dg.materialize([probe], run_config={"ops": {"probe": {"config": {"method": "full"}}}})
+    assert seen["options"] == _Knobs(max_steps=450, learning_rate=3e-3, method="full")

@@ -50,11 +50,12 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str | N
 
 
 def with_overrides(defaults: Options, config: dg.Config, context: dg.AssetExecutionContext) -> Options:
-    """Settings-file defaults, overridden by the fields the run's config sets for this step. Read from the run
-    config itself: Dagster leaves a value equal to the Config class's own default out of `model_fields_set`, so
-    `max_steps: 60` would otherwise keep the settings file's value."""
+    """Settings-file defaults, overridden by the fields the run's config sets for this step, read from the run
+    config itself. Dagster's `model_fields_set` cannot tell: it leaves out a value equal to the Config class's
+    own default (`max_steps: 60` would keep the settings file's value), and it counts every Literal field as set
+    even when the run config leaves it out (the settings file's `method: lora` would train as `full`)."""
     given = context.run.run_config.get("ops", {}).get(context.op_def.name, {}).get("config") or {}
-    names = (set(config.model_fields_set) | set(given)) & set(type(config).model_fields)
+    names = set(given) & set(type(config).model_fields)
     return defaults.model_copy(update={name: getattr(config, name) for name in names})
 
 
