@@ -28,14 +28,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", type=Path, default=Path("../shared/models/whisper-tiny.en"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
-    parser.add_argument("--steps", type=int, default=60)
+    # Training options left out take the product's defaults (the default recipe through the Dagster step).
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--method", choices=["full", "lora", "freeze_encoder", "acoustic"])
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--window", type=float, help="encoder window in seconds (default: auto)")
+    parser.add_argument("--full-window-steps", type=int, help="last steps at 30 s after a trimmed window")
+    parser.add_argument("--interpolation", type=float, help="share of the fine-tuned weights (default: auto)")
     parser.add_argument("--packing", action="store_true")
-    parser.add_argument("--method", default="full", choices=["full", "lora", "freeze_encoder"])
-    parser.add_argument("--learning-rate", type=float, default=1e-5)
-    parser.add_argument("--window", type=float, default=30.0)
-    parser.add_argument(
-        "--full-window-steps", type=int, default=0, help="last steps at 30 s (trimmed window)"
-    )
     args = parser.parse_args()
     if not args.base.exists() or not args.data.exists():
         raise SystemExit(f"needs {args.base} and {args.data} (the shared folder beside the checkout)")
@@ -44,19 +45,20 @@ def main() -> None:
     link = OUT / "uploads" / "fsdd"
     if not link.exists():
         os.symlink(args.data.resolve(), link)
-    training = {
-        "base_model": str(args.base.resolve()),
+    chosen = {
         "max_steps": args.steps,
-        "batch_size": 16,
+        "batch_size": args.batch,
         "method": args.method,
         "learning_rate": args.learning_rate,
-        "warmup_steps": 5,
-        "eval_every": args.steps,
-        "save_every": args.steps,
-        "packing": args.packing,
         "window_seconds": args.window,
         "full_window_steps": args.full_window_steps,
-        "generation_max_tokens": 16,
+        "interpolation": args.interpolation,
+        "packing": args.packing or None,
+    }
+    training = {
+        "base_model": str(args.base.resolve()),
+        **{key: value for key, value in chosen.items() if value is not None},
+        "generation_max_tokens": 16,  # digits: validation decodes stop early
         "eval_batch_size": 32,
     }
     settings = {
@@ -96,9 +98,10 @@ def main() -> None:
     trained, evaluated = events["whisper_model"], events["eval_metrics"]
     report = json.loads(Path(evaluated["report"].value).read_text())
     print(
-        f"steps {trained['steps'].value}, packing {args.packing}, window {args.window} s "
-        f"(last {args.full_window_steps} at 30 s), interpolation share {trained['interpolation_share'].value}, "
-        f"training {trained['train_seconds'].value} s, train+eval wall {elapsed:.0f} s, {trained['audio_seconds_per_second'].value} audio s/s"
+        f"options {chosen}: steps {trained['steps'].value}, window {trained['window_seconds'].value} s (last "
+        f"{trained['full_window_steps'].value} steps at 30 s), interpolation share "
+        f"{trained['interpolation_share'].value}, training {trained['train_seconds'].value} s, train+eval wall "
+        f"{elapsed:.0f} s, {trained['audio_seconds_per_second'].value} audio s/s"
     )
     for model in ("base", "finetuned"):
         test = report[model]["test"]["overall"]

@@ -252,7 +252,10 @@ def test_forgetting_blocks_the_champion_and_a_trimmed_window_is_no_general_model
 
         # A model trained on a 2 s window: evaluated on the regression set's full audio, tagged a specialist.
         trimmed = materialize(
-            project, instance, ["whisper_model", "eval_metrics"], training={"window_seconds": 2.0}
+            project,
+            instance,
+            ["whisper_model", "eval_metrics"],
+            training={"window_seconds": 2.0, "full_window_steps": 0},
         )
         trained, evaluated = meta(trimmed, "whisper_model"), meta(trimmed, "eval_metrics")
         assert trained["max_input_seconds"] == 2.0 and trained["general_model"] is False

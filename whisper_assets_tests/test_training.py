@@ -1,6 +1,7 @@
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -27,7 +28,7 @@ from whisper_assets.training.data import (
     label_ids,
     to_samples,
 )
-from whisper_assets.training.model import restore_encoder_window, trim_encoder_window
+from whisper_assets.training.model import apply_method, restore_encoder_window, trim_encoder_window
 from whisper_assets.training.options import TrainingOptions
 from whisper_assets.training.trainer import train
 from whisper_assets_tests.training_fixtures import make_items, make_tiny_model
@@ -48,6 +49,7 @@ def options(model_dir, **overrides):
         "eval_every": 3,
         "save_every": 2,
         "window_seconds": 4.0,
+        "full_window_steps": 0,  # a specialist unless a test says otherwise
         "generation_max_tokens": 16,
     }
     return TrainingOptions(**(base | overrides))
@@ -184,6 +186,18 @@ def test_a_full_window_finish_saves_a_general_model(tiny, tmp_path):
     assert again.resumed_from_step == 6 and again.samples == result.samples  # a finished run, re-published
 
 
+def test_an_auto_window_run_trims_to_its_longest_item_and_ends_a_general_model(tiny, tmp_path):
+    model_dir, items = tiny
+    opts = options(model_dir, window_seconds=None, full_window_steps=None, eval_every=100)
+    result = train(opts, items, items[:2], tmp_path / "run", tmp_path / "cache", tmp_path / "log.jsonl")
+    longest = max(i["duration"] for i in items)
+    assert result.window_seconds == max(4, math.ceil(longest)) < 30 and result.full_window_steps == 1
+    assert [r["step"] for r in result.history if r["stage"] == "full_window"] == [5]
+    assert result.samples == len(items)  # the window holds every item
+    reloaded = WhisperForConditionalGeneration.from_pretrained(result.model_dir)
+    assert reloaded.config.max_source_positions == 1500
+
+
 def test_the_saved_model_is_the_best_checkpoint_mixed_with_the_base(tiny, tmp_path):
     model_dir, items = tiny
     opts = options(model_dir, interpolation=0.5, full_window_steps=2, eval_every=2)
@@ -289,6 +303,30 @@ def test_a_restored_window_keeps_the_trained_positions_and_the_bases_beyond(tiny
     torch.testing.assert_close(restored[:200], base[:200] + 1.0)
     torch.testing.assert_close(restored[200:], base[200:])
     assert processor.feature_extractor.nb_max_frames == 3000
+
+
+def test_the_auto_window_holds_the_longest_item_and_the_last_sixth_trains_at_30_s():
+    auto = TrainingOptions(max_steps=60)
+    assert auto.windows([0.4, 0.88]) == (4.0, 10)  # at least 4 s
+    assert auto.windows([3.2, 12.01]) == (13.0, 10)
+    assert auto.windows([29.5]) == (30.0, 0)  # a long item: no trimming
+    assert TrainingOptions(max_steps=60, full_window_steps=0).windows([0.9]) == (4.0, 0)  # a specialist
+    assert TrainingOptions(max_steps=60, window_seconds=4.0).windows([0.9]) == (4.0, 10)
+    assert TrainingOptions(max_steps=60, window_seconds=30.0).windows([0.9]) == (30.0, 0)
+    # early stopping could end the run in its trimmed phase; a one-step run has no steps to trim
+    assert TrainingOptions(max_steps=60, early_stopping_patience=2).windows([0.9]) == (30.0, 0)
+    assert TrainingOptions(max_steps=1).windows([0.9]) == (30.0, 0)
+
+
+def test_the_acoustic_method_keeps_the_decoders_language_model(tiny):
+    model_dir, _ = tiny
+    model, _ = load_base(str(model_dir))
+    model = apply_method(model, options(model_dir, method="acoustic"))
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    decoder = {name for name in trained if name.startswith("model.decoder.")}
+    assert any(name.startswith("model.encoder.") for name in trained)
+    assert decoder and all(".encoder_attn" in name for name in decoder)  # cross-attention and its norm
+    assert not any("embed_tokens" in name or "proj_out" in name for name in trained)
 
 
 def test_full_window_steps_are_the_last_steps_of_a_run_without_early_stopping(tiny):

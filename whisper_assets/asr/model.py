@@ -10,8 +10,7 @@ import torch
 from huggingface_hub import constants
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-FULL_WINDOW_SECONDS = 30.0  # what every released Whisper encodes at once
-FRAME_SECONDS = 0.02  # one encoder output position
+from whisper_assets.asr.window import FRAME_SECONDS, FULL_WINDOW_SECONDS
 
 
 def resolve_device() -> torch.device:

@@ -22,6 +22,7 @@ import torch
 from transformers import PreTrainedTokenizerFast, get_cosine_schedule_with_warmup, set_seed
 
 from whisper_assets.asr.model import resolve_device, resolve_precision
+from whisper_assets.asr.window import holding_window
 from whisper_assets.files import write_json_atomic
 from whisper_assets.keystrokes.events import KeyEvent, tokens
 from whisper_assets.keystrokes.features import KeystrokeFeatureCache
@@ -63,7 +64,7 @@ class KeystrokeResult:
 
 def window_for(rows: Sequence[dict], options: KeystrokeOptions) -> float:
     """The encoder window: the option, else the longest recording rounded up to a whole second."""
-    return options.window_seconds or float(min(30, math.ceil(max(r["duration"] for r in rows))))
+    return options.window_seconds or holding_window(r["duration"] for r in rows)
 
 
 def judge(state: dict, test_accuracy: float, options: KeystrokeOptions) -> str:

@@ -15,13 +15,20 @@ FRAMES_PER_SECOND = 100  # log-mel hop of 10 ms
 
 
 def apply_method(model: WhisperForConditionalGeneration, options: TrainingOptions):
-    """full: train everything; freeze_encoder: decoder only; lora: low-rank adapters on attention (peft)."""
+    """full: train everything; freeze_encoder: decoder only; acoustic: the encoder and the decoder's
+    cross-attention, the decoder's language model (embeddings, self-attention, MLPs) frozen; lora: low-rank
+    adapters on attention (peft)."""
     if options.spec_augment:
         model.config.apply_spec_augment = True
         model.config.mask_time_prob = 0.05
         model.config.mask_feature_prob = 0.05
     if options.method == "freeze_encoder":
         model.model.encoder.requires_grad_(False)
+    if options.method == "acoustic":
+        model.model.decoder.requires_grad_(False)
+        for layer in model.model.decoder.layers:
+            layer.encoder_attn.requires_grad_(True)
+            layer.encoder_attn_layer_norm.requires_grad_(True)
     if options.gradient_checkpointing:
         model.config.use_cache = False
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

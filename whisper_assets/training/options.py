@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TrainingMethod = Literal["full", "lora", "freeze_encoder"]
+from whisper_assets.asr.window import FULL_WINDOW_SECONDS, holding_window
+
+TrainingMethod = Literal["full", "lora", "freeze_encoder", "acoustic"]
+# The auto window's floor: tiny.en on FSDD's <1 s clips trained at a 1 s window lost 14% test WER once back at
+# 30 s; at 4 s, 3% (bench/fsdd_quality.py). A trimmed model must see some padding, as it will at 30 s.
+MIN_AUTO_WINDOW_SECONDS = 4.0
 
 
 class TrainingOptions(BaseModel):
@@ -87,12 +93,20 @@ class TrainingOptions(BaseModel):
         description="Share of samples (with aligned phrases) trained with timestamp tokens, so the model keeps "
         "emitting segment timestamps (distil-whisper's default); needs a tokenizer with <|0.00|> ...",
     )
-    window_seconds: float = Field(30.0, gt=0, le=30, description="Encoder window; below 30 trims positions.")
-    full_window_steps: int = Field(
-        0,
+    window_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=30,
+        description="Encoder window; below 30 trims positions. None (auto): the shortest whole second that holds "
+        "the longest training item, at least 4 s (30 s when one is longer than 29 s, or with early "
+        "stopping), so short clips do not pay for Whisper's 30 s window.",
+    )
+    full_window_steps: int | None = Field(
+        None,
         ge=0,
         description="With a trimmed window: the last N optimizer steps train at the full 30 s window, so the "
-        "model is a general one again (served, aligned and exported like its base); 0 keeps a specialist.",
+        "model is a general one again (served, aligned and exported like its base); 0 keeps a specialist. "
+        "None (auto): a sixth of max_steps.",
     )
     interpolation: float | None = Field(
         None,
@@ -114,11 +128,24 @@ class TrainingOptions(BaseModel):
         """The warm-up steps this run takes."""
         return self.warmup_steps if self.warmup_steps is not None else max(1, self.max_steps // 10)
 
+    def windows(self, durations: Sequence[float]) -> tuple[float, int]:
+        """The encoder window this run trains at, given its training items' durations, and how many of its
+        last steps train at the full 30 s window instead."""
+        window = self.window_seconds
+        if window is None:
+            held = max(MIN_AUTO_WINDOW_SECONDS, holding_window(durations))
+            window = FULL_WINDOW_SECONDS if self.early_stopping_patience else held
+        steps = max(1, self.max_steps // 6) if self.full_window_steps is None else self.full_window_steps
+        if window >= FULL_WINDOW_SECONDS or steps >= self.max_steps:  # a one-step run trains at 30 s
+            return FULL_WINDOW_SECONDS, 0
+        return window, steps
+
     @model_validator(mode="after")
     def _window_in_frames(self) -> TrainingOptions:
-        if round(self.window_seconds * 50) != self.window_seconds * 50:
+        window = self.window_seconds
+        if window is not None and round(window * 50) != window * 50:
             raise ValueError("window_seconds must be a multiple of 0.02 s (one encoder position)")
-        if self.full_window_steps >= self.max_steps:
+        if (self.full_window_steps or 0) >= self.max_steps:
             raise ValueError("full_window_steps must be fewer than max_steps (they are its last steps)")
         if self.full_window_steps and self.early_stopping_patience:
             raise ValueError(

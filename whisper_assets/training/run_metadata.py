@@ -26,6 +26,8 @@ def run_metadata(run: TrainedRun, options: TrainingOptions, mlflow_run_link: str
         "resumed_from_step": result.resumed_from_step,
         "best_validation_wer": result.best_wer,
         "interpolation_share": result.interpolation,
+        "window_seconds": result.window_seconds,
+        "full_window_steps": result.full_window_steps,
         "device": result.device,
         "processes": result.processes,
         **run.folder.scope().fields(),

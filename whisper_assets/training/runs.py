@@ -115,6 +115,8 @@ def train_run(
         best_wer=result.best_wer,
         best_step=result.best_step,
         interpolation=result.interpolation,
+        window_seconds=result.window_seconds,
+        full_window_steps=result.full_window_steps,
         precision=result.precision,
         device=result.device,
         samples=result.samples,
@@ -187,7 +189,13 @@ def _register_once(folder: RunFolder, tracker: Tracker, run_id: str, result: Tra
     source = tracker.log_artifacts(run_id, result.model_dir, "model")
     tracker.log_file(run_id, folder.run_manifest_path)
     tracker.log_metrics(
-        run_id, {"train_seconds": result.train_seconds, "audio_seconds": result.audio_seconds}
+        run_id,
+        {
+            "train_seconds": result.train_seconds,
+            "audio_seconds": result.audio_seconds,
+            "window_seconds": result.window_seconds,  # the auto window, resolved
+            "full_window_steps": result.full_window_steps,
+        },
     )
     version = tracker.register(run_id, source, scope)
     folder.model_version_path.write_text(version)

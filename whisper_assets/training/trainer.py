@@ -81,6 +81,8 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     processes: int = 1  # data-parallel processes that trained it
     interpolation: float = 1.0  # share of the fine-tuned weights in the saved model (the rest: the base's)
+    window_seconds: float = 30.0  # the encoder window it trained at (before its full-window steps)
+    full_window_steps: int = 0  # its last steps, at the full 30 s window
     cache: dict = field(default_factory=dict)
 
 
@@ -141,12 +143,13 @@ def train(
     # The base at its full window, before any step: the WER a diverging run is held against.
     fresh = main and checkpoints.latest() is None
     base_wer = _validation_wer(model.to(device), processor, eval_items, options, language) if fresh else None
-    full_window = trim_encoder_window(model, processor.feature_extractor, options.window_seconds)
+    trimmed, full_window_steps = options.windows([i["duration"] for i in train_items])
+    full_window = trim_encoder_window(model, processor.feature_extractor, trimmed)
     model = apply_method(model, options)
     # With a trimmed window, the last full_window_steps train at 30 s: the saved model is a general one again.
-    finish_at = None
-    if full_window is not None and options.full_window_steps:
-        finish_at = options.max_steps - options.full_window_steps
+    finish_at = (
+        options.max_steps - full_window_steps if full_window is not None and full_window_steps else None
+    )
 
     timestamps = options.timestamp_probability
     if timestamps and timestamp_begin(processor.tokenizer) is None:
@@ -228,7 +231,7 @@ def train(
     model.train()
     fed_window, training_samples = None, None
     while not state["done"]:
-        window = options.window_seconds
+        window = trimmed
         if finish_at is not None and state["step"] >= finish_at:
             window = FULL_WINDOW_SECONDS
         if window != fed_window:
@@ -295,7 +298,7 @@ def train(
             state["batch_in_epoch"] = 0
 
     if training_samples is None:  # a finished run called again: count what it trained on
-        training_samples = feed(options.window_seconds)[0]
+        training_samples = feed(trimmed)[0]
     model = accelerator.unwrap_model(model)
     if state["best_step"] is not None and checkpoints.path(state["best_step"]).exists():
         Checkpoints.load_weights(checkpoints.path(state["best_step"]), model)
@@ -332,6 +335,8 @@ def train(
         },
         processes=accelerator.num_processes,
         interpolation=share,
+        window_seconds=trimmed,
+        full_window_steps=full_window_steps if full_window is not None else 0,
     )
 
 

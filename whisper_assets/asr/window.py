@@ -1,0 +1,14 @@
+"""Whisper's encoder window in seconds: the full one, one position, and the shortest that holds some audio."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+FULL_WINDOW_SECONDS = 30.0  # what every released Whisper encodes at once
+FRAME_SECONDS = 0.02  # one encoder output position
+
+
+def holding_window(durations: Iterable[float]) -> float:
+    """The shortest whole-second window that holds the longest of these durations (at most 30 s)."""
+    return float(min(FULL_WINDOW_SECONDS, max(1, math.ceil(max(durations, default=FULL_WINDOW_SECONDS)))))
