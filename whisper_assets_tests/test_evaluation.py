@@ -10,7 +10,13 @@ from whisper_assets.asr.metrics import (
 from whisper_assets.audio.espeak import espeak_available
 from whisper_assets.curation.manifests import read_manifest
 from whisper_assets.evaluation.gate import Regression, champion_gate
-from whisper_assets.evaluation.general_set import SENTENCES, VOICES, general_sets
+from whisper_assets.evaluation.general_set import (
+    SELECTION_SENTENCES,
+    SENTENCES,
+    VOICES,
+    general_sets,
+    selection_sets,
+)
 
 
 def test_word_and_character_errors_match_hand_counts():
@@ -112,3 +118,13 @@ def test_general_sets_are_built_once_per_version_for_the_languages_that_have_sen
     assert {r["speaker"] for r in rows} == set(VOICES["hr"]) and all(r["duration"] > 1.0 for r in rows)
     first = sets["general_en"].stat().st_mtime_ns
     assert general_sets({"en"}, tmp_path)["general_en"].stat().st_mtime_ns == first  # reused, not rebuilt
+
+
+@pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng")
+def test_the_selection_set_shares_no_sentence_voice_or_id_with_the_gates_set(tmp_path):
+    gate = read_manifest(general_sets({"en"}, tmp_path)["general_en"])
+    selection = read_manifest(selection_sets({"en", "de"}, tmp_path)["general_en"])
+    assert [r["transcript"] for r in selection] == list(SELECTION_SENTENCES["en"])
+    for key in ("transcript", "speaker", "id", "audio"):
+        assert not {r[key] for r in gate} & {r[key] for r in selection}, key
+    assert not set(SENTENCES) ^ set(SELECTION_SENTENCES)  # every gated language has a selection set

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from whisper_assets.training.interpolation import SHARES, choose_share, interpolate
+from whisper_assets.training.interpolation import SHARES, choose_share, interpolate, largest_share_within
 
 
 def test_interpolation_mixes_floating_weights_and_a_trimmed_embedding_with_the_bases_first_rows():
@@ -37,3 +37,17 @@ def test_the_smallest_share_within_tolerance_is_chosen_in_few_evaluations(good_f
     share, tried = choose_share(apply, evaluate, tuned_wer=0.05, tolerance=0.01)
     assert share == chosen and current["share"] == chosen
     assert len(tried) <= 3 and set(tried) <= set(SHARES)
+
+
+@pytest.mark.parametrize(("forgets_from", "chosen"), [(0.35, 0.3), (0.55, 0.5), (0.95, 0.9), (1.5, 1.0)])
+def test_the_largest_share_that_forgets_within_the_limit_is_found_in_few_evaluations(forgets_from, chosen):
+    current = {}
+
+    def apply(share):
+        current["share"] = share
+
+    def evaluate():  # general WER grows with the share: over the limit from `forgets_from` on
+        return 0.40 if current["share"] >= forgets_from else 0.33
+
+    share, tried = largest_share_within(apply, evaluate, limit=0.34)
+    assert share == chosen and len(tried) <= 3 and set(tried) <= {*SHARES, 1.0}

@@ -198,6 +198,32 @@ def test_an_auto_window_run_trims_to_its_longest_item_and_ends_a_general_model(t
     assert reloaded.config.max_source_positions == 1500
 
 
+def test_the_auto_share_is_held_to_where_a_general_selection_set_forgets_little(tiny, tmp_path, monkeypatch):
+    model_dir, items = tiny
+    monkeypatch.setattr(trainer_module, "MAX_SELECTION_BASE_WER", 10.0)  # the random tiny base hears nothing
+    opts = options(model_dir, eval_every=3)
+    result = train(
+        opts,
+        items,
+        items[:2],
+        tmp_path / "run",
+        tmp_path / "c",
+        tmp_path / "log.jsonl",
+        general_items=items[2:4],
+    )
+    [record] = [r for r in result.history if r["stage"] == "interpolation"]
+    general = record["general"]
+    assert general["base_wer"] is not None and general["tried"]
+    assert (
+        record["interpolation_share"]
+        == result.interpolation
+        == min(general["domain_share"], general["share"])
+    )
+    without = train(opts, items, items[:2], tmp_path / "b", tmp_path / "c", tmp_path / "b.jsonl")
+    [plain] = [r for r in without.history if r["stage"] == "interpolation"]
+    assert "general" not in plain and plain["interpolation_share"] == general["domain_share"]
+
+
 def test_the_saved_model_is_the_best_checkpoint_mixed_with_the_base(tiny, tmp_path):
     model_dir, items = tiny
     opts = options(model_dir, interpolation=0.5, full_window_steps=2, eval_every=2)

@@ -104,6 +104,7 @@ def train_and_describe(
         tags,
         log,
         on_record,
+        general_root=layout.general_speech_root,
     )
     return run_metadata(run, options, tracker.run_link(run.mlflow_run_id))
 
@@ -386,6 +387,7 @@ def whisper_sweep(
         tracker,
         {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_sweep"},
         context.log.info,
+        layout.general_speech_root,
     )
     best = sweep.best
     return dg.MaterializeResult(

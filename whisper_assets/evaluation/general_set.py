@@ -5,6 +5,9 @@ use, in every language that has sentences here (English, Croatian, Serbian, Bosn
 sentences, voices and the espeak-ng release, written once under its version and reused: one manifest per
 language, evaluated like a regression set. Synthetic voices are a floor, not a substitute: a `role: regression`
 source of real speech measures forgetting better, and takes precedence when one is configured.
+
+A second, smaller set per language (other sentences, other voices) is the selection set: training picks its
+interpolation share on it, so the gate's set stays unseen by every choice.
 """
 
 from __future__ import annotations
@@ -85,6 +88,65 @@ VOICES = {
 }
 
 
+# The selection set: other sentences and voices, on which training picks its interpolation share; never scored by
+# the gate, so the gate judges the share on speech nothing chose on.
+SELECTION_SENTENCES = {
+    "en": (
+        "The post office opens at nine on weekdays.",
+        "We are having fish and potatoes for dinner tonight.",
+        "My sister moved to the coast after she retired.",
+        "The printer on the second floor is out of paper again.",
+        "Turn left at the church and the school is on your right.",
+        "He wrote a long letter to his old teacher.",
+        "The kettle is broken, so we boiled water in a pan.",
+        "Snow fell all night and the roads were closed.",
+        "She keeps her keys in a small wooden box.",
+        "The farmer sold his apples at the Saturday market.",
+        "I need a new battery for my watch.",
+        "Our flight was delayed by almost two hours.",
+        "The cat sleeps on the warm windowsill every afternoon.",
+        "They built a tree house for their grandchildren.",
+        "Please write your name at the top of the form.",
+        "The band played old songs until midnight.",
+        "We walked along the river to the next village.",
+        "The soup needs a little more salt and pepper.",
+        "His car would not start on the coldest morning of the year.",
+        "The teacher asked everyone to read the first chapter.",
+    ),
+    "hr": (
+        "Pošta se otvara u devet sati radnim danom.",
+        "Večeras za večeru imamo ribu i krumpir.",
+        "Moja sestra se preselila na obalu.",
+        "Skrenite lijevo kod crkve i škola je s desne strane.",
+        "Cijelu noć je padao snijeg.",
+        "Trebam novu bateriju za sat.",
+    ),
+    "sr": (
+        "Pošta se otvara u devet sati radnim danima.",
+        "Večeras za večeru imamo ribu i krompir.",
+        "Moja sestra se preselila na obalu.",
+        "Skrenite levo kod crkve i škola je sa desne strane.",
+        "Celu noć je padao sneg.",
+        "Treba mi nova baterija za sat.",
+    ),
+    "bs": (
+        "Pošta se otvara u devet sati radnim danima.",
+        "Večeras za večeru imamo ribu i krompir.",
+        "Moja sestra se preselila na obalu.",
+        "Skrenite lijevo kod crkve i škola je sa desne strane.",
+        "Cijelu noć je padao snijeg.",
+        "Treba mi nova baterija za sat.",
+    ),
+}
+SELECTION_VOICES = {
+    "en": ("en-gb-x-gbclan+f1", "en-us-nyc+m6", "en-029+m2", "en-gb-x-gbcwmd+f4"),
+    "hr": ("hr+m2", "hr+f1"),
+    "sr": ("sr+m1", "sr+f1"),
+    "bs": ("bs+m2", "bs+f3"),
+}
+_KINDS = {"general": (SENTENCES, VOICES), "selection": (SELECTION_SENTENCES, SELECTION_VOICES)}
+
+
 def general_language(language: str) -> bool:
     """Whether a language has a built-in general set."""
     return language in SENTENCES
@@ -102,33 +164,45 @@ def is_general_set(name: str) -> bool:
 def general_sets(languages: set[str], root: Path) -> dict[str, Path]:
     """Manifest path per set name, for the languages that have sentences here, built under `root` when missing
     (nothing without espeak-ng)."""
+    return _sets("general", languages, root)
+
+
+def selection_sets(languages: set[str], root: Path) -> dict[str, Path]:
+    """The selection sets (training's interpolation share is chosen on them), like `general_sets`."""
+    return _sets("selection", languages, root)
+
+
+def _sets(kind: str, languages: set[str], root: Path) -> dict[str, Path]:
     if not espeak_available():
         return {}
     return {
-        general_set_name(language): _built(language, root)
+        general_set_name(language): _built(kind, language, root)
         for language in sorted(languages)
         if general_language(language)
     }
 
 
-def _built(language: str, root: Path) -> Path:
-    folder = root / f"{language}-{_version(language)}"
+def _built(kind: str, language: str, root: Path) -> Path:
+    sentences, voices = (table[language] for table in _KINDS[kind])
+    prefix = "" if kind == "general" else f"{kind}-"  # the gate's sets keep their folders
+    name = f"{prefix}{general_set_name(language)}"
+    folder = root / f"{prefix}{language}-{_version(sentences, voices)}"
     manifest = folder / "manifest.jsonl"
     if manifest.exists():
         return manifest
     rows = []
-    for k, text in enumerate(SENTENCES[language]):
-        voice = VOICES[language][k % len(VOICES[language])]
+    for k, text in enumerate(sentences):
+        voice = voices[k % len(voices)]
         samples = to_mono_16k(*espeak(text, voice))
         audio = folder / f"{k:02d}.wav"
         write_pcm16(audio, samples)
         rows.append(
             {
-                "id": f"{general_set_name(language)}-{k:02d}",
+                "id": f"{name}-{k:02d}",
                 "audio": str(audio),
                 "transcript": text,
                 "language": language,
-                "source": general_set_name(language),
+                "source": name,
                 "duration": round(len(samples) / TARGET_RATE, 3),
                 "speaker": voice,
             }
@@ -137,6 +211,6 @@ def _built(language: str, root: Path) -> Path:
     return manifest
 
 
-def _version(language: str) -> str:
-    recipe = [SET_VERSION, SENTENCES[language], VOICES[language], espeak_version()]
+def _version(sentences: tuple[str, ...], voices: tuple[str, ...]) -> str:
+    recipe = [SET_VERSION, sentences, voices, espeak_version()]
     return hashlib.blake2s(json.dumps(recipe).encode(), digest_size=6).hexdigest()

@@ -3,9 +3,10 @@
 Fine-tuning on one narrow domain moves every weight towards it, and the model gets worse at everything else.
 A mix `share x fine-tuned + (1 - share) x base` keeps most of the domain gain at a share well below 1 while
 giving back most of what was forgotten (Wortsman et al., 2022; on Whisper it is the best method that needs no
-replay data). The share is chosen on the domain's validation items alone: the smallest one whose WER stays
-within a tolerance of the fine-tuned model's, so nothing outside the training data (a gate's general set) is
-used to pick it.
+replay data). The share is chosen on held-out validation: the smallest one whose domain WER stays within a
+tolerance of the fine-tuned model's, and, where a general selection set exists, no larger than the largest one
+whose WER there stays within a limit of the base's. The selection set is not the gate's general set, so the gate
+still judges the result on speech nothing chose on.
 """
 
 from __future__ import annotations
@@ -58,3 +59,23 @@ def choose_share(
     chosen = SHARES[low] if low < len(SHARES) else 1.0
     apply(chosen)
     return chosen, tried
+
+
+def largest_share_within(
+    apply: Callable[[float], None], evaluate: Callable[[], float], limit: float
+) -> tuple[float, dict[float, float]]:
+    """The largest of SHARES + (1.0,) whose WER on a general set is at most `limit` (the smallest share when
+    none is), by bisection, since that WER grows with the share as the model forgets; and the WER of each share
+    tried. The model is left at the last share tried."""
+    candidates = (*SHARES, 1.0)
+    tried: dict[float, float] = {}
+    low, high = 0, len(candidates) - 1  # the answer's index lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        apply(candidates[middle])
+        tried[candidates[middle]] = wer = evaluate()
+        if wer <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return candidates[low], tried

@@ -119,6 +119,13 @@ class TrainingOptions(BaseModel):
     interpolation_tolerance: float = Field(
         0.01, ge=0, description="auto interpolation: validation WER (absolute) the mix may give up."
     )
+    interpolation_max_forgetting: float = Field(
+        0.01,
+        ge=0,
+        description="auto interpolation: WER (absolute) the mix may lose against the base on the built-in general "
+        "selection set (espeak-ng sentences that are not the gate's set); half the gate's default limit, so "
+        "the gate's own set keeps a margin.",
+    )
     generation_max_tokens: int = Field(128, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     max_eval_items: int | None = Field(200, ge=1, description="Validation items used during training.")

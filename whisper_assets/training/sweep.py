@@ -76,8 +76,10 @@ def run_sweep(
     tracker: Tracker,
     tags: Mapping[str, str],
     progress: Callable[[str], None] = lambda _line: None,
+    general_root: Path | None = None,
 ) -> SweepResult:
-    """Run (or resume) the sweep; register the best trial's model and return it."""
+    """Run (or resume) the sweep; register the best trial's model and return it. `general_root`: as in
+    `train_run`, for every trial."""
     name = sweep_name(base, space, {k: ref.sha256 for k, ref in published.items()})
     folder = models_root / "sweeps" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +123,7 @@ def run_sweep(
             progress,
             prune_on_validation,
             register=False,
+            general_root=general_root,
         )
         tracker.finish(run.mlflow_run_id)
         trial.set_user_attr("run", run.folder.name)
@@ -144,6 +147,7 @@ def run_sweep(
         logs_root,
         tracker,
         {**tags, PARENT_TAG: parent, "optuna_trial": str(best_trial.number)},
+        general_root=general_root,
     )
     counts = {state.name.lower(): len(study.get_trials(states=(state,))) for state in TrialState}
     tracker.log_metrics(parent, {"best_validation_wer": best_trial.value})

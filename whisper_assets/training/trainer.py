@@ -37,6 +37,7 @@ from whisper_assets.asr.model import (
     resolve_precision,
 )
 from whisper_assets.asr.transcribe import transcribe
+from whisper_assets.evaluation.gate import BUILT_IN_MAX_BASE_WER
 from whisper_assets.parallel import default_workers, use_all_cores
 from whisper_assets.training.augment import Augmenter
 from whisper_assets.training.checkpoints import Checkpoints
@@ -49,7 +50,7 @@ from whisper_assets.training.data import (
     timestamp_begin,
     to_samples,
 )
-from whisper_assets.training.interpolation import choose_share, interpolate
+from whisper_assets.training.interpolation import choose_share, interpolate, largest_share_within
 from whisper_assets.training.model import (
     apply_method,
     restore_encoder_window,
@@ -118,9 +119,11 @@ def train(
     log_path: Path,
     on_record: Callable[[dict], None] | None = None,
     replay_items: Sequence[dict] = (),
+    general_items: Sequence[dict] = (),
 ) -> TrainResult:
     """Fine-tune `options.base_model` on the items (mixing in `replay_items` at `options.replay_share` of each
-    batch); resume if run_dir holds checkpoints; save run_dir/model.
+    batch); resume if run_dir holds checkpoints; save run_dir/model. `general_items` (general speech that is
+    not the gate's) hold the auto interpolation share to where they forget little.
 
     Device placement, mixed precision and data parallelism are accelerate's: started by `accelerate launch` or
     `torchrun` with several processes (GPUs, or CPU processes over gloo), each process takes its slice of every
@@ -310,7 +313,18 @@ def train(
     elif main and options.interpolation != 1.0:
         model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
         chosen = _logged_share(log_path) if finished_before else None  # re-published: as chosen then
-        share = _mix_with_base(model, options, evaluate, state, journal, chosen)
+        general = options.model_copy(update={"generation_max_tokens": GENERAL_MAX_TOKENS})
+        share = _mix_with_base(
+            model,
+            options,
+            evaluate,
+            state,
+            journal,
+            chosen,
+            partial(_validation_wer, model, processor, general_items, general, language)
+            if general_items
+            else None,
+        )
     model_dir = run_dir / "model"
     if main:
         save_model(model, processor, model_dir)
@@ -361,6 +375,12 @@ def _validation_wer(
     return aggregate(scores)["wer_normalized"]
 
 
+# A general selection set the base hears worse than this says nothing about forgetting (the gate's rule too).
+MAX_SELECTION_BASE_WER = BUILT_IN_MAX_BASE_WER
+# General sentences run longer than a domain's validation items may: their decodes get their own budget.
+GENERAL_MAX_TOKENS = 96
+
+
 def _mix_with_base(
     model,
     options: TrainingOptions,
@@ -368,10 +388,12 @@ def _mix_with_base(
     state: dict,
     journal: JsonLog,
     chosen: float | None = None,
+    evaluate_general: Callable[[], float | None] | None = None,
 ) -> float:
     """Interpolate the fine-tuned weights with the base's (`options.interpolation`, else `chosen` by an earlier
     call, else chosen now); return the share kept. Auto (None) without validation items (nothing to choose on)
-    keeps the fine-tuned weights."""
+    keeps the fine-tuned weights; with `evaluate_general` (WER on a general selection set), the share is also
+    held to where that WER stays within `interpolation_max_forgetting` of the base's."""
     tuned_wer = state["best_wer"]
     if options.interpolation is None and tuned_wer is None:
         return 1.0
@@ -381,13 +403,27 @@ def _mix_with_base(
     def apply(share: float) -> None:
         interpolate(model, base, tuned, share)
 
+    general: dict = {}
     if options.interpolation is None and chosen is None:
         share, tried = choose_share(apply, evaluate, tuned_wer, options.interpolation_tolerance)
+        if evaluate_general is not None:
+            apply(0.0)
+            general["base_wer"] = base_wer = evaluate_general()
+            if base_wer is not None and base_wer <= MAX_SELECTION_BASE_WER:
+                limit = base_wer + options.interpolation_max_forgetting
+                general["share"], general["tried"] = largest_share_within(apply, evaluate_general, limit)
+                general["domain_share"], share = share, min(share, general["share"])
+        apply(share)
     else:
         share, tried = options.interpolation or chosen, {}
         apply(share)
     journal.write(
-        stage="interpolation", step=state["step"], interpolation_share=share, tuned_wer=tuned_wer, tried=tried
+        stage="interpolation",
+        step=state["step"],
+        interpolation_share=share,
+        tuned_wer=tuned_wer,
+        tried=tried,
+        **({"general": general} if general else {}),
     )
     return share
 
