@@ -3,6 +3,7 @@ write-back of what was trained on to the sources that record it."""
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 
@@ -104,9 +105,22 @@ def train_and_describe(
         tags,
         log,
         on_record,
-        general_root=layout.general_speech_root,
+        selection_items(settings, options, manifests["train"].path),
     )
     return run_metadata(run, options, tracker.run_link(run.mlflow_run_id))
+
+
+def selection_items(settings: Settings, options: TrainingOptions, train_manifest: Path) -> list[dict]:
+    """The built-in general selection set of the training languages, on which an auto interpolation share is
+    held to where the model forgets little (none with a fixed share)."""
+    from whisper_assets.evaluation.general_set import selection_rows
+
+    if options.interpolation is not None:
+        return []
+    languages = (
+        {options.language} if options.language else {r["language"] for r in read_manifest(train_manifest)}
+    )
+    return selection_rows(languages, settings.layout.general_speech_root)
 
 
 def train_remotely(
@@ -387,7 +401,7 @@ def whisper_sweep(
         tracker,
         {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_sweep"},
         context.log.info,
-        layout.general_speech_root,
+        selection_items(settings, settings.training, manifests["train"].path),
     )
     best = sweep.best
     return dg.MaterializeResult(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from whisper_assets.audio.espeak import espeak, espeak_available, espeak_version
 from whisper_assets.audio.process import TARGET_RATE, to_mono_16k, write_pcm16
+from whisper_assets.curation.manifests import read_manifest
 from whisper_assets.files import write_jsonl_atomic
 
 SET_VERSION = 1  # bump when the way a set is built changes
@@ -170,6 +171,11 @@ def general_sets(languages: set[str], root: Path) -> dict[str, Path]:
 def selection_sets(languages: set[str], root: Path) -> dict[str, Path]:
     """The selection sets (training's interpolation share is chosen on them), like `general_sets`."""
     return _sets("selection", languages, root)
+
+
+def selection_rows(languages: set[str], root: Path) -> list[dict]:
+    """Every item of the selection sets of these languages (built when missing)."""
+    return [row for path in selection_sets(languages, root).values() for row in read_manifest(path)]
 
 
 def _sets(kind: str, languages: set[str], root: Path) -> dict[str, Path]:

@@ -6,7 +6,7 @@ again resumes it from its newest complete checkpoint, or (when finished) re-publ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 from whisper_assets import charts
 from whisper_assets.asr.run_folder import RunFolder
 from whisper_assets.curation.manifests import ManifestRef, read_manifest, role_set
-from whisper_assets.evaluation.general_set import selection_sets
 from whisper_assets.reporting import hours_by
 from whisper_assets.tracking.plots import CURVES, curve_figures
 from whisper_assets.tracking.tracker import Tracker
@@ -39,15 +38,6 @@ class TrainedRun:
     @property
     def audio_seconds_per_second(self) -> float:
         return self.result.audio_seconds / self.result.train_seconds if self.result.train_seconds else 0.0
-
-
-def selection_rows(options: TrainingOptions, train_rows: list[dict], general_root: Path | None) -> list[dict]:
-    """The built-in general selection set of the training data's languages, which holds an auto interpolation
-    share to where the model forgets little (nothing with a fixed share or without a folder for the sets)."""
-    if options.interpolation is not None or general_root is None:
-        return []
-    languages = {options.language} if options.language else {row["language"] for row in train_rows}
-    return [row for path in selection_sets(languages, general_root).values() for row in read_manifest(path)]
 
 
 def replay_rows(manifests: dict[str, ManifestRef]) -> list[dict]:
@@ -82,12 +72,12 @@ def train_run(
     progress: Callable[[str], None] = lambda _line: None,
     on_record: Callable[[dict], None] = lambda _record: None,
     register: bool = True,
-    general_root: Path | None = None,
+    selection_items: Sequence[dict] = (),
 ) -> TrainedRun:
     """Train (or resume, or re-publish) the run these options and manifests define (the splits, and the replay
     sets when options.replay_share is set); register its model unless `register` is off. `on_record` sees every
-    training and validation record (a sweep prunes on them). Under `general_root` live the built-in general
-    sets, whose selection set holds an auto interpolation share where it forgets little."""
+    training and validation record (a sweep prunes on them). `selection_items` (general speech that is not the
+    gate's) hold an auto interpolation share to where the model forgets little."""
     name = run_name(options, {split: ref.sha256 for split, ref in published.items()})
     folder = RunFolder.of(models_root, name)
     manifests = folder.snapshot_manifests(published)
@@ -102,18 +92,17 @@ def train_run(
         on_record(record)
 
     log_path = run_log_path(logs_root, name)
-    train_rows = read_manifest(manifests["train"].path)
     try:
         result = train(
             options,
-            train_rows,
+            read_manifest(manifests["train"].path),
             read_manifest(manifests["validation"].path),
             folder.root,
             features_root,
             log_path,
             record_step,
             replay_rows(manifests),
-            selection_rows(options, train_rows, general_root),
+            selection_items,
         )
     except Exception:
         tracker.finish(run_id, ok=False)

@@ -10,7 +10,7 @@ rule); the best trial's model is the one registered.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +76,9 @@ def run_sweep(
     tracker: Tracker,
     tags: Mapping[str, str],
     progress: Callable[[str], None] = lambda _line: None,
-    general_root: Path | None = None,
+    selection_items: Sequence[dict] = (),
 ) -> SweepResult:
-    """Run (or resume) the sweep; register the best trial's model and return it. `general_root`: as in
+    """Run (or resume) the sweep; register the best trial's model and return it. `selection_items`: as in
     `train_run`, for every trial."""
     name = sweep_name(base, space, {k: ref.sha256 for k, ref in published.items()})
     folder = models_root / "sweeps" / name
@@ -123,7 +123,7 @@ def run_sweep(
             progress,
             prune_on_validation,
             register=False,
-            general_root=general_root,
+            selection_items=selection_items,
         )
         tracker.finish(run.mlflow_run_id)
         trial.set_user_attr("run", run.folder.name)
@@ -147,7 +147,7 @@ def run_sweep(
         logs_root,
         tracker,
         {**tags, PARENT_TAG: parent, "optuna_trial": str(best_trial.number)},
-        general_root=general_root,
+        selection_items=selection_items,
     )
     counts = {state.name.lower(): len(study.get_trials(states=(state,))) for state in TrialState}
     tracker.log_metrics(parent, {"best_validation_wer": best_trial.value})

@@ -27,7 +27,7 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, broadcast_object_list
 from transformers import get_scheduler
 
-from whisper_assets.asr.metrics import aggregate, score_utterance
+from whisper_assets.asr.metrics import HEARD_MAX_WER, aggregate, score_utterance
 from whisper_assets.asr.model import (
     FULL_WINDOW_SECONDS,
     configure_language,
@@ -37,7 +37,6 @@ from whisper_assets.asr.model import (
     resolve_precision,
 )
 from whisper_assets.asr.transcribe import transcribe
-from whisper_assets.evaluation.gate import BUILT_IN_MAX_BASE_WER
 from whisper_assets.parallel import default_workers, use_all_cores
 from whisper_assets.training.augment import Augmenter
 from whisper_assets.training.checkpoints import Checkpoints
@@ -376,7 +375,7 @@ def _validation_wer(
 
 
 # A general selection set the base hears worse than this says nothing about forgetting (the gate's rule too).
-MAX_SELECTION_BASE_WER = BUILT_IN_MAX_BASE_WER
+MAX_SELECTION_BASE_WER = HEARD_MAX_WER
 # General sentences run longer than a domain's validation items may: their decodes get their own budget.
 GENERAL_MAX_TOKENS = 96
 
