@@ -3,7 +3,6 @@ write-back of what was trained on to the sources that record it."""
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import dagster as dg
 
@@ -105,22 +104,25 @@ def train_and_describe(
         tags,
         log,
         on_record,
-        selection_items(settings, options, manifests["train"].path),
+        selection_items(settings, options),
     )
     return run_metadata(run, options, tracker.run_link(run.mlflow_run_id))
 
 
-def selection_items(settings: Settings, options: TrainingOptions, train_manifest: Path) -> list[dict]:
-    """The built-in general selection set of the training languages, on which an auto interpolation share is
-    held to where the model forgets little (none with a fixed share)."""
+def selection_items(settings: Settings, options: TrainingOptions) -> list[dict]:
+    """The built-in general selection set of the sources' languages (those of `general_speech_set`), on which an
+    auto interpolation share is held to where the model forgets little (none with a fixed share)."""
     from whisper_assets.evaluation.general_set import selection_rows
 
     if options.interpolation is not None:
         return []
-    languages = (
-        {options.language} if options.language else {r["language"] for r in read_manifest(train_manifest)}
-    )
+    languages = {options.language} if options.language else general_languages(settings)
     return selection_rows(languages, settings.layout.general_speech_root)
+
+
+def general_languages(settings: Settings) -> set[str]:
+    """The languages the built-in general sets are made for: every source's, and the default."""
+    return {source.language for source in settings.sources} | {settings.default_language}
 
 
 def train_remotely(
@@ -206,7 +208,7 @@ def general_speech_set(platform: PlatformSettings) -> dg.MaterializeResult:
     from whisper_assets.evaluation.general_set import general_language, general_sets
 
     settings = platform.settings
-    languages = {source.language for source in settings.sources} | {settings.default_language}
+    languages = general_languages(settings)
     sets = general_sets(languages, settings.layout.general_speech_root)
     return dg.MaterializeResult(
         metadata={
@@ -401,7 +403,7 @@ def whisper_sweep(
         tracker,
         {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_sweep"},
         context.log.info,
-        selection_items(settings, settings.training, manifests["train"].path),
+        selection_items(settings, settings.training),
     )
     best = sweep.best
     return dg.MaterializeResult(

@@ -312,18 +312,11 @@ def train(
     elif main and options.interpolation != 1.0:
         model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
         chosen = _logged_share(log_path) if finished_before else None  # re-published: as chosen then
-        general = options.model_copy(update={"generation_max_tokens": GENERAL_MAX_TOKENS})
-        share = _mix_with_base(
-            model,
-            options,
-            evaluate,
-            state,
-            journal,
-            chosen,
-            partial(_validation_wer, model, processor, general_items, general, language)
-            if general_items
-            else None,
-        )
+        evaluate_general = None
+        if general_items:
+            general = options.model_copy(update={"generation_max_tokens": GENERAL_MAX_TOKENS})
+            evaluate_general = partial(_validation_wer, model, processor, general_items, general, language)
+        share = _mix_with_base(model, options, evaluate, state, journal, chosen, evaluate_general)
     model_dir = run_dir / "model"
     if main:
         save_model(model, processor, model_dir)
