@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--full-window-steps", type=int, help="last steps at 30 s after a trimmed window")
     parser.add_argument("--interpolation", type=float, help="share of the fine-tuned weights (default: auto)")
     parser.add_argument("--packing", action="store_true")
+    parser.add_argument("--distillation", type=float, help="weight of the KL term to the frozen base")
     args = parser.parse_args()
     if not args.base.exists() or not args.data.exists():
         raise SystemExit(f"needs {args.base} and {args.data} (the shared folder beside the checkout)")
@@ -54,6 +55,7 @@ def main() -> None:
         "full_window_steps": args.full_window_steps,
         "interpolation": args.interpolation,
         "packing": args.packing or None,
+        "distillation": args.distillation,
     }
     training = {
         "base_model": str(args.base.resolve()),

@@ -21,6 +21,7 @@ from whisper_assets.asr.audio import PACK_GAP_SECONDS, SAMPLE_RATE, load_audio
 log = logging.getLogger(__name__)
 _FEATURE_CACHE_VERSION = 1
 TIMESTAMP_SECONDS = 0.02  # one timestamp token step
+IGNORED_LABEL = -100  # label padding, which the loss leaves out
 
 
 @dataclass(frozen=True)
@@ -289,10 +290,10 @@ class SpeechDataset(torch.utils.data.Dataset):
 
 
 def collate(batch: list[dict], decoder_start_token_id: int) -> dict:
-    """Stack features; pad labels with -100 (ignored by the loss); the model prepends the start token."""
+    """Stack features; pad labels with IGNORED_LABEL; the model prepends the start token."""
     features = torch.stack([b["input_features"] for b in batch])
     longest = max(len(b["labels"]) for b in batch)
-    labels = torch.full((len(batch), longest), -100, dtype=torch.long)
+    labels = torch.full((len(batch), longest), IGNORED_LABEL, dtype=torch.long)
     for row, item in enumerate(batch):
         labels[row, : len(item["labels"])] = item["labels"]
     if bool((labels[:, 0] == decoder_start_token_id).all()):

@@ -126,6 +126,14 @@ class TrainingOptions(BaseModel):
         "selection set (espeak-ng sentences that are not the gate's set); half the gate's default limit, so "
         "the gate's own set keeps a margin.",
     )
+    distillation: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Weight of a KL term to the frozen base model's token distributions on the same batch "
+        "(learning without forgetting); the cross-entropy keeps the rest. 0: off. Costs a copy of the base and "
+        "one forward pass of it per batch.",
+    )
     generation_max_tokens: int = Field(128, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     max_eval_items: int | None = Field(200, ge=1, description="Validation items used during training.")

@@ -49,6 +49,7 @@ from whisper_assets.training.data import (
     timestamp_begin,
     to_samples,
 )
+from whisper_assets.training.distillation import FrozenTeacher, kl_to_teacher
 from whisper_assets.training.interpolation import choose_share, interpolate, largest_share_within
 from whisper_assets.training.model import (
     apply_method,
@@ -147,6 +148,7 @@ def train(
     base_wer = _validation_wer(model.to(device), processor, eval_items, options, language) if fresh else None
     trimmed, full_window_steps = options.windows([i["duration"] for i in train_items])
     full_window = trim_encoder_window(model, processor.feature_extractor, trimmed)
+    teacher = FrozenTeacher(model, full_window).to(device) if options.distillation else None
     model = apply_method(model, options)
     # With a trimmed window, the last full_window_steps train at 30 s: the saved model is a general one again.
     finish_at = (
@@ -210,6 +212,8 @@ def train(
     if latest := checkpoints.latest():
         if finish_at is not None and Checkpoints.step_of(latest) >= finish_at:
             restore_encoder_window(model, processor.feature_extractor, full_window)
+            if teacher:
+                teacher.restore_window(processor.feature_extractor)
         state = {"base_wer": None, "recent_losses": []} | checkpoints.load(
             latest, model, optimizer, scheduler, scaler
         )
@@ -247,7 +251,12 @@ def train(
             audio_seconds += sum(dataset.samples[i].duration for i in epoch_batches[state["batch_in_epoch"]])
             state["batch_in_epoch"] += 1
             with accelerator.autocast():
-                loss = model(input_features=batch["input_features"], labels=batch["labels"]).loss
+                out = model(input_features=batch["input_features"], labels=batch["labels"])
+                loss = out.loss
+                if teacher:
+                    taught = teacher.logits(batch["input_features"], batch["labels"])
+                    kl = kl_to_teacher(out.logits, taught, batch["labels"])
+                    loss = (1 - options.distillation) * loss + options.distillation * kl
             accelerator.backward(loss / options.gradient_accumulation)
             micro += 1
             if micro % options.gradient_accumulation:
@@ -258,6 +267,7 @@ def train(
             scheduler.step()
             state["step"] += 1
             loss_value = accelerator.reduce(loss.detach(), "mean").item()
+            distilled = {"kl": round(accelerator.reduce(kl.detach(), "mean").item(), 5)} if teacher else {}
             journal.write(
                 stage="train",
                 step=state["step"],
@@ -265,6 +275,7 @@ def train(
                 loss=round(loss_value, 5),
                 lr=scheduler.get_last_lr()[0],
                 grad_norm=round(grad_norm, 5),
+                **distilled,
             )
             if main:
                 _after_step(state, options, evaluate, journal, loss_value)
@@ -274,6 +285,8 @@ def train(
             if switch:  # the full-window phase: a new model to choose among, fed afresh
                 unwrapped = accelerator.unwrap_model(model)
                 restore_encoder_window(unwrapped, processor.feature_extractor, full_window)
+                if teacher:
+                    teacher.restore_window(processor.feature_extractor)
                 # the loss at 30 s is on another scale: spikes are judged against 30 s steps only
                 state.update(
                     epoch=0,
