@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--interpolation", type=float, help="share of the fine-tuned weights (default: auto)")
     parser.add_argument("--packing", action="store_true")
     parser.add_argument("--distillation", type=float, help="weight of the KL term to the frozen base")
+    parser.add_argument("--seed", type=int)
     args = parser.parse_args()
     if not args.base.exists() or not args.data.exists():
         raise SystemExit(f"needs {args.base} and {args.data} (the shared folder beside the checkout)")
@@ -56,6 +57,7 @@ def main() -> None:
         "interpolation": args.interpolation,
         "packing": args.packing or None,
         "distillation": args.distillation,
+        "seed": args.seed,
     }
     training = {
         "base_model": str(args.base.resolve()),
