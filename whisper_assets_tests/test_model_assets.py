@@ -290,3 +290,28 @@ def test_retrain_schedule_skips_until_the_data_changes(project):
                 dg.AssetMaterialization("splits", metadata={"manifest_sha256": published | changed})
             )
             assert isinstance(tick(project, "retrain_on_new_data", instance), dg.RunRequest)
+
+
+class _Trained(Exception):
+    """Stops a training run once the test has seen what the trainer was handed."""
+
+
+def test_the_training_step_hands_the_selection_set_to_the_trainer(tmp_path, monkeypatch):
+    from whisper_assets.defs import training as training_defs
+    from whisper_assets.evaluation import general_set
+    from whisper_assets.training import runs
+
+    settings = load_settings(make_training_project(tmp_path))
+    selection = [{"id": "selection-general_en-00", "transcript": "a sentence", "language": "en"}]
+    monkeypatch.setattr(general_set, "selection_rows", lambda languages, root: selection)
+    handed = {}
+
+    def trainer(*args, general_items=(), **kwargs):
+        handed["general_items"] = general_items
+        raise _Trained
+
+    monkeypatch.setattr(runs, "train", trainer)
+    tracker = Tracker.from_settings(settings.mlflow, settings.layout.mlflow_root)
+    with pytest.raises(_Trained):
+        training_defs.train_and_describe(settings, settings.training, tracker, {}, print)
+    assert list(handed["general_items"]) == selection

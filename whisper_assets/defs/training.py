@@ -104,7 +104,7 @@ def train_and_describe(
         tags,
         log,
         on_record,
-        selection_items(settings, options),
+        selection_items=selection_items(settings, options),
     )
     return run_metadata(run, options, tracker.run_link(run.mlflow_run_id))
 
@@ -403,7 +403,7 @@ def whisper_sweep(
         tracker,
         {"dagster/run_id": context.run.run_id, "dagster/asset": "whisper_sweep"},
         context.log.info,
-        selection_items(settings, settings.training),
+        selection_items=selection_items(settings, settings.training),
     )
     best = sweep.best
     return dg.MaterializeResult(

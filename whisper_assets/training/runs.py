@@ -71,6 +71,7 @@ def train_run(
     tags: Mapping[str, str],
     progress: Callable[[str], None] = lambda _line: None,
     on_record: Callable[[dict], None] = lambda _record: None,
+    *,
     register: bool = True,
     selection_items: Sequence[dict] = (),
 ) -> TrainedRun:
@@ -101,8 +102,8 @@ def train_run(
             features_root,
             log_path,
             record_step,
-            replay_rows(manifests),
-            selection_items,
+            replay_items=replay_rows(manifests),
+            general_items=selection_items,
         )
     except Exception:
         tracker.finish(run_id, ok=False)

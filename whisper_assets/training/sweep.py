@@ -76,6 +76,7 @@ def run_sweep(
     tracker: Tracker,
     tags: Mapping[str, str],
     progress: Callable[[str], None] = lambda _line: None,
+    *,
     selection_items: Sequence[dict] = (),
 ) -> SweepResult:
     """Run (or resume) the sweep; register the best trial's model and return it. `selection_items`: as in
