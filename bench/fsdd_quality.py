@@ -4,13 +4,17 @@
 
 The data folder becomes an upload source (symlinked, never modified); the whole graph runs in Dagster on a
 temporary instance: inventory -> ... -> splits -> whisper_model -> eval_metrics. Prints the test WER of base and fine-tuned, every
-regression set's (the built-in general set when no regression source exists: forgetting) and the gate's decision. FSDD has two speakers, so the
-source splits by content (two speakers cannot fill three speaker-disjoint splits) and keeps clips from 0.2 s.
+regression set's (the built-in general set when no regression source exists: forgetting) and the gate's decision.
+FSDD has two speakers, so the source splits by content (two speakers cannot fill three speaker-disjoint splits;
+the test clips are other takes of the trained speakers) and keeps clips from 0.2 s. With `--train-speaker
+jackson`, one speaker's clips are the source and every other speaker's clips a second source pinned to test:
+the test WER per speaker then includes speakers the model never heard.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import time
@@ -39,13 +43,23 @@ def main() -> None:
     parser.add_argument("--packing", action="store_true")
     parser.add_argument("--distillation", type=float, help="weight of the KL term to the frozen base")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--train-speaker",
+        help="train on this FSDD speaker alone; the other speakers' clips are all test (unseen)",
+    )
     args = parser.parse_args()
     if not args.base.exists() or not args.data.exists():
         raise SystemExit(f"needs {args.base} and {args.data} (the shared folder beside the checkout)")
 
-    (OUT / "uploads").mkdir(parents=True, exist_ok=True)
-    link = OUT / "uploads" / "fsdd"
-    if not link.exists():
+    out = OUT.with_name(f"fsdd-{args.train_speaker}") if args.train_speaker else OUT
+    (out / "uploads").mkdir(parents=True, exist_ok=True)
+    source = {"name": "fsdd", "language": "en", "split_by": "content", "license": "CC-BY-SA-4.0"}
+    source["audio"] = {"min_seconds": 0.2}
+    sources = [source]
+    if args.train_speaker:
+        speakers = speaker_folders(args.data, out / "uploads", args.train_speaker)
+        sources.append({**source, "name": speakers, "split": "test", "split_by": "speaker"})
+    elif not (link := out / "uploads" / "fsdd").exists():
         os.symlink(args.data.resolve(), link)
     chosen = {
         "max_steps": args.steps,
@@ -67,26 +81,20 @@ def main() -> None:
     }
     settings = {
         "data_root": ".",
-        "sources": [
-            {
-                "name": "fsdd",
-                "language": "en",
-                "split_by": "content",
-                "license": "CC-BY-SA-4.0",
-                "audio": {"min_seconds": 0.2},
-            }
-        ],
+        "sources": sources,
         "training": training,
     }
-    config = OUT / "whisper_assets.yaml"
+    config = out / "whisper_assets.yaml"
     config.write_text(yaml.safe_dump(settings))
     defs = build_definitions(str(config))
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("dataset_sources", ["fsdd"])
-        defs.resolve_job_def("ingest_source").execute_in_process(
-            partition_key="fsdd", instance=instance, run_config=quiet
-        )
+        names = [s["name"] for s in sources]
+        instance.add_dynamic_partitions("dataset_sources", names)
+        for name in names:
+            defs.resolve_job_def("ingest_source").execute_in_process(
+                partition_key=name, instance=instance, run_config=quiet
+            )
         defs.resolve_job_def("publish_splits").execute_in_process(instance=instance, run_config=quiet)
         started = time.perf_counter()
         result = defs.resolve_job_def("train_and_evaluate").execute_in_process(
@@ -113,6 +121,8 @@ def main() -> None:
             f"{model:10s} test WER normalized {test['wer_normalized']:.3f}  orthographic "
             f"{test['wer_orthographic']:.3f}  CER {test['cer_normalized']:.3f}  ({test['utterances']} utterances)"
         )
+        for speaker, scores in sorted(report[model]["test"]["by_speaker"].items()):
+            print(f"    {speaker}: WER {scores['wer_normalized']:.3f} ({scores['utterances']} utterances)")
     for name in sorted(set(report["finetuned"]) - {"test", "validation"}):  # forgetting (regression sets)
         base, tuned = (report[m][name]["overall"] for m in ("base", "finetuned"))
         print(
@@ -121,6 +131,33 @@ def main() -> None:
         )
     gate = result.get_asset_check_evaluations()[0]
     print(f"champion gate: {'passed' if gate.passed else 'refused'}: {gate.description}")
+
+
+def speaker_folders(data: Path, uploads: Path, train_speaker: str) -> str:
+    """Two upload folders of links into `data`: `fsdd` with the training speaker's clips and one with everyone
+    else's (pinned to test); return the second one's source name."""
+    with open(data / "metadata.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    others = "fsdd_unseen"
+    for name, keep in (
+        ("fsdd", lambda r: r["speaker_id"] == train_speaker),
+        (others, lambda r: r["speaker_id"] != train_speaker),
+    ):
+        folder = uploads / name
+        chosen = [r for r in rows if keep(r)]
+        if not chosen:
+            raise SystemExit(
+                f"no clips for source {name} (speakers: {sorted({r['speaker_id'] for r in rows})})"
+            )
+        folder.mkdir(exist_ok=True)
+        for row in chosen:
+            if not (folder / row["file_name"]).exists():
+                os.symlink((data / row["file_name"]).resolve(), folder / row["file_name"])
+        with open(folder / "metadata.csv", "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(chosen)
+    return others
 
 
 if __name__ == "__main__":
