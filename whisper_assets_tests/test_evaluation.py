@@ -4,6 +4,7 @@ from whisper_assets.asr.metrics import (
     aggregate,
     breakdown,
     hallucination_flags,
+    paired_wer_interval,
     score_utterance,
     view_text,
 )
@@ -90,6 +91,29 @@ def test_forgetting_on_a_regression_set_blocks_the_champion():
     exactly_at_the_limit = Regression("regression/general", wer=0.18, base_wer=0.16)
     assert champion_gate(0.01, 0.5, None, None, [exactly_at_the_limit], 2.0).passed
     assert not champion_gate(0.01, 0.5, None, None, [exactly_at_the_limit], 1.0).passed
+
+
+def _scored(pairs: list[tuple[str, str]]) -> list[dict]:
+    return [score_utterance(reference, hypothesis, "en") for reference, hypothesis in pairs]
+
+
+def test_the_paired_interval_of_a_wer_change_says_how_sure_it_is():
+    references = [f"sentence number {k} has six words" for k in range(40)]
+    base = _scored([(r, r) for r in references])
+    assert paired_wer_interval(base, base) == (0.0, 0.0)
+    # one word wrong in one sentence of 40 (+0.4 points): the interval holds no change at all
+    one = _scored([(r, r.replace("six", "sax") if k == 0 else r) for k, r in enumerate(references)])
+    low, high = paired_wer_interval(base, one)
+    assert low == 0.0 < high
+    # one word wrong in every sentence (+16.7 points): every resample rises by exactly that
+    every = _scored([(r, r.replace("six", "sax")) for r in references])
+    assert paired_wer_interval(base, every) == pytest.approx((16.67, 16.67), abs=0.01)
+    # a third of the sentences lose a word: sure of a rise, unsure of how much
+    third = _scored([(r, r.replace("six", "sax") if k % 3 == 0 else r) for k, r in enumerate(references)])
+    low, high = paired_wer_interval(base, third)
+    assert 0 < low < 100 * aggregate(third)["wer_normalized"] < high
+    forgot = Regression("general_en", wer=0.246, base_wer=0.162, built_in=True, interval=(3.1, 13.9))
+    assert "(+8.4 points, 95% interval +3.1 to +13.9)" in forgot.describe()
 
 
 def test_the_built_in_general_set_blocks_a_forgetting_model_and_says_what_it_is():

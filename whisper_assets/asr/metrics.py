@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 import jiwer
+import numpy as np
 
 from whisper_assets.text.normalize import remove_punctuation
 from whisper_assets.text.transliterate import TWO_SCRIPT_LANGUAGES, cyrillic_to_latin
@@ -106,6 +107,30 @@ def aggregate(rows: Iterable[dict]) -> dict:
         out[f"wer_{view}"] = _rate(totals[f"{view}_word_errors"], totals[f"{view}_ref_words"])
         out[f"cer_{view}"] = _rate(totals[f"{view}_char_errors"], totals[f"{view}_ref_chars"])
     return out
+
+
+def paired_wer_interval(
+    base: Sequence[dict], tuned: Sequence[dict], level: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """The interval of the change in normalized corpus WER (points, `tuned` minus `base`) by a paired bootstrap
+    over utterances (Bisani & Ney, 2004): both models' rows score the same utterances, in the same order. On a
+    few hundred words, one utterance more or less wrong moves a WER by points; this says how many."""
+    base_errors, tuned_errors, words = (
+        np.array([row[key] for row in rows], dtype=float)
+        for rows, key in (
+            (base, "normalized_word_errors"),
+            (tuned, "normalized_word_errors"),
+            (base, "normalized_ref_words"),
+        )
+    )
+    if not len(words):
+        return 0.0, 0.0
+    drawn = np.random.default_rng(seed).integers(0, len(words), size=(resamples, len(words)))
+    change = (
+        100 * (tuned_errors[drawn].sum(1) - base_errors[drawn].sum(1)) / np.maximum(words[drawn].sum(1), 1)
+    )
+    low, high = np.quantile(change, [(1 - level) / 2, (1 + level) / 2])
+    return round(float(low), 2), round(float(high), 2)
 
 
 def breakdown(rows: Sequence[dict], field: str) -> dict[str, dict]:

@@ -33,6 +33,7 @@ class Regression:
     wer: float
     base_wer: float
     built_in: bool = False  # the espeak-ng general set (general_set.py), when no regression source exists
+    interval: tuple[float, float] | None = None  # the rise's 95% paired bootstrap interval, in points
 
     @property
     def gated(self) -> bool:
@@ -48,7 +49,10 @@ class Regression:
         return round(100 * (self.wer - self.base_wer), 6)
 
     def describe(self) -> str:
-        described = f"{self.name} WER {self.base_wer:.1%} -> {self.wer:.1%} ({self.points:+.1f} points)"
+        described = f"{self.name} WER {self.base_wer:.1%} -> {self.wer:.1%} ({self.points:+.1f} points"
+        if self.interval is not None:
+            described += f", 95% interval {self.interval[0]:+.1f} to {self.interval[1]:+.1f}"
+        described += ")"
         if self.built_in:
             described += (
                 " (built-in espeak-ng general set: a `role: regression` source of real speech is better)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from whisper_assets.asr.metrics import paired_wer_interval
 from whisper_assets.asr.run_folder import RunFolder, Scope
 from whisper_assets.curation.manifests import current_role_manifests, read_manifest
 from whisper_assets.evaluation.gate import EvaluationSettings, GateDecision, Regression, champion_gate
@@ -61,6 +62,11 @@ class RunEvaluation:
             for model, by_split in self.summaries.items()
             for split, summary in by_split.items()
         ]
+
+
+def _split_rows(rows: list[dict], split: str) -> list[dict]:
+    """One split's utterance rows in id order, so two models' rows pair up."""
+    return sorted((row for row in rows if row["split"] == split), key=lambda row: row["id"])
 
 
 def flatten(summaries: dict[str, dict[str, dict]]) -> dict[str, float]:
@@ -132,7 +138,11 @@ def evaluate_run(
         champion_wer = tracker.run_metrics(tracker.version_run(champion)).get("test_wer_normalized")
     regressions = [
         Regression(
-            name, metrics[f"{name}_wer_normalized"], metrics[f"{name}_wer_normalized_base"], name in built_in
+            name,
+            metrics[f"{name}_wer_normalized"],
+            metrics[f"{name}_wer_normalized_base"],
+            name in built_in,
+            paired_wer_interval(*(_split_rows(rows[model], name) for model in ("base", "finetuned"))),
         )
         for name in items
         if name not in EVALUATED_SPLITS
