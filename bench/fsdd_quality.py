@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--packing", action="store_true")
     parser.add_argument("--distillation", type=float, help="weight of the KL term to the frozen base")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file (bench/recipes.py)")
     parser.add_argument(
         "--train-speaker",
         help="train on this FSDD speaker alone; the other speakers' clips are all test (unseen)",
@@ -131,6 +132,27 @@ def main() -> None:
         )
     gate = result.get_asset_check_evaluations()[0]
     print(f"champion gate: {'passed' if gate.passed else 'refused'}: {gate.description}")
+    if args.json:
+        figures = {
+            "options": chosen,
+            "train_speaker": args.train_speaker,
+            "window_seconds": trained["window_seconds"].value,
+            "full_window_steps": trained["full_window_steps"].value,
+            "interpolation_share": trained["interpolation_share"].value,
+            "train_seconds": trained["train_seconds"].value,
+            "test": {m: report[m]["test"]["overall"]["wer_normalized"] for m in ("base", "finetuned")},
+            "test_by_speaker": {
+                m: {k: v["wer_normalized"] for k, v in report[m]["test"]["by_speaker"].items()}
+                for m in ("base", "finetuned")
+            },
+            "forgetting": {
+                name: {"base": report["base"][name]["overall"]["wer_normalized"], **rise}
+                | {"finetuned": report["finetuned"][name]["overall"]["wer_normalized"]}
+                for name, rise in report["forgetting"].items()
+            },
+            "gate_passed": gate.passed,
+        }
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 def speaker_folders(data: Path, uploads: Path, train_speaker: str) -> str:

@@ -1,130 +1,106 @@
-"""Benchmark: which fine-tuning recipe learns the domain fast and forgets least? One run, same data and machine.
+"""Benchmark: which fine-tuning recipe learns the domain and keeps general speech, through the product's own step.
 
-    .venv/bin/python bench/recipes.py --model ../shared/models/whisper-tiny.en --data ../shared/data/fsdd-dev \
-        [--recipes full_lr1e-5 lora_r8 ...] [--steps 60]
+    .venv/bin/python bench/recipes.py [--recipes default lora_r8_lr1e-3 ...] [--seeds 42 1 7] \
+        [--data-sets all jackson]
 
-Every recipe fine-tunes the model on one FSDD speaker (same clips, steps, batch and seed) and is measured on:
-- the domain: WER on the other speaker's clips (a speaker never trained on);
-- regression: WER on espeak-ng English sentences and a long espeak-ng paragraph (longer than a trimmed window,
-  transcribed in speech windows as the platform evaluates), next to the base model;
-- training wall time.
-Replay recipes mix a replay set into each batch: other espeak-ng sentences (other texts and voices than the
-regression set), labelled with the base model's own transcripts, as a user's unlabeled general audio would be.
+Every (recipe, data set, seed) is one `bench/fsdd_quality.py` process: the Dagster training step with the
+product's defaults for every option the recipe leaves out (auto window, interpolation with the selection set),
+then `eval_metrics` and the champion gate. One process per run, so step times do not drift. Data sets:
+- `all`: both FSDD-dev speakers, split by content; the test clips are other takes of the trained speakers;
+- a speaker's name: trained on that speaker alone; the test WER reported is the other speakers' (unseen voices).
+Forgetting is the built-in `general_en` set (espeak-ng; base 32.6% on tiny.en) with its paired bootstrap interval.
+Prints a row per run as it ends, then the table per recipe and data set over the seeds.
+
+Run folders are named by options and data, not by code: clear `bench/out/fsdd*/models` after a code change.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-from finetuned_alignment import SENTENCES, heard_and_unseen, speaker_parser, spoken, wer
-
-from whisper_assets.asr.model import load_base
-from whisper_assets.asr.transcribe import transcribe
-from whisper_assets.training.options import TrainingOptions
-from whisper_assets.training.trainer import train
-
-RECIPES: dict[str, dict] = {
-    "full_lr1e-4": {"learning_rate": 1e-4},  # the learning rate the project shipped with
-    "full_lr1e-5": {"learning_rate": 1e-5},
-    "full_lr1e-5_replay25": {"learning_rate": 1e-5, "replay_share": 0.25},
-    "full_lr1e-4_replay25": {"learning_rate": 1e-4, "replay_share": 0.25},
-    "freeze_encoder_lr1e-5": {"method": "freeze_encoder", "learning_rate": 1e-5},
-    "lora_r8_lr1e-3": {"method": "lora", "lora_rank": 8, "lora_alpha": 16, "learning_rate": 1e-3},
-    "lora_r8_lr1e-3_replay25": {
-        "method": "lora",
-        "lora_rank": 8,
-        "lora_alpha": 16,
-        "learning_rate": 1e-3,
-        "replay_share": 0.25,
-    },
-    "lora_r32_lr5e-4": {"method": "lora", "lora_rank": 32, "lora_alpha": 64, "learning_rate": 5e-4},
-    "packing_lr1e-5": {"learning_rate": 1e-5, "packing": True},
-    "window30_full_lr1e-5": {"learning_rate": 1e-5, "window_seconds": 30.0},
+RECIPES: dict[str, list[str]] = {
+    "default": [],
+    "lr1e-4": ["--learning-rate", "1e-4"],
+    "lora_r8_lr1e-3": ["--method", "lora", "--learning-rate", "1e-3"],
+    "acoustic_lr1e-5": ["--method", "acoustic", "--learning-rate", "1e-5"],
+    "distillation_0.5": ["--distillation", "0.5"],
+    "window_30s": ["--window", "30"],
 }
-REPLAY_SENTENCES = [
-    "The train to the city leaves every hour from platform two.",
-    "I forgot my umbrella at the office yesterday evening.",
-    "Could you send me the report before the meeting starts?",
-    "The garden looks beautiful after a week of spring rain.",
-    "We need to buy bread, eggs and a bottle of olive oil.",
-    "Her new job starts next month in a different town.",
-    "The museum is closed on Mondays and public holidays.",
-    "He fixed the old bicycle with a few simple tools.",
-    "Most birds fly south when the days become shorter.",
-    "Let me know if you need any help with the project.",
-    "The library has a quiet room for reading and study.",
-    "Our neighbours painted their house a bright yellow colour.",
-]
-REPLAY_VOICES = ("en-gb", "en-us+f3", "en-us+m7")
-PARAGRAPH = (
-    "Last summer we drove along the coast for two weeks. Every morning we stopped in a small village for "
-    "coffee, and every evening we looked for a quiet beach to watch the sun go down."
-)
 
 
-def base_labelled(model_path: str, items: list[dict]) -> list[dict]:
-    """The items with the base model's transcripts as labels (replay keeps what the model already does)."""
-    model, processor = load_base(model_path)
-    return [
-        i | {"transcript": t.strip()} for i, t in zip(items, transcribe(model, processor, items), strict=True)
-    ]
+def domain_wer(figures: dict) -> float:
+    """Test WER: the unseen speakers' mean when one speaker trained, else the whole test split's."""
+    speaker = figures["train_speaker"]
+    if speaker is None:
+        return figures["test"]["finetuned"]
+    unseen = [wer for name, wer in figures["test_by_speaker"]["finetuned"].items() if name != speaker]
+    return statistics.mean(unseen)
 
 
-def measure(model_path: str, unseen: list[dict], sentences: list[dict], paragraph: list[dict]) -> dict:
-    model, processor = load_base(model_path)
-    return {
-        "domain_wer_unseen_speaker": wer(model, processor, unseen, spell=True),
-        "regression_wer_espeak_sentences": wer(model, processor, sentences, spell=False),
-        "regression_wer_espeak_paragraph": wer(model, processor, paragraph, spell=False),
-    }
+def run(recipe: str, data_set: str, seed: int, base: Path, data: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        command = [
+            sys.executable,
+            str(Path(__file__).parent / "fsdd_quality.py"),
+            *("--base", str(base), "--data", str(data), "--seed", str(seed), "--json", str(out)),
+            *RECIPES[recipe],
+            *(["--train-speaker", data_set] if data_set != "all" else []),
+        ]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
 
 
 def main() -> None:
-    parser = speaker_parser()
-    parser.add_argument("--window", type=float, default=10.0, help="Encoder window unless a recipe sets one.")
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--base", type=Path, default=Path("../shared/models/whisper-tiny.en"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/fsdd-dev"))
+    parser.add_argument("--recipes", nargs="+", default=["default"], choices=sorted(RECIPES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 7])
+    parser.add_argument("--data-sets", nargs="+", default=["all", "jackson"])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        heard, unseen = heard_and_unseen(args, work / "audio")
-        sentences = spoken(SENTENCES, ("en-us",), work / "audio", "sentence")
-        paragraph = spoken([PARAGRAPH], ("en-us",), work / "audio", "paragraph")
-        replay = base_labelled(args.model, spoken(REPLAY_SENTENCES, REPLAY_VOICES, work / "audio", "replay"))
-        report: dict = {
-            "train": {"speaker": args.train_speaker, "items": len(heard) - 20, "steps": args.steps},
-            "replay_items": len(replay),
-            "paragraph_seconds": round(paragraph[0]["duration"], 1),
-            "base": measure(args.model, unseen, sentences, paragraph),
-        }
-        for name in args.recipes:
-            options = TrainingOptions(
-                **{
-                    "base_model": args.model,
-                    "max_steps": args.steps,
-                    "batch_size": 8,
-                    "eval_every": args.steps,
-                    "save_every": args.steps,
-                    "max_eval_items": 20,
-                    "seed": 0,
-                    "window_seconds": args.window,
-                    "replay_share": 0.0,  # replay only where a recipe says so
+    rows = []
+    for recipe in args.recipes:
+        for data_set in args.data_sets:
+            for seed in args.seeds:
+                figures = run(recipe, data_set, seed, args.base, args.data)
+                general = figures["forgetting"]["general_en"]
+                row = {
+                    "recipe": recipe,
+                    "data": data_set,
+                    "seed": seed,
+                    "domain_wer": domain_wer(figures),
+                    "general_points": general["points"],
+                    "general_interval": general["interval"],
+                    "share": figures["interpolation_share"],
+                    "train_seconds": figures["train_seconds"],
+                    "gate_passed": figures["gate_passed"],
                 }
-                | RECIPES[name]
-            )
-            run = work / name
-            began = time.perf_counter()
-            result = train(
-                options, heard[20:], heard[:20], run, run / "cache", work / f"{name}.jsonl", None, replay
-            )
-            report[name] = {
-                "train_seconds": round(time.perf_counter() - began, 1),
-                **measure(str(result.model_dir), unseen, sentences, paragraph),
-            }
-            print(json.dumps({name: report[name]}), flush=True)
-    print(json.dumps(report, indent=1))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print("\n| recipe | data | seeds | domain WER | general_en points (95% interval) | share | train s |")
+    print("|---|---|---|---|---|---|---|")
+    for recipe in args.recipes:
+        for data_set in args.data_sets:
+            runs = [r for r in rows if (r["recipe"], r["data"]) == (recipe, data_set)]
+            cells = [
+                " / ".join(show(r) for r in runs)
+                for show in (
+                    lambda r: f"{r['domain_wer']:.1%}",
+                    lambda r: "{:+.1f} ({:+.1f} to {:+.1f})".format(
+                        r["general_points"], *r["general_interval"]
+                    ),
+                    lambda r: f"{r['share']:g}",
+                    lambda r: f"{r['train_seconds']:.0f}",
+                )
+            ]
+            print(f"| {recipe} | {data_set} | {len(runs)} | {' | '.join(cells)} |")
 
 
 if __name__ == "__main__":

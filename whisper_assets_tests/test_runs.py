@@ -1,5 +1,7 @@
 """A training run's lifecycle and its evaluation as plain Python: no Dagster, an embedded MLflow store."""
 
+import json
+
 from whisper_assets.audio.espeak import espeak_available
 from whisper_assets.curation.manifests import (
     current_split_manifests,
@@ -84,6 +86,11 @@ def test_a_run_trains_once_registers_once_and_is_evaluated_against_its_base(tmp_
     if espeak_available():  # no regression source: the built-in general set stands in for one
         assert [(r.name, r.built_in, r.points) for r in evaluation.regressions] == [("general_sr", True, 0.0)]
         assert "built-in espeak-ng general set" in evaluation.decision.reason
+        # the same model twice: no rise, and none in any resample
+        assert json.loads(evaluation.report_path.read_text())["forgetting"]["general_sr"]["interval"] == [
+            0,
+            0,
+        ]
     assert evaluation.test_wer == evaluation.base_wer  # a learning rate of 1e-12 leaves the base as it was
     assert evaluation.decision.passed and tracker.champion() == first.model_version
     assert evaluation.report_path.exists()

@@ -122,20 +122,7 @@ def evaluate_run(
     }
     table = [row for model, model_rows in rows.items() for row in table_rows(model_rows, folder.name, model)]
     write_rows(table_path(tables_root, "eval_utterances", folder.name), table, UTTERANCE_SCHEMA)
-    report_path = manifests_root / f"eval_{folder.name}.json"
-    write_json_atomic(
-        report_path,
-        {"run": folder.name, "model_version": version, "scope": scope.fields(), **summaries},
-        indent=2,
-    )
-
     metrics = flatten(summaries)
-    tracker.log_metrics(run_id, metrics)
-    tracker.log_file(run_id, report_path)
-    champion = tracker.champion()
-    champion_wer = None
-    if champion and champion != version:
-        champion_wer = tracker.run_metrics(tracker.version_run(champion)).get("test_wer_normalized")
     regressions = [
         Regression(
             name,
@@ -147,6 +134,28 @@ def evaluate_run(
         for name in items
         if name not in EVALUATED_SPLITS
     ]
+    forgetting = {
+        r.name: {"points": r.points, "interval": r.interval, "built_in": r.built_in, "gated": r.gated}
+        for r in regressions
+    }
+    report_path = manifests_root / f"eval_{folder.name}.json"
+    write_json_atomic(
+        report_path,
+        {
+            "run": folder.name,
+            "model_version": version,
+            "scope": scope.fields(),
+            **summaries,
+            "forgetting": forgetting,
+        },
+        indent=2,
+    )
+    tracker.log_metrics(run_id, metrics)
+    tracker.log_file(run_id, report_path)
+    champion = tracker.champion()
+    champion_wer = None
+    if champion and champion != version:
+        champion_wer = tracker.run_metrics(tracker.version_run(champion)).get("test_wer_normalized")
     gate = champion_gate(
         metrics["test_wer_normalized"],
         metrics["test_wer_normalized_base"],
