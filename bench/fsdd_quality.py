@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def main() -> None:
 
 
 def speaker_folders(data: Path, uploads: Path, train_speaker: str) -> str:
-    """Two upload folders of links into `data`: `fsdd` with the training speaker's clips and one with everyone
+    """Two upload folders holding copies from `data`: `fsdd` with the training speaker's clips and one with everyone
     else's (pinned to test); return the second one's source name."""
     with open(data / "metadata.csv", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -173,8 +174,8 @@ def speaker_folders(data: Path, uploads: Path, train_speaker: str) -> str:
             )
         folder.mkdir(exist_ok=True)
         for row in chosen:
-            if not (folder / row["file_name"]).exists():
-                os.symlink((data / row["file_name"]).resolve(), folder / row["file_name"])
+            if not (folder / row["file_name"]).exists():  # copies: a source refuses links inside it
+                shutil.copy2(data / row["file_name"], folder / row["file_name"])
         with open(folder / "metadata.csv", "w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()

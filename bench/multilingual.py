@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=TrainingOptions().learning_rate)
     parser.add_argument(
-        "--window", type=float, default=10.0, help="Encoder window (every sentence is shorter)."
+        "--window", type=float, help="Encoder window in seconds (default: the product's auto window)"
     )
     args = parser.parse_args()
     if not Path(args.model).exists():
@@ -154,6 +154,10 @@ def main() -> None:
         began = time.perf_counter()
         result = train(options, trained, [], work / "run", work / "cache", work / "train.jsonl")
         report["train_seconds"] = round(time.perf_counter() - began, 1)
+        report["window_seconds"], report["full_window_steps"] = (
+            result.window_seconds,
+            result.full_window_steps,
+        )
         report["tuned"] = measure(str(result.model_dir), held_out, english)
     print(json.dumps(report, indent=1))
 
