@@ -22,6 +22,7 @@ VIEWS = ("orthographic", "normalized", "folded")
 # noise, not forgetting (the gate reports such a set without holding to it; training does not choose on it).
 HEARD_MAX_WER = 0.5
 _WHITESPACE = re.compile(r"\s+")
+_RESAMPLES_AT_ONCE = 100
 _DURATION_BUCKETS = ((2.0, "<2s"), (5.0, "2-5s"), (10.0, "5-10s"), (float("inf"), "10-30s"))
 
 
@@ -125,11 +126,11 @@ def paired_wer_interval(
     )
     if not len(words):
         return 0.0, 0.0
-    drawn = np.random.default_rng(seed).integers(0, len(words), size=(resamples, len(words)))
-    change = (
-        100 * (tuned_errors[drawn].sum(1) - base_errors[drawn].sum(1)) / np.maximum(words[drawn].sum(1), 1)
-    )
-    low, high = np.quantile(change, [(1 - level) / 2, (1 + level) / 2])
+    rng, difference, changes = np.random.default_rng(seed), tuned_errors - base_errors, []
+    for start in range(0, resamples, _RESAMPLES_AT_ONCE):  # memory: _RESAMPLES_AT_ONCE x utterances indices
+        drawn = rng.integers(0, len(words), size=(min(_RESAMPLES_AT_ONCE, resamples - start), len(words)))
+        changes.append(100 * difference[drawn].sum(1) / np.maximum(words[drawn].sum(1), 1))
+    low, high = np.quantile(np.concatenate(changes), [(1 - level) / 2, (1 + level) / 2])
     return round(float(low), 2), round(float(high), 2)
 
 
