@@ -38,6 +38,7 @@ from whisper_assets.keystrokes.options import KeystrokeOptions
 from whisper_assets.keystrokes.vocabulary import decode
 from whisper_assets.parallel import use_all_cores
 from whisper_assets.training.checkpoints import Checkpoints
+from whisper_assets.training.data import IGNORED_LABEL
 from whisper_assets.training.trainer import JsonLog
 
 log = logging.getLogger(__name__)
@@ -302,7 +303,7 @@ def score_rows(model, cache, tokenizer, rows, batch_size, max_new_tokens, device
             decoded = greedy_decode(
                 model, features, tokenizer.bos_token_id, tokenizer.eos_token_id, max_new_tokens
             )
-        known = labels != -100
+        known = labels != IGNORED_LABEL
         correct += int((logits.argmax(-1) == labels)[known].sum())
         counted += int(known.sum())
         decode_seconds += decoded.seconds
@@ -320,7 +321,7 @@ def score_rows(model, cache, tokenizer, rows, batch_size, max_new_tokens, device
 def _collate(examples, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     features = torch.from_numpy(np.stack([np.asarray(e.features) for e in examples])).to(device)
     longest = max(len(e.labels) for e in examples)
-    labels = torch.full((len(examples), longest), -100, dtype=torch.long)
+    labels = torch.full((len(examples), longest), IGNORED_LABEL, dtype=torch.long)
     for i, e in enumerate(examples):
         labels[i, : len(e.labels)] = torch.from_numpy(np.asarray(e.labels))
     return features, labels.to(device)

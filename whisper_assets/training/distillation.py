@@ -1,6 +1,6 @@
 """Distillation from the frozen base: a KL term that holds the fine-tuned model's token distributions near the
-base's on the same batch (learning without forgetting), so it learns the domain's words while it keeps the
-base's language model for everything else."""
+base's on the same batch (learning without forgetting). It also holds the model to the base's answers on the
+domain: on FSDD, where those are wrong, it cost the domain (README, "Which recipe")."""
 
 from __future__ import annotations
 
