@@ -33,12 +33,18 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_text_if_changed(path: Path, text: str) -> bool:
-    """Write atomically unless the file already holds exactly `text` (a re-run rewrites nothing); True if written."""
-    if path.exists() and path.read_text(encoding="utf-8") == text:
+def write_bytes_if_changed(path: Path, data: bytes) -> bool:
+    """Write atomically unless the file already holds exactly `data` (a re-run rewrites nothing, so the file keeps
+    the mtime that change checks compare); True if written."""
+    if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return False
-    write_text_atomic(path, text)
+    write_bytes_atomic(path, data)
     return True
+
+
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """`write_bytes_if_changed` for UTF-8 text."""
+    return write_bytes_if_changed(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path, payload: object, indent: int | None = None) -> None:

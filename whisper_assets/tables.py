@@ -42,7 +42,9 @@ def write_rows(path: Path, rows: Sequence[dict], schema: pa.Schema) -> None:
 
 
 def read_rows(path: Path) -> list[dict]:
-    return pq.read_table(path).to_pylist() if path.exists() else []
+    """A table file's rows ([] when there is none). `ParquetFile` reads the one file directly: `pq.read_table`
+    goes through pyarrow.dataset, whose first import (pandas with it) costs ~1 s in every step process."""
+    return pq.ParquetFile(path).read().to_pylist() if path.exists() else []
 
 
 def read_table_all(tables_root: Path, table: str) -> list[dict]:

@@ -188,7 +188,10 @@ def test_a_run_with_nothing_changed_skips_every_step_after_inventory(bad_inputs_
             "segments",
             "speakers",
         }
-        assert [c.check_name for c in again.get_asset_check_evaluations()] == ["unreadable_share"]
+        [check] = again.get_asset_check_evaluations()  # the same verdict, from the run it matched
+        [before] = first.get_asset_check_evaluations()
+        assert check.check_name == "unreadable_share" and check.metadata == before.metadata
+        assert check.metadata["unreadable"].value == 2  # corrupt.wav and zero.flac
         assert all(
             read_rows(table_path(settings.layout.tables_root, t, "mine")) == rows
             for t, rows in tables.items()
@@ -210,7 +213,9 @@ def test_a_run_with_nothing_changed_skips_every_step_after_inventory(bad_inputs_
         )  # the last one ran inventory only
         assert len(skipped(materialize_source(config, "mine", instance))) == 5
 
-        # what it sees: the settings, and the speaker overrides a person wrote
+        # what it sees: a rewritten transcript, the settings, and the speaker overrides a person wrote
+        (settings.layout.uploads_root / "mine" / "good1.txt").write_text("for a man", encoding="utf-8")
+        assert skipped(materialize_source(config, "mine", instance)) == set()
         settings.layout.speaker_overrides("mine").parent.mkdir(parents=True, exist_ok=True)
         settings.layout.speaker_overrides("mine").write_text("file,speaker\n", encoding="utf-8")
         assert skipped(materialize_source(config, "mine", instance)) == set()

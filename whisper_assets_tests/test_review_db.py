@@ -103,7 +103,15 @@ def test_review_db_source_flows_through_the_ingest_assets(db, make_settings, tmp
     settings = make_settings(
         sources=[{"name": "reviews", "kind": "review_db", "path": "review.db", "language": "sr"}]
     )
-    result = materialize_source(tmp_path / "whisper_assets.yaml", "reviews")
+    with dg.instance_for_test() as instance:
+        result = materialize_source(tmp_path / "whisper_assets.yaml", "reviews", instance)
+        # an unchanged database mirrors to unchanged files: the next run stops after the inventory
+        again = materialize_source(tmp_path / "whisper_assets.yaml", "reviews", instance)
+        assert again.success and again.get_asset_materialization_events() == []
+        with review_db.connect(db) as con:
+            con.execute(f"UPDATE {review_db.TABLE} SET transcript = 'treći' WHERE id = ?", (ids[1],))
+        edited = materialize_source(tmp_path / "whisper_assets.yaml", "reviews", instance)
+        assert "inventory" in {e.asset_key.path[-1] for e in edited.get_asset_materialization_events()}
     assert result.success
     inventory = {
         r["id"]: r for r in read_rows(table_path(settings.layout.tables_root, "inventory", "reviews"))

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +15,6 @@ import pyarrow as pa
 
 from whisper_assets.audio.decode import AudioDecodeError, probe
 from whisper_assets.audio.fingerprint import file_sha256
-from whisper_assets.layout import DataLayout
 from whisper_assets.parallel import parallel_map
 from whisper_assets.partition_keys import SourcePartition
 from whisper_assets.sources.base import SourceBase
@@ -69,12 +68,11 @@ def item_id(source: str, rel_path: str) -> str:
     return f"{source}-{hashlib.blake2s(rel_path.encode(), digest_size=6).hexdigest()}"
 
 
-def ingest_digest(rows: Sequence[dict], settings: str, overrides: bytes) -> str:
-    """What a partition's ingest starts from: its inventory rows, the settings (as JSON), the speaker overrides
-    a person wrote and the package's code. Two runs with the same digest produce the same outputs."""
-    payload = json.dumps(
-        {"rows": rows, "settings": settings, "code": _code_digest()}, sort_keys=True, default=str
-    )
+def ingest_digest(tree: str, settings: str, overrides: bytes) -> str:
+    """What a partition's ingest starts from: its folder's `tree_signature` (path, size and mtime of every file,
+    which the inventory's audio cache trusts too), the settings (as JSON), the speaker overrides a person wrote
+    and the package's code. Two runs with the same digest produce the same outputs."""
+    payload = json.dumps({"tree": tree, "settings": settings, "code": _code_digest()}, sort_keys=True)
     return hashlib.sha256(payload.encode() + b"\0" + overrides).hexdigest()
 
 
@@ -105,16 +103,10 @@ class InventoryResult:
     rows: list[dict]
     probed: int
     reused: int
-    mirrored: dict = field(default_factory=dict)  # what mirroring a non-folder source did
 
     @property
     def audio(self) -> list[dict]:
         return [r for r in self.rows if r["is_audio"]]
-
-    @property
-    def unreadable_share(self) -> float:
-        audio = self.audio
-        return sum(not r["readable"] for r in audio) / len(audio) if audio else 0.0
 
     @property
     def hours(self) -> float:
@@ -123,17 +115,14 @@ class InventoryResult:
 
 def take_inventory(
     source: SourceBase,
-    layout: DataLayout,
+    folder: Path,
     previous: list[dict],
     workers: int = 0,
     part: SourcePartition | None = None,
 ) -> InventoryResult:
-    """Mirror the source into its folder (non-folder kinds), then describe every file of that folder (of the
-    partition `part`, when the source is sharded)."""
-    folder = source.folder(layout)
-    mirrored = source.mirror(folder)
+    """Describe every file of the source's (mirrored) folder, of the partition `part` when it is sharded."""
     declared = {"source": source.name, "kind": source.kind, "license": source.license}
-    result = build_inventory(
+    return build_inventory(
         source.name,
         folder,
         source.language,
@@ -143,7 +132,6 @@ def take_inventory(
         source.link_roots(),
         part.holds if part else None,
     )
-    return InventoryResult(result.rows, result.probed, result.reused, mirrored)
 
 
 def build_inventory(

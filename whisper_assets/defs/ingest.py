@@ -29,7 +29,7 @@ from whisper_assets.segmentation.segments import (
     segment_jobs,
 )
 from whisper_assets.settings import Settings
-from whisper_assets.sources.folder import ignored_upload_folders
+from whisper_assets.sources.folder import ignored_upload_folders, tree_signature
 from whisper_assets.tables import (
     partition_keys_of,
     read_rows,
@@ -68,35 +68,31 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings):
     source, part = settings.partition(context.partition_key)
     _drop_other_layouts(settings.layout.tables_root, source.name, settings.partition_keys()[source.name])
     path = table_path(settings.layout.tables_root, "inventory", part.key)
-    result = take_inventory(source, settings.layout, read_rows(path), platform.workers, part)
+    folder = source.folder(settings.layout)
+    mirrored = source.mirror(folder)
     overrides = settings.layout.speaker_overrides(source.name)
     digest = ingest_digest(
-        result.rows, settings.model_dump_json(), overrides.read_bytes() if overrides.exists() else b""
-    )
-    unreadable = sum(not r["readable"] for r in result.audio)
-    check = dg.AssetCheckResult(
-        check_name=UNREADABLE_CHECK,
-        passed=result.unreadable_share <= settings.unreadable_warn_share,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "unreadable": unreadable,
-            "audio_files": len(result.audio),
-            "share": round(result.unreadable_share, 4),
-        },
-        description=f"at most {settings.unreadable_warn_share:.0%} of audio files may be unreadable",
+        tree_signature(folder, source.link_roots(), part.holds),
+        settings.model_dump_json(),
+        overrides.read_bytes() if overrides.exists() else b"",
     )
     # pseudo-labels from the champion change when a new champion is registered, which no digest here sees
     champion_labels = source.pseudo_labels != "off" and settings.segmentation.pseudo_label_model == "champion"
     rerun = RERUN_TAG in context.run.tags or champion_labels
-    done_by = None if rerun else _completed_by(context, digest, settings)
-    if done_by is not None:
+    earlier = None if rerun else _completed_by(context, digest, settings)
+    if earlier is not None:
+        run_id, metadata = earlier
         context.log.info(
-            f"{part.key}: {len(result.rows)} files, nothing changed since run {done_by}, which completed every "
-            f"step of this one: the steps after inventory are skipped (tag the run `{RERUN_TAG}` to run them)"
+            f"{part.key}: {metadata['dagster/row_count'].value} files, nothing changed since run {run_id}, which "
+            f"completed every step of this one: the steps after inventory are skipped (tag the run `{RERUN_TAG}` "
+            "to run them)"
         )
-        yield check
+        yield _unreadable_check(metadata["unreadable_files"].value, metadata["audio_files"].value, settings)
         return
+    result = take_inventory(source, folder, read_rows(path), platform.workers, part)
     write_rows(path, result.rows, INVENTORY_SCHEMA)
+    unreadable = sum(not r["readable"] for r in result.audio)
+    check = _unreadable_check(unreadable, len(result.audio), settings)
 
     rejected = [r for r in result.rows if r["rejection_reason"]]
     context.log.info(f"{part.key}: {len(result.rows)} files, {result.probed} read, {result.reused} reused")
@@ -104,12 +100,13 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings):
         metadata={
             "dagster/row_count": len(result.rows),
             "audio_files": len(result.audio),
+            "unreadable_files": unreadable,
             "total_hours": round(result.hours, 4),
             "rejected": len(rejected),
             "rejections": count_reasons(r["rejection_reason"] for r in rejected),
             "files_read": result.probed,
             "files_reused": result.reused,
-            **({"mirrored": result.mirrored} if result.mirrored else {}),
+            **({"mirrored": mirrored} if mirrored else {}),
             **(
                 {"ignored_upload_folders": ignored}
                 if (ignored := ignored_upload_folders(settings.layout))
@@ -133,15 +130,29 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings):
     )
 
 
-def _completed_by(context: dg.AssetExecutionContext, digest: str, settings: Settings) -> str | None:
-    """The run that last materialized this partition's inventory, when it had the same digest, succeeded, ran
-    every asset this run has, and its tables are still there (None otherwise)."""
+def _unreadable_check(unreadable: int, audio_files: int, settings: Settings) -> dg.AssetCheckResult:
+    share = unreadable / audio_files if audio_files else 0.0
+    return dg.AssetCheckResult(
+        check_name=UNREADABLE_CHECK,
+        passed=share <= settings.unreadable_warn_share,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"unreadable": unreadable, "audio_files": audio_files, "share": round(share, 4)},
+        description=f"at most {settings.unreadable_warn_share:.0%} of audio files may be unreadable",
+    )
+
+
+def _completed_by(
+    context: dg.AssetExecutionContext, digest: str, settings: Settings
+) -> tuple[str, dict[str, dg.MetadataValue]] | None:
+    """The run that last materialized this partition's inventory and that materialization's metadata, when it
+    had the same digest, succeeded, ran every asset this run has, and its tables are still there (else None)."""
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    entry = records[0].asset_materialization.metadata.get("ingest_digest")
+    metadata = records[0].asset_materialization.metadata
+    entry = metadata.get("ingest_digest")
     earlier = context.instance.get_run_by_id(records[0].run_id)
     if (
         entry is None
@@ -157,7 +168,7 @@ def _completed_by(context: dg.AssetExecutionContext, digest: str, settings: Sett
     )
     tables = settings.layout.tables_root
     kept = all(table_path(tables, t, context.partition_key).exists() for t in PER_PARTITION_TABLES)
-    return earlier.run_id if covered and kept else None
+    return (earlier.run_id, metadata) if covered and kept else None
 
 
 @dg.asset(

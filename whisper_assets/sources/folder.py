@@ -8,13 +8,15 @@ becomes an entry too, marked with why it cannot be used, so nothing dropped into
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from stat import S_ISDIR, S_ISLNK
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -119,23 +121,41 @@ def list_tree(root: Path, link_roots: Sequence[Path] = ()) -> list[TreeFile]:
     """
     inside = [Path(os.path.realpath(r)) for r in (root, *link_roots)]
     files = []
-    for path in walk_files(root):
-        rel = _rel(path, root)
+    for rel in walk_files(root):
+        path = os.path.join(root, rel)
         try:
-            stat = path.stat()
+            stat = os.lstat(path)
+            link = S_ISLNK(stat.st_mode)
+            if link:
+                stat = os.stat(path)
         except FileNotFoundError:
-            if path.is_symlink():
+            if os.path.islink(path):
                 files.append(TreeFile(rel, 0, 0, "broken symbolic link: not read"))
             continue  # else removed while we listed
         refused = None
-        if path.is_symlink():
+        if link:
             target = Path(os.path.realpath(path))
-            if path.is_dir():
+            if S_ISDIR(stat.st_mode):
                 refused = "linked folder: not followed (copy its files in, or make it a source of its own)"
             elif not any(target.is_relative_to(r) for r in inside):
                 refused = f"symbolic link to {target}, outside the source folder: not read"
         files.append(TreeFile(rel, stat.st_size, stat.st_mtime_ns, refused))
     return files
+
+
+def tree_signature(
+    root: Path, link_roots: Sequence[Path] = (), holds: Callable[[str], bool] | None = None
+) -> str:
+    """A digest of what `list_tree` sees (path, size, mtime, refusal): any file added, removed or rewritten
+    changes it. Bookkeeping files (`IGNORED_NAMES`) are left out, and with `holds` so are audio files that it
+    refuses (another shard's); every other file stays, since a manifest or sidecar may describe any item."""
+    digest = hashlib.sha256()
+    for f in list_tree(root, link_roots):
+        if PurePosixPath(f.rel_path).name in IGNORED_NAMES:
+            continue
+        if holds is None or holds(f.rel_path) or not is_audio_path(f.rel_path):
+            digest.update(f"{f.rel_path}\0{f.size}\0{f.mtime_ns}\0{f.refused or ''}\n".encode())
+    return digest.hexdigest()
 
 
 def scan_folder(root: Path, language: str, link_roots: Sequence[Path] = ()) -> list[FolderEntry]:
@@ -334,7 +354,3 @@ def _recorded_rejections(root: Path, file: TreeFile) -> list[FolderEntry]:
             entry.rel_path = f"{file.rel_path}#{record['item']}"
             entries.append(entry)
     return entries
-
-
-def _rel(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()

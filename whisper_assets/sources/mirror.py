@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from whisper_assets.files import write_json_atomic, write_jsonl_atomic
+from whisper_assets.files import jsonl_bytes, write_bytes_if_changed, write_json_atomic
 
 MANIFEST = "manifest.jsonl"  # {"id", "audio", "transcript", "language", "speaker", "provenance"} per item
 REJECTIONS = "_rejected.jsonl"  # {"item", "reason"} for everything that could not be mirrored
@@ -17,9 +17,10 @@ STATE = "_state.json"  # the kind's own bookkeeping (versions of what was mirror
 
 
 def write_mirror(folder: Path, items: Iterable[dict], rejections: Iterable[dict]) -> None:
-    """Replace the mirror's manifest and its recorded rejections."""
-    write_jsonl_atomic(folder / MANIFEST, items)
-    write_jsonl_atomic(folder / REJECTIONS, rejections)
+    """Replace the mirror's manifest and its recorded rejections, where they changed: an unchanged mirror keeps
+    its files' mtimes, so the inventory sees nothing new."""
+    write_bytes_if_changed(folder / MANIFEST, jsonl_bytes(items))
+    write_bytes_if_changed(folder / REJECTIONS, jsonl_bytes(rejections))
 
 
 def read_state(folder: Path) -> dict:

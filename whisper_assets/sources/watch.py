@@ -18,17 +18,21 @@ _MODULUS = 1 << 128
 _PAGE = 2000
 
 
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every file under root in a stable order, skipping hidden files and folders.
+def walk_files(root: Path) -> Iterator[str]:
+    """The relative POSIX path of every file under root, in a stable order, skipping hidden files and folders.
 
-    Linked folders are listed (so they can be reported) but never descended into.
+    Linked folders are listed (so they can be reported) but never descended into. Paths stay strings: this runs
+    on every file of a source at every sensor tick and inventory.
     """
-    for dirpath, dirnames, filenames in os.walk(root):
+    top = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(top):
         linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in linked)
+        folder = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        prefix = "" if folder == "." else folder + "/"
         for name in sorted([*filenames, *linked]):
             if not name.startswith("."):
-                yield Path(dirpath) / name
+                yield prefix + name
 
 
 @dataclass
@@ -49,7 +53,7 @@ def fingerprint_tree(root: Path, progress: ScanProgress, deadline: float) -> str
 
     `progress` is updated in place, so a caller that runs out of time stores it and passes it back later.
     """
-    names = sorted(path.relative_to(root).as_posix() for path in walk_files(root)) if root.is_dir() else []
+    names = sorted(walk_files(root)) if root.is_dir() else []
     start = bisect_right(names, progress.after) if progress.after else 0
     total = int(progress.total, 16)
     for page_start in range(start, len(names), _PAGE):
