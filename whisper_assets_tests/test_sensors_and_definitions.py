@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from typing import Literal
 
 import dagster as dg
@@ -164,3 +166,13 @@ def test_a_run_config_value_equal_to_the_class_default_still_overrides_the_setti
     assert seen["options"] == settings_file
     dg.materialize([probe], run_config={"ops": {"probe": {"config": {"method": "full"}}}})
     assert seen["options"] == _Knobs(max_steps=450, learning_rate=3e-3, method="full")
+
+
+def test_loading_the_definitions_leaves_torch_and_transformers_for_the_steps_that_need_them():
+    """Every launched run and every code-server start loads the definitions; torch and transformers took ~11 s
+    of that. They load when a step needs a model."""
+    code = (
+        "import sys, whisper_assets.definitions; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

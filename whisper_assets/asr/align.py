@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from transformers import WhisperProcessor
 
 from whisper_assets.asr.audio import SAMPLE_RATE
-from whisper_assets.asr.model import FRAME_SECONDS, is_multilingual, language_token, unwrap, window_seconds
+from whisper_assets.asr.model import is_multilingual, language_token, unwrap, window_seconds
+from whisper_assets.asr.window import FRAME_SECONDS
 from whisper_assets.asr.word_path import word_path
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.text.timings import Word

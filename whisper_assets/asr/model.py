@@ -10,7 +10,7 @@ import torch
 from huggingface_hub import constants
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-from whisper_assets.asr.window import FRAME_SECONDS, FULL_WINDOW_SECONDS
+from whisper_assets.asr.window import positions_seconds
 
 
 def resolve_device() -> torch.device:
@@ -85,11 +85,6 @@ def unwrap(model) -> WhisperForConditionalGeneration:
 def window_seconds(model) -> float:
     """The audio the model's encoder takes at once: 30 s, or less for a model trained with a trimmed window."""
     return positions_seconds(unwrap(model).config.max_source_positions)
-
-
-def positions_seconds(max_source_positions: int) -> float:
-    """The audio an encoder with this many positions covers (at most Whisper's 30 s)."""
-    return min(FULL_WINDOW_SECONDS, round(max_source_positions * FRAME_SECONDS, 2))
 
 
 def is_multilingual(model) -> bool:

@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from whisper_assets.asr.model import FULL_WINDOW_SECONDS, positions_seconds
+from whisper_assets.asr.window import FULL_WINDOW_SECONDS, positions_seconds
 from whisper_assets.curation.manifests import ManifestRef, manifest_digest
 
 

@@ -12,7 +12,8 @@ import torch
 from transformers import WhisperProcessor
 
 from whisper_assets.asr.audio import SAMPLE_RATE, load_audio
-from whisper_assets.asr.model import FULL_WINDOW_SECONDS, is_multilingual, unwrap, window_seconds
+from whisper_assets.asr.model import is_multilingual, unwrap, window_seconds
+from whisper_assets.asr.window import FULL_WINDOW_SECONDS
 from whisper_assets.audio.vad import SpeechRegions, detect_speech
 from whisper_assets.text.cuts import cut_points
 from whisper_assets.text.timings import Word

@@ -14,28 +14,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import soundfile as sf
-import torch
 
-from whisper_assets.asr.align import Aligner, Clip
 from whisper_assets.asr.metrics import agreement_cer
-from whisper_assets.asr.model import load_base, resolve_device, resolve_precision
-from whisper_assets.asr.transcribe import transcribe
 from whisper_assets.audio.process import TARGET_RATE, write_pcm16
 from whisper_assets.audio.vad import SpeechRegions
 from whisper_assets.curation.processing import STATUS_NEEDS_SEGMENTATION, STATUS_OK
 from whisper_assets.files import write_json_atomic
 from whisper_assets.parallel import use_all_cores
 from whisper_assets.segmentation.policy import SegmentationSettings
-from whisper_assets.segmentation.pseudo_labels import pseudo_label
 from whisper_assets.segmentation.timing_files import transcription, write_timing_files
 from whisper_assets.sources.base import SourceBase
 from whisper_assets.text.cuts import Span, cut_points, phrases
 from whisper_assets.text.normalize import NO_TRANSCRIPT, normalize_transcript
 from whisper_assets.text.timings import Cue, Word, cues_from_json, settle
+
+if TYPE_CHECKING:  # torch and transformers load with the model, not with the definitions
+    from whisper_assets.asr.align import Aligner
 
 SEGMENTS_SCHEMA = pa.schema(
     [
@@ -132,6 +131,11 @@ class LazyAligner:
 
     def get(self) -> Aligner | None:
         if self._aligner is None and self.error is None:
+            import torch
+
+            from whisper_assets.asr.align import Aligner
+            from whisper_assets.asr.model import load_base, resolve_device, resolve_precision
+
             try:
                 use_all_cores()
                 model, processor = load_base(self.model_id)
@@ -248,6 +252,8 @@ def _align_short_items(
     ]
     if not todo or (model := aligner.get()) is None:
         return set()
+    from whisper_assets.asr.align import Clip
+
     done = set()
     for language in sorted({job.language for job in todo}, key=str):
         same = [job for job in todo if job.language == language]
@@ -358,6 +364,8 @@ def _pseudo_label(job: SegmentJob, labeler: LazyAligner, cache_root: Path) -> tu
         model = labeler.get()
         if model is None:
             return None, labeler.error
+        from whisper_assets.segmentation.pseudo_labels import pseudo_label
+
         audio, _ = sf.read(job.audio, dtype="float32")
         write_json_atomic(path, {"text": pseudo_label(audio, job.speech, job.language, model)})
     text = json.loads(path.read_text())["text"]
@@ -543,6 +551,8 @@ def _check_transcription(
     """Record each row's CER against the alignment model's transcription of its audio (hypotheses cached by
     audio, model and language, so only new segments are transcribed), and drop the rows above the threshold:
     `max_cer`, or twice the median CER of the rows in the same language, whichever is higher."""
+    from whisper_assets.asr.transcribe import transcribe
+
     language = {job.id: job.language for job in jobs}
 
     def cache(row: dict) -> Path:  # a row's audio file is named by its content

@@ -8,7 +8,8 @@ import torch
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
 from whisper_assets.asr.audio import SAMPLE_RATE
-from whisper_assets.asr.model import FULL_WINDOW_SECONDS, unwrap
+from whisper_assets.asr.model import unwrap
+from whisper_assets.asr.window import FULL_WINDOW_SECONDS
 from whisper_assets.training.options import TrainingOptions
 
 FRAMES_PER_SECOND = 100  # log-mel hop of 10 ms
