@@ -29,7 +29,6 @@ from transformers import get_scheduler
 
 from whisper_assets.asr.metrics import HEARD_MAX_WER, aggregate, score_utterance
 from whisper_assets.asr.model import (
-    FULL_WINDOW_SECONDS,
     configure_language,
     is_multilingual,
     load_base,
@@ -37,6 +36,7 @@ from whisper_assets.asr.model import (
     resolve_precision,
 )
 from whisper_assets.asr.transcribe import transcribe
+from whisper_assets.asr.window import FULL_WINDOW_SECONDS
 from whisper_assets.parallel import default_workers, use_all_cores
 from whisper_assets.training.augment import Augmenter
 from whisper_assets.training.checkpoints import Checkpoints
