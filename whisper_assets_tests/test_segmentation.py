@@ -250,6 +250,7 @@ def test_a_ten_minute_item_is_processed_and_segmented_in_bounded_memory(tmp_path
 def test_a_model_that_cannot_be_loaded_fails_fast_and_is_remembered(tmp_path, monkeypatch):
     import time
 
+    from whisper_assets.asr import model
     from whisper_assets.segmentation import segments
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -262,7 +263,7 @@ def test_a_model_that_cannot_be_loaded_fails_fast_and_is_remembered(tmp_path, mo
     def must_not_load(model_id):
         raise AssertionError("a remembered failure is not tried again")
 
-    monkeypatch.setattr(segments, "load_base", must_not_load)
+    monkeypatch.setattr(model, "load_base", must_not_load)  # segments imports it when it loads a model
     again = segments.LazyAligner("no-such-owner/no-such-whisper", tmp_path / "failures")
     assert again.get() is None and "min ago" in again.error
     monkeypatch.setattr(segments, "RETRY_FAILED_LOAD_SECONDS", -1)
