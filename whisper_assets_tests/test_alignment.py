@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from whisper_assets.asr.align import Aligner, Clip, _kept
+from whisper_assets.asr.align import Aligner, Clip, _kept, _speech_weights
 from whisper_assets.asr.model import load_base
 from whisper_assets.asr.word_path import word_path
-from whisper_assets.audio.vad import detect_speech
+from whisper_assets.audio.vad import SpeechRegions, detect_speech
 from whisper_assets.demo.data import speech_like
 from whisper_assets.demo.long_form import assemble
 from whisper_assets.text.timings import Word
@@ -75,6 +75,19 @@ def test_a_word_the_speech_detector_missed_is_placed_where_attention_and_loudnes
     weights = _speech(100, [(10, 20), (70, 80)])
     weights[40:50] = 0.5  # loud, but no VAD region
     assert word_path(scores, weights) == [(10, 20), (40, 50), (70, 80)]
+
+
+def test_loudness_is_measured_against_the_nearest_pause_so_room_noise_is_not_speech():
+    rate, rng = 16_000, np.random.default_rng(0)
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate // 2) / rate)
+    silence, noise = np.zeros(rate), rng.normal(0, 0.01, rate)  # a pause of digital silence, one of room noise
+    window = np.concatenate([silence, tone, noise, tone, silence]).astype(np.float32)
+    # VAD runs 0.3 s past the first word into the noise, as Silero does
+    speech = SpeechRegions(((1.0, 1.8), (2.5, 3.0)), 4.0, 1.0)
+    weights = _speech_weights(window, speech, 200)
+    assert (weights[50:75] == 1.0).all() and (weights[125:150] == 1.0).all()  # both words: loud and heard
+    assert (weights[78:90] == 0.5).all()  # the noise VAD took for speech is not loud next to the noise
+    assert (weights[90:125] == 0.0).all() and (weights[:50] == 0.0).all()
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +160,21 @@ def test_word_timings_on_real_speech_are_within_the_contract():
     ends = np.array([abs(w.end - e) for w, (_, _, e) in zip(aligned, recording.words, strict=True)])
     assert starts.mean() < 0.2 and ends.mean() < 0.2  # the contract; measured ~0.06 / ~0.09 s
     assert np.median(starts) < 0.1 and np.median(ends) < 0.1
+
+
+@pytest.mark.skipif(not (FSDD.exists() and TINY_EN.exists()), reason="needs ../shared (FSDD and tiny.en)")
+def test_words_next_to_room_noise_end_where_their_speech_ends():
+    files = sorted(FSDD.glob("*.wav"))
+    picks = np.random.default_rng(1).choice(len(files), 40, replace=False)
+    clips = []
+    for k in picks:
+        samples, _ = sf.read(files[k], dtype="float32")
+        clips.append((samples, DIGITS[int(re.match(r"(\d)_", files[k].name).group(1))]))
+    recording = assemble(clips, seed=1, noise=0.01)  # every other pause is white noise
+    model, processor = load_base(str(TINY_EN))
+    speech = detect_speech(recording.audio)
+    aligned = Aligner(model, processor).align(recording.audio, recording.transcript.split(), "en", speech)
+    starts = np.array([abs(w.start - s) for w, (_, s, _) in zip(aligned, recording.words, strict=True)])
+    ends = np.array([abs(w.end - e) for w, (_, _, e) in zip(aligned, recording.words, strict=True)])
+    # measured 0.04 / 0.04 s; against the window's quietest tenth (noise taken for speech) the ends were 0.11 s off
+    assert starts.mean() < 0.1 and ends.mean() < 0.1

@@ -34,8 +34,8 @@ _DOUBT_TAIL_SECONDS = 5.0  # ... in a window's last seconds
 _FEED_SLACK = 1.5  # feed this many times the words a window's speech is expected to hold
 PACK_GAP_SECONDS = 1.0  # silence laid between packed clips
 _PACK_MARGIN_SECONDS = 1.0  # packed clips end this far before the window's end
-_QUIET_DB = -80.0  # the floor of a window of digital silence
-_LOUD_ABOVE_FLOOR_DB = 15.0  # a frame this far above the window's quietest tenth is loud
+_QUIET_DB = -80.0  # the floor of a pause of digital silence
+_LOUD_ABOVE_FLOOR_DB = 15.0  # a frame this far above its nearest pause's quietest tenth is loud
 
 
 @dataclass(frozen=True)
@@ -228,17 +228,43 @@ def _word_scores(weights: torch.Tensor, bounds: np.ndarray) -> np.ndarray:
 
 def _speech_weights(window: np.ndarray, speech: SpeechRegions, frames: int) -> np.ndarray:
     """How sure it is that each of a window's 20 ms frames is speech: the share of two detectors that say so,
-    Silero VAD and loudness above the window's floor. VAD misses a word now and then and takes noise next to
-    speech for speech; loudness takes any noise for speech; where they disagree, attention decides."""
+    Silero VAD and loudness above the noise floor of the nearest pause. VAD misses a word now and then and takes
+    noise next to speech for speech; loudness takes any noise above the floor for speech; where they disagree,
+    attention decides."""
     hop = int(FRAME_SECONDS * SAMPLE_RATE)
     padded = np.pad(window[: frames * hop], (0, max(0, frames * hop - len(window))))
     power = np.mean(padded.reshape(frames, hop).astype(np.float64) ** 2, axis=1)
     level = 10 * np.log10(power + 1e-12)
-    loud = level > max(float(np.percentile(level, 10)), _QUIET_DB) + _LOUD_ABOVE_FLOOR_DB
     heard = np.zeros(frames, dtype=bool)
     for start, end in speech.regions:
         heard[round(start / FRAME_SECONDS) : round(end / FRAME_SECONDS)] = True
+    loud = level > np.maximum(_pause_floor(level, heard), _QUIET_DB) + _LOUD_ABOVE_FLOOR_DB
     return (heard.astype(np.float64) + loud) / 2
+
+
+def _pause_floor(level: np.ndarray, heard: np.ndarray) -> np.ndarray:
+    """Each frame's noise floor: the quietest tenth of the nearest pause (a run of frames VAD calls silence),
+    so a word next to room noise is measured against that noise and one next to digital silence against
+    silence; the window's quietest tenth where VAD hears no pause."""
+    pauses = _runs(~heard)
+    if not pauses:
+        return np.full(len(level), float(np.percentile(level, 10)))
+    floors = np.array([np.percentile(level[a:b], 10) for a, b in pauses])
+    starts = np.array([a for a, _ in pauses])
+    ends = np.array([b for _, b in pauses])
+    frame = np.arange(len(level))
+    started = np.searchsorted(starts, frame, side="right")  # pauses that start at or before each frame
+    before = np.clip(started - 1, 0, len(pauses) - 1)
+    following = np.clip(started, 0, len(pauses) - 1)
+    to_before = np.where(started > 0, np.maximum(frame - (ends[before] - 1), 0), np.inf)
+    to_following = np.where(started < len(pauses), starts[following] - frame, np.inf)
+    return np.where(to_before <= to_following, floors[before], floors[following])
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in `mask`."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def _loud_part(start: int, end: int, weights: np.ndarray) -> tuple[int, int]:
