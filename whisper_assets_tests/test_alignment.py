@@ -80,7 +80,10 @@ def test_a_word_the_speech_detector_missed_is_placed_where_attention_and_loudnes
 def test_loudness_is_measured_against_the_nearest_pause_so_room_noise_is_not_speech():
     rate, rng = 16_000, np.random.default_rng(0)
     tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate // 2) / rate)
-    silence, noise = np.zeros(rate), rng.normal(0, 0.01, rate)  # a pause of digital silence, one of room noise
+    silence, noise = (
+        np.zeros(rate),
+        rng.normal(0, 0.01, rate),
+    )  # a pause of digital silence, one of room noise
     window = np.concatenate([silence, tone, noise, tone, silence]).astype(np.float32)
     # VAD runs 0.3 s past the first word into the noise, as Silero does
     speech = SpeechRegions(((1.0, 1.8), (2.5, 3.0)), 4.0, 1.0)
