@@ -147,37 +147,33 @@ def test_a_model_trained_on_a_shorter_window_aligns_in_windows_it_can_see(tmp_pa
     assert aligned[-1].start > len(recording.audio) / 16_000 / 2
 
 
-@pytest.mark.skipif(not (FSDD.exists() and TINY_EN.exists()), reason="needs ../shared (FSDD and tiny.en)")
-def test_word_timings_on_real_speech_are_within_the_contract():
+def _offsets_on_fsdd(takes: int, seed: int, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets (s) of tiny.en's alignment of a recording of random FSDD takes, against each take's
+    energy bounds; with `noise`, every other pause is white noise of that standard deviation."""
     files = sorted(FSDD.glob("*.wav"))
-    picks = np.random.default_rng(0).choice(len(files), 80, replace=False)
     clips = []
-    for k in picks:
+    for k in np.random.default_rng(seed).choice(len(files), takes, replace=False):
         samples, _ = sf.read(files[k], dtype="float32")
         clips.append((samples, DIGITS[int(re.match(r"(\d)_", files[k].name).group(1))]))
-    recording = assemble(clips, seed=0)
+    recording = assemble(clips, seed=seed, noise=noise)
     model, processor = load_base(str(TINY_EN))
     speech = detect_speech(recording.audio)
     aligned = Aligner(model, processor).align(recording.audio, recording.transcript.split(), "en", speech)
-    starts = np.array([abs(w.start - s) for w, (_, s, _) in zip(aligned, recording.words, strict=True)])
-    ends = np.array([abs(w.end - e) for w, (_, _, e) in zip(aligned, recording.words, strict=True)])
+    truth = recording.words
+    starts = np.array([abs(w.start - s) for w, (_, s, _) in zip(aligned, truth, strict=True)])
+    ends = np.array([abs(w.end - e) for w, (_, _, e) in zip(aligned, truth, strict=True)])
+    return starts, ends
+
+
+@pytest.mark.skipif(not (FSDD.exists() and TINY_EN.exists()), reason="needs ../shared (FSDD and tiny.en)")
+def test_word_timings_on_real_speech_are_within_the_contract():
+    starts, ends = _offsets_on_fsdd(80, seed=0)
     assert starts.mean() < 0.2 and ends.mean() < 0.2  # the contract; measured ~0.06 / ~0.09 s
     assert np.median(starts) < 0.1 and np.median(ends) < 0.1
 
 
 @pytest.mark.skipif(not (FSDD.exists() and TINY_EN.exists()), reason="needs ../shared (FSDD and tiny.en)")
 def test_words_next_to_room_noise_end_where_their_speech_ends():
-    files = sorted(FSDD.glob("*.wav"))
-    picks = np.random.default_rng(1).choice(len(files), 40, replace=False)
-    clips = []
-    for k in picks:
-        samples, _ = sf.read(files[k], dtype="float32")
-        clips.append((samples, DIGITS[int(re.match(r"(\d)_", files[k].name).group(1))]))
-    recording = assemble(clips, seed=1, noise=0.01)  # every other pause is white noise
-    model, processor = load_base(str(TINY_EN))
-    speech = detect_speech(recording.audio)
-    aligned = Aligner(model, processor).align(recording.audio, recording.transcript.split(), "en", speech)
-    starts = np.array([abs(w.start - s) for w, (_, s, _) in zip(aligned, recording.words, strict=True)])
-    ends = np.array([abs(w.end - e) for w, (_, _, e) in zip(aligned, recording.words, strict=True)])
+    starts, ends = _offsets_on_fsdd(40, seed=1, noise=0.01)  # every other pause is white noise
     # measured 0.04 / 0.04 s; against the window's quietest tenth (noise taken for speech) the ends were 0.11 s off
     assert starts.mean() < 0.1 and ends.mean() < 0.1
