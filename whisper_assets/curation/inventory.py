@@ -18,7 +18,7 @@ from whisper_assets.audio.fingerprint import file_sha256
 from whisper_assets.parallel import parallel_map
 from whisper_assets.partition_keys import SourcePartition
 from whisper_assets.sources.base import SourceBase
-from whisper_assets.sources.folder import FolderEntry, scan_folder
+from whisper_assets.sources.folder import FolderEntry, TreeFile, scan_folder
 
 INVENTORY_SCHEMA = pa.schema(
     [
@@ -119,8 +119,10 @@ def take_inventory(
     previous: list[dict],
     workers: int = 0,
     part: SourcePartition | None = None,
+    listed: Sequence[TreeFile] | None = None,
 ) -> InventoryResult:
-    """Describe every file of the source's (mirrored) folder, of the partition `part` when it is sharded."""
+    """Describe every file of the source's (mirrored) folder, of the partition `part` when it is sharded
+    (`listed`: the folder's `list_tree`, when the caller has it already)."""
     declared = {"source": source.name, "kind": source.kind, "license": source.license}
     return build_inventory(
         source.name,
@@ -131,6 +133,7 @@ def take_inventory(
         {**declared, "provenance": source.provenance},
         source.link_roots(),
         part.holds if part else None,
+        listed,
     )
 
 
@@ -143,10 +146,11 @@ def build_inventory(
     provenance: dict | None = None,
     link_roots: Sequence[Path] = (),
     holds: Callable[[str], bool] | None = None,
+    listed: Sequence[TreeFile] | None = None,
 ) -> InventoryResult:
     """Scan `folder` and describe every file (`holds`: only those whose path it accepts); audio unchanged since
     `previous` is not read again."""
-    entries = scan_folder(folder, language, link_roots)
+    entries = scan_folder(folder, language, link_roots, listed)
     cache = {(r["rel_path"], r["bytes"], r["mtime_ns"]): r for r in previous if r.get("is_audio")}
     to_probe = [
         e

@@ -29,7 +29,7 @@ from whisper_assets.segmentation.segments import (
     segment_jobs,
 )
 from whisper_assets.settings import Settings
-from whisper_assets.sources.folder import ignored_upload_folders, tree_signature
+from whisper_assets.sources.folder import ignored_upload_folders, list_tree, tree_signature
 from whisper_assets.tables import (
     partition_keys_of,
     read_rows,
@@ -70,9 +70,10 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings):
     path = table_path(settings.layout.tables_root, "inventory", part.key)
     folder = source.folder(settings.layout)
     mirrored = source.mirror(folder)
+    listed = list_tree(folder, source.link_roots())  # once: for the digest and, when it changed, the scan
     overrides = settings.layout.speaker_overrides(source.name)
     digest = ingest_digest(
-        tree_signature(folder, source.link_roots(), part.holds),
+        tree_signature(listed, part.holds),
         settings.model_dump_json(),
         overrides.read_bytes() if overrides.exists() else b"",
     )
@@ -89,7 +90,7 @@ def inventory(context: dg.AssetExecutionContext, platform: PlatformSettings):
         )
         yield _unreadable_check(metadata["unreadable_files"].value, metadata["audio_files"].value, settings)
         return
-    result = take_inventory(source, folder, read_rows(path), platform.workers, part)
+    result = take_inventory(source, folder, read_rows(path), platform.workers, part, listed)
     write_rows(path, result.rows, INVENTORY_SCHEMA)
     unreadable = sum(not r["readable"] for r in result.audio)
     check = _unreadable_check(unreadable, len(result.audio), settings)

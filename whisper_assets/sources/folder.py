@@ -143,14 +143,12 @@ def list_tree(root: Path, link_roots: Sequence[Path] = ()) -> list[TreeFile]:
     return files
 
 
-def tree_signature(
-    root: Path, link_roots: Sequence[Path] = (), holds: Callable[[str], bool] | None = None
-) -> str:
-    """A digest of what `list_tree` sees (path, size, mtime, refusal): any file added, removed or rewritten
-    changes it. Bookkeeping files (`IGNORED_NAMES`) are left out, and with `holds` so are audio files that it
-    refuses (another shard's); every other file stays, since a manifest or sidecar may describe any item."""
+def tree_signature(listed: Sequence[TreeFile], holds: Callable[[str], bool] | None = None) -> str:
+    """A digest of a folder's listing (`list_tree`: path, size, mtime, refusal): any file added, removed or
+    rewritten changes it. Bookkeeping files (`IGNORED_NAMES`) are left out, and with `holds` so are audio files
+    that it refuses (another shard's); every other file stays, since a manifest or sidecar may describe any item."""
     digest = hashlib.sha256()
-    for f in list_tree(root, link_roots):
+    for f in listed:
         if PurePosixPath(f.rel_path).name in IGNORED_NAMES:
             continue
         if holds is None or holds(f.rel_path) or not is_audio_path(f.rel_path):
@@ -158,11 +156,14 @@ def tree_signature(
     return digest.hexdigest()
 
 
-def scan_folder(root: Path, language: str, link_roots: Sequence[Path] = ()) -> list[FolderEntry]:
-    """All entries of a source folder; audio entries carry their transcript when one was found."""
+def scan_folder(
+    root: Path, language: str, link_roots: Sequence[Path] = (), listed: Sequence[TreeFile] | None = None
+) -> list[FolderEntry]:
+    """All entries of a source folder (`listed`: its `list_tree`, when the caller has it already); audio entries
+    carry their transcript when one was found."""
     if not root.is_dir():
         raise FileNotFoundError(f"source folder {root} does not exist")
-    listed = list_tree(root, link_roots)
+    listed = list_tree(root, link_roots) if listed is None else listed
     refused = {f.rel_path: f.refused for f in listed if f.refused}
     others = [_entry(f, is_audio=False, problem=f.refused) for f in listed if f.refused]
     tree = {f.rel_path: f for f in listed if not f.refused}
